@@ -1,0 +1,39 @@
+"""fastconv: fast convolution for Python arrays.
+
+Architecture::
+
+    fastconv.conv1d / conv2d / conv3d          public API (fastconv._api)
+            |  validate + plan once            fastconv._validation.plan_conv
+            v                                  -> ConvProblem (shapes, padding, dtype)
+    backend registry by array namespace        fastconv._backends (array-api-compat)
+            |
+            +-- NumPy  -> CPUBackend           fastconv._cpu: layout, padding modes,
+            |                                  algorithm rule, thread budget
+            |               |
+            |               v
+            |         compiled leaf kernels    fastconv._kernels: _direct (SIMD rows),
+            |                                  _im2col (tiled im2col + BLAS GEMM),
+            |                                  fc_kernels.c (target_clones C)
+            +-- (CuPy, Dask: later backends register here without front-end changes)
+
+    thread budget (OpenMP + BLAS together)     fastconv._threads
+
+The front end validates and plans, backends compute, kernels are leaf code.
+"""
+from ._api import ALGORITHMS, conv1d, conv2d, conv3d
+from ._info import build_info
+from ._threads import get_num_threads, set_num_threads, threads
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALGORITHMS",
+    "build_info",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "get_num_threads",
+    "set_num_threads",
+    "threads",
+    "__version__",
+]

@@ -1,0 +1,91 @@
+"""Backend registry: the array namespace of the inputs picks the backend.
+
+A backend computes validated problems; it never validates user arguments.
+It is registered with a predicate on the array namespace returned by
+``array_api_compat.array_namespace`` and the dotted path of its class, which
+is imported on first use only (so registering a CuPy or Dask backend imports
+neither CuPy nor Dask).  Adding a backend touches no front-end code.
+
+A backend class provides:
+
+``name``
+    Short name, e.g. ``"numpy"``.
+``algorithms``
+    The algorithm names it implements (``"auto"`` excluded).
+``is_array(a) -> bool``
+    Whether `a` is an array it can write into (for ``out=``).
+``unsupported_reason(problem, algorithm) -> str | None``
+    Why `algorithm` cannot serve `problem`, or None if it can.
+``choose_algorithm(problem) -> str``
+    The algorithm ``"auto"`` runs.
+``conv(x, weight, bias, problem, algorithm, out, nthreads) -> array``
+    The convolution itself.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+
+import array_api_compat
+import numpy as np
+
+__all__ = ["register_backend", "backend_for", "as_arrays"]
+
+_registry: list = []  # (name, predicate, "module:Class")
+_instances: dict = {}
+_lock = threading.Lock()
+
+
+def register_backend(name: str, is_namespace, loader: str) -> None:
+    """Register a backend class for the namespaces `is_namespace` accepts.
+
+    Parameters
+    ----------
+    name : str
+        Backend name, used in error messages and ``fastconv info``.
+    is_namespace : callable
+        ``is_namespace(xp) -> bool`` on an array-api-compat namespace.
+    loader : str
+        ``"package.module:ClassName"``, imported lazily on first use.
+    """
+    _registry.append((name, is_namespace, loader))
+
+
+def as_arrays(*objs):
+    """Arrays stay as they are; other array-likes (lists, scalars) become NumPy."""
+    return tuple(
+        o if o is None or array_api_compat.is_array_api_obj(o) else np.asarray(o) for o in objs
+    )
+
+
+def backend_for(*arrays):
+    """The backend instance serving these arrays (None entries ignored).
+
+    Raises
+    ------
+    TypeError
+        If the arrays come from different namespaces, or no backend serves
+        their namespace.
+    """
+    present = [a for a in arrays if a is not None]
+    try:
+        xp = array_api_compat.array_namespace(*present)
+    except TypeError as exc:
+        kinds = sorted({f"{type(a).__module__}.{type(a).__name__}" for a in present})
+        raise TypeError(
+            f"arrays from different namespaces cannot be mixed in one call: {', '.join(kinds)}"
+        ) from exc
+    for name, is_namespace, loader in _registry:
+        if is_namespace(xp):
+            inst = _instances.get(name)
+            if inst is None:
+                with _lock:
+                    inst = _instances.get(name)
+                    if inst is None:
+                        module, cls = loader.split(":")
+                        inst = _instances[name] = getattr(importlib.import_module(module), cls)()
+            return inst
+    raise TypeError(f"no fastconv backend for arrays of namespace {xp.__name__}")
+
+
+register_backend("numpy", array_api_compat.is_numpy_namespace, "fastconv._cpu:CPUBackend")

@@ -1,0 +1,146 @@
+"""CPU backend: NumPy arrays, compiled OpenMP kernels, BLAS through SciPy.
+
+The backend lays validated problems out for the kernels: every problem is
+lifted to three spatial dimensions (size-1 leading dimensions for conv1d and
+conv2d), made C-contiguous in the result dtype, and padded explicitly only
+for the non-zero padding modes (zero padding is done inside the kernels, so
+large images cost no padded copy).  It then runs one kernel of
+``fastconv._kernels`` under the thread budget of the call.
+
+Algorithm rule for ``"auto"`` (issue 2; a measured cost model replaces it
+when Winograd and FFT arrive):
+
+* ``"direct"`` when each output channel reads one input channel
+  (C_in/groups == 1: one-channel images, depthwise layers) or each group
+  has a single output channel (C_out/groups == 1): GEMM would be a
+  matrix-vector product there, while the direct kernel keeps a row of
+  outputs in vector registers;
+* ``"im2col"`` otherwise: the GEMM runs near the machine's BLAS peak.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _threads
+from ._kernels import _direct, _im2col
+
+#: Per-thread im2col workspace budget in bytes (one tile of K x tile values).
+TILE_BYTES = 1 << 20
+#: Smallest tile (output pixels) worth a GEMM call, budget permitting.
+MIN_TILE = 128
+_INT_MAX = 2**31 - 1
+_NP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _lift3(values, nd, fill):
+    return (fill,) * (3 - nd) + tuple(values)
+
+
+def im2col_tile(problem, nthreads):
+    """Tile width (output pixels) and schedule for the im2col path.
+
+    Returns ``(tile, parallel_tiles)``: tiles of at most TILE_BYTES of
+    workspace (but not narrower than MIN_TILE pixels), balanced in width;
+    OpenMP runs the tiles in parallel when there are at least as many
+    (image, group, tile) tasks as threads, otherwise BLAS threads each GEMM.
+    """
+    k = problem.in_channels_per_group * math.prod(problem.kernel_size)
+    p = math.prod(problem.out_size)
+    tile = max(MIN_TILE, TILE_BYTES // max(1, k * problem.dtype.itemsize))
+    tile = min(tile, p)
+    ntiles = -(-p // tile)
+    tasks = problem.batch * problem.groups * ntiles
+    if 1 < tasks < 2 * nthreads and tasks % nthreads:
+        # Too few tasks to share out evenly: cut the tiles finer.
+        ntiles = -(-2 * nthreads // (problem.batch * problem.groups))
+        tasks = problem.batch * problem.groups * ntiles
+    tile = -(-p // ntiles)
+    return tile, (nthreads > 1 and tasks >= nthreads)
+
+
+class CPUBackend:
+    """Backend for NumPy arrays (see the module docstring)."""
+
+    name = "numpy"
+    algorithms = ("direct", "im2col")
+
+    @staticmethod
+    def is_array(a) -> bool:
+        return isinstance(a, np.ndarray)
+
+    def unsupported_reason(self, problem, algorithm):
+        if algorithm == "im2col":
+            k = problem.in_channels_per_group * math.prod(problem.kernel_size)
+            p = math.prod(problem.out_size)
+            if max(k, p, problem.out_channels) > _INT_MAX:
+                return (
+                    f"im2col calls 32-bit BLAS, which cannot multiply matrices with "
+                    f"{max(k, p, problem.out_channels)} rows or columns"
+                )
+        return None
+
+    def choose_algorithm(self, problem) -> str:
+        if problem.in_channels_per_group == 1 or problem.out_channels_per_group == 1:
+            return "direct"
+        if self.unsupported_reason(problem, "im2col") is not None:
+            return "direct"
+        return "im2col"
+
+    def _layout(self, x, weight, bias, p):
+        """5-D C-contiguous operands in the result dtype, non-zero padding applied."""
+        dt = p.dtype
+        lead = (p.batch, p.in_channels)
+        x5 = np.asarray(x).reshape(lead + _lift3(p.in_size, p.nd, 1))
+        pad_before = _lift3((pb for pb, _ in p.padding), p.nd, 0)
+        if p.padding_mode != "zeros":
+            widths = [(0, 0)] * (5 - p.nd) + list(p.padding)
+            x5 = np.pad(x5, widths, mode=_NP_PAD_MODE[p.padding_mode])
+            pad_before = (0, 0, 0)
+        x5 = np.ascontiguousarray(x5, dtype=dt)
+        w5 = np.ascontiguousarray(weight, dtype=dt).reshape(
+            (p.out_channels, p.in_channels_per_group) + _lift3(p.kernel_size, p.nd, 1)
+        )
+        b = np.ascontiguousarray(bias, dtype=dt) if bias is not None else np.empty(0, dt)
+        return x5, w5, b, pad_before
+
+    def conv(self, x, weight, bias, problem, algorithm, out, nthreads):
+        p = problem
+        if algorithm == "auto":
+            algorithm = self.choose_algorithm(p)
+        shape5 = (p.batch, p.out_channels) + _lift3(p.out_size, p.nd, 1)
+
+        target = None
+        if (
+            out is not None
+            and out.flags.c_contiguous
+            and out.flags.writeable
+            and not any(a is not None and np.may_share_memory(out, a) for a in (x, weight, bias))
+        ):
+            target = out.reshape(shape5)
+        if target is None:
+            target = np.empty(shape5, dtype=p.dtype)
+        if target.size == 0:
+            pass
+        elif p.in_channels_per_group == 0:
+            target[...] = 0 if bias is None else np.asarray(bias, p.dtype).reshape(-1, 1, 1, 1)
+        else:
+            x5, w5, b, pad_before = self._layout(x, weight, bias, p)
+            stride = _lift3(p.stride, p.nd, 1)
+            dilation = _lift3(p.dilation, p.nd, 1)
+            if algorithm == "direct":
+                _direct.conv_direct(x5, w5, b, target, stride, pad_before, dilation,
+                                    p.groups, nthreads)
+            else:
+                tile, parallel_tiles = im2col_tile(p, nthreads)
+                with _threads.blas_limit(1 if parallel_tiles else nthreads):
+                    _im2col.conv_im2col(x5, w5, b, target, stride, pad_before, dilation,
+                                        p.groups, tile, parallel_tiles, nthreads)
+
+        result = target.reshape(p.user_out_shape)
+        if out is None:
+            return result
+        if not np.may_share_memory(result, out):
+            out[...] = result
+        return out

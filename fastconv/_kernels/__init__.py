@@ -1,0 +1,1 @@
+"""Compiled leaf kernels of fastconv's CPU backend (Cython + C, OpenMP)."""

@@ -1,0 +1,43 @@
+# Declarations shared by fastconv's Cython kernels: the fused dtype and the
+# C leaf kernels of fc_kernels.h.
+
+ctypedef fused real:
+    float
+    double
+
+cdef extern from "fc_kernels.h" nogil:
+    ctypedef struct fc_geometry:
+        Py_ssize_t C, D, H, W
+        Py_ssize_t KD, KH, KW
+        Py_ssize_t OD, OH, OW
+        Py_ssize_t sd, sh, sw
+        Py_ssize_t pd, ph, pw
+        Py_ssize_t dd, dh, dw
+
+    void fc_conv_row_f32(float *out, Py_ssize_t OW, const float **rows,
+                         const float **wrows, Py_ssize_t nrows, Py_ssize_t KW,
+                         Py_ssize_t W, Py_ssize_t pad, Py_ssize_t sx,
+                         Py_ssize_t dx, float init)
+    void fc_conv_row_f64(double *out, Py_ssize_t OW, const double **rows,
+                         const double **wrows, Py_ssize_t nrows, Py_ssize_t KW,
+                         Py_ssize_t W, Py_ssize_t pad, Py_ssize_t sx,
+                         Py_ssize_t dx, double init)
+    void fc_im2col_tile_f32(float *col, const float *x, const fc_geometry *g,
+                            Py_ssize_t p0, Py_ssize_t P)
+    void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
+                            Py_ssize_t p0, Py_ssize_t P)
+    const char *fc_simd_level()
+
+
+cdef inline fc_geometry make_geometry(tuple in_shape, tuple kernel, tuple out_shape,
+                                      tuple stride, tuple pad, tuple dilation):
+    """Pack (C, D, H, W), (KD, KH, KW), (OD, OH, OW) and the per-dimension
+    stride / leading padding / dilation triples into an fc_geometry."""
+    cdef fc_geometry g
+    g.C, g.D, g.H, g.W = in_shape
+    g.KD, g.KH, g.KW = kernel
+    g.OD, g.OH, g.OW = out_shape
+    g.sd, g.sh, g.sw = stride
+    g.pd, g.ph, g.pw = pad
+    g.dd, g.dh, g.dw = dilation
+    return g

@@ -1,0 +1,150 @@
+"""Cache-tiled im2col + GEMM kernel (leaf code).
+
+For each image n and group g the output block (C_out/groups, P), with
+P = OD*OH*OW, is the product of the group's weight matrix
+(C_out/groups, K), K = C_in/groups * KD*KH*KW, and the im2col matrix (K, P).
+The im2col matrix is never built whole: it is produced ``tile`` columns at a
+time into a per-thread buffer of K*tile elements, and each tile is consumed
+at once by one BLAS GEMM (``scipy.linalg.cython_blas`` sgemm/dgemm) that
+writes its columns of the output in place.  Working memory is therefore
+``threads * K * tile`` elements whatever the image size.
+
+Two schedules, chosen by the caller:
+
+* ``parallel_tiles=True``: an OpenMP ``prange`` over the (n, g, tile) tasks,
+  each thread filling its own buffer and calling single-threaded BLAS (the
+  caller holds BLAS at one thread with threadpoolctl meanwhile);
+* ``parallel_tiles=False``: tasks in sequence, BLAS threaded inside each
+  GEMM, for layers with fewer tiles than threads.
+
+A 1x1 kernel with unit stride and no padding needs no im2col: the input
+itself is the (K, P) matrix and goes to GEMM directly.
+"""
+from cython.parallel cimport prange, parallel, threadid
+from libc.stdlib cimport malloc, free
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+from ._fc cimport real, fc_geometry, make_geometry, fc_im2col_tile_f32, fc_im2col_tile_f64
+
+
+cdef inline void _gemm_rowmajor(int M, int Ncols, int K, const real *A, int lda,
+                                const real *B, int ldb, real *C, int ldc) noexcept nogil:
+    """C[M, Ncols] = A[M, K] @ B[K, Ncols], all row-major.
+
+    BLAS is column-major, so compute C^T = B^T A^T with the operands swapped.
+    """
+    cdef char trans = b'N'
+    cdef real one = 1, zero = 0
+    if real is float:
+        sgemm(&trans, &trans, &Ncols, &M, &K, &one, <float *> B, &ldb,
+              <float *> A, &lda, &zero, C, &ldc)
+    else:
+        dgemm(&trans, &trans, &Ncols, &M, &K, &one, <double *> B, &ldb,
+              <double *> A, &lda, &zero, C, &ldc)
+
+
+cdef inline void _tile(real *col, const real *x, const fc_geometry *g,
+                       Py_ssize_t p0, Py_ssize_t P) noexcept nogil:
+    if real is float:
+        fc_im2col_tile_f32(col, x, g, p0, P)
+    else:
+        fc_im2col_tile_f64(col, x, g, p0, P)
+
+
+cdef inline void _task(const real *xg, const real *wg, const real *bias_g,
+                       real *outg, real *col, const fc_geometry *g,
+                       Py_ssize_t cout_g, Py_ssize_t K, Py_ssize_t P,
+                       Py_ssize_t p0, Py_ssize_t ptile, bint identity) noexcept nogil:
+    """One tile: columns p0 .. p0+ptile-1 of one image and group."""
+    cdef const real *B
+    cdef int ldb
+    cdef Py_ssize_t co, j
+    cdef real b
+    if identity:
+        B = xg + p0
+        ldb = <int> P
+    else:
+        _tile(col, xg, g, p0, ptile)
+        B = col
+        ldb = <int> ptile
+    _gemm_rowmajor(<int> cout_g, <int> ptile, <int> K, wg, <int> K, B, ldb,
+                   outg + p0, <int> P)
+    if bias_g != NULL:
+        for co in range(cout_g):
+            b = bias_g[co]
+            for j in range(ptile):
+                outg[co * P + p0 + j] += b
+
+
+def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weight,
+                const real[::1] bias, real[:, :, :, :, ::1] out,
+                tuple stride, tuple pad, tuple dilation, Py_ssize_t groups,
+                Py_ssize_t tile, bint parallel_tiles, int nthreads):
+    """out = correlate(x, weight) + bias by tiled im2col + GEMM (5-D arrays).
+
+    ``tile`` is the number of output pixels per im2col tile (1 <= tile <= P);
+    ``bias`` has length C_out, or 0 for no bias.  The caller guarantees that
+    K, P and the tile fit BLAS's 32-bit integers.
+    """
+    cdef Py_ssize_t N = x.shape[0], Cin = x.shape[1], Cout = out.shape[1]
+    cdef Py_ssize_t cin_g = weight.shape[1], cout_g = Cout // groups
+    cdef fc_geometry g = make_geometry(
+        (cin_g, x.shape[2], x.shape[3], x.shape[4]),
+        (weight.shape[2], weight.shape[3], weight.shape[4]),
+        (out.shape[2], out.shape[3], out.shape[4]), stride, pad, dilation)
+    cdef Py_ssize_t K = cin_g * g.KD * g.KH * g.KW
+    cdef Py_ssize_t P = g.OD * g.OH * g.OW
+    cdef Py_ssize_t in_img = g.D * g.H * g.W
+    cdef Py_ssize_t ntiles = (P + tile - 1) // tile
+    cdef Py_ssize_t ntasks = N * groups * ntiles
+    cdef bint identity = (g.KD == 1 and g.KH == 1 and g.KW == 1
+                          and g.sd == 1 and g.sh == 1 and g.sw == 1
+                          and g.pd == 0 and g.ph == 0 and g.pw == 0
+                          and g.OD == g.D and g.OH == g.H and g.OW == g.W)
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef Py_ssize_t nbuf = (nthreads if parallel_tiles else 1)
+    cdef Py_ssize_t bufsize = 0 if identity else K * tile
+    cdef real *col_all = NULL
+    cdef real *col
+    cdef Py_ssize_t t, n, gi, ti, p0, ptile
+    cdef const real *xbase = &x[0, 0, 0, 0, 0]
+    cdef const real *wbase = &weight[0, 0, 0, 0, 0]
+    cdef real *obase = &out[0, 0, 0, 0, 0]
+    cdef const real *bbase = &bias[0] if has_bias else NULL
+
+    if ntasks == 0 or K == 0:
+        return
+    if bufsize > 0:
+        col_all = <real *> malloc(nbuf * bufsize * sizeof(real))
+        if col_all == NULL:
+            raise MemoryError("fastconv: cannot allocate the im2col tile buffers")
+    try:
+        if parallel_tiles:
+            with nogil, parallel(num_threads=nthreads):
+                col = col_all + threadid() * bufsize
+                for t in prange(ntasks, schedule='static'):
+                    ti = t % ntiles
+                    gi = (t // ntiles) % groups
+                    n = t // (ntiles * groups)
+                    p0 = ti * tile
+                    ptile = P - p0 if P - p0 < tile else tile
+                    _task(xbase + (n * Cin + gi * cin_g) * in_img,
+                          wbase + gi * cout_g * K,
+                          (bbase + gi * cout_g) if has_bias else NULL,
+                          obase + (n * Cout + gi * cout_g) * P,
+                          col, &g, cout_g, K, P, p0, ptile, identity)
+        else:
+            with nogil:
+                for t in range(ntasks):
+                    ti = t % ntiles
+                    gi = (t // ntiles) % groups
+                    n = t // (ntiles * groups)
+                    p0 = ti * tile
+                    ptile = P - p0 if P - p0 < tile else tile
+                    _task(xbase + (n * Cin + gi * cin_g) * in_img,
+                          wbase + gi * cout_g * K,
+                          (bbase + gi * cout_g) if has_bias else NULL,
+                          obase + (n * Cout + gi * cout_g) * P,
+                          col_all, &g, cout_g, K, P, p0, ptile, identity)
+    finally:
+        free(col_all)

@@ -1,0 +1,267 @@
+"""Argument validation and normalisation for the neural-network family.
+
+Everything here runs before any kernel: it turns the user's arguments into
+a :class:`ConvProblem` (canonical, batched, with per-side padding and the
+output shape computed once) or raises TypeError / ValueError naming the
+argument at fault.  Backends receive only problems that passed.
+"""
+from __future__ import annotations
+
+import operator
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_DIM_NAMES = {1: "1d", 2: "2d", 3: "3d"}
+
+
+@dataclass(frozen=True)
+class ConvProblem:
+    """A validated convolution, batched form: x (N, C_in, *in_size).
+
+    ``padding`` holds (before, after) pairs per spatial dimension;
+    ``form`` says how the user passed x ("batched", "unbatched", "plain") so
+    the result can be given back in the same form (``user_out_shape``).
+    """
+
+    nd: int
+    batch: int
+    in_channels: int
+    in_size: tuple
+    out_channels: int
+    kernel_size: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+    padding_mode: str
+    out_size: tuple
+    dtype: np.dtype
+    has_bias: bool
+    form: str
+
+    @property
+    def out_shape(self) -> tuple:
+        """Batched output shape (N, C_out, *out_size)."""
+        return (self.batch, self.out_channels) + self.out_size
+
+    @property
+    def user_out_shape(self) -> tuple:
+        """Output shape in the form the user passed x."""
+        if self.form == "batched":
+            return self.out_shape
+        if self.form == "unbatched":
+            return (self.out_channels,) + self.out_size
+        return self.out_size
+
+    @property
+    def in_channels_per_group(self) -> int:
+        return self.in_channels // self.groups
+
+    @property
+    def out_channels_per_group(self) -> int:
+        return self.out_channels // self.groups
+
+    @property
+    def flops(self) -> int:
+        """Multiply-adds counted as 2 flops, the usual CNN convention."""
+        taps = int(np.prod(self.kernel_size)) * self.in_channels_per_group
+        return 2 * self.batch * self.out_channels * int(np.prod(self.out_size)) * taps
+
+
+def check_float_dtype(a, name: str) -> np.dtype:
+    """The array's dtype if it is float32/float64, else TypeError naming it."""
+    dt = np.dtype(a.dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(
+            f"{name} has dtype {dt}; fastconv's neural-network functions take "
+            "float32 or float64 arrays (cast with .astype(np.float32))"
+        )
+    return dt
+
+
+def _int_tuple(value, nd: int, name: str, minimum: int) -> tuple:
+    """Normalise an int or a length-nd sequence of ints; check >= minimum."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int or a tuple of {nd} ints, got {value!r}")
+    try:
+        items = (operator.index(value),) * nd
+    except TypeError:
+        if not isinstance(value, (tuple, list)):
+            raise TypeError(
+                f"{name} must be an int or a tuple of {nd} ints, got {type(value).__name__} {value!r}"
+            ) from None
+        if len(value) != nd:
+            raise ValueError(f"{name} must have {nd} entries, got {len(value)}: {value!r}")
+        try:
+            if any(isinstance(v, (bool, np.bool_)) for v in value):
+                raise TypeError
+            items = tuple(operator.index(v) for v in value)
+        except TypeError:
+            raise TypeError(f"{name} must contain ints, got {value!r}") from None
+    if any(v < minimum for v in items):
+        word = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be {word}, got {value!r}")
+    return items
+
+
+def normalize_padding(padding, nd: int, kernel_size, dilation, stride) -> tuple:
+    """Per-side padding pairs from an int, tuple, pairs, "valid" or "same"."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * nd
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(
+                    f"padding='same' is not supported for strided convolutions (stride={stride})"
+                )
+            pairs = []
+            for k, d in zip(kernel_size, dilation):
+                total = d * (k - 1)
+                pairs.append((total // 2, total - total // 2))
+            return tuple(pairs)
+        raise ValueError(f"padding must be 'valid', 'same', an int or a tuple, got {padding!r}")
+    if isinstance(padding, (tuple, list)) and len(padding) == nd and all(
+        isinstance(p, (tuple, list)) for p in padding
+    ):
+        pairs = []
+        for p in padding:
+            if len(p) != 2:
+                raise ValueError(f"padding pairs must be (before, after), got {padding!r}")
+            pairs.append(_int_tuple(tuple(p), 2, "padding", 0))
+        return tuple(pairs)
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 * nd and nd > 1:
+        raise ValueError(
+            f"padding {padding!r} is ambiguous: give {nd} (before, after) pairs, "
+            f"e.g. {tuple((p, p) for p in padding[:nd])}"
+        )
+    flat = _int_tuple(padding, nd, "padding", 0)
+    return tuple((p, p) for p in flat)
+
+
+def _as_shape(a) -> tuple:
+    return tuple(int(s) for s in a.shape)
+
+
+def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode) -> ConvProblem:
+    """Validate the arguments of ``conv{nd}d`` and compute the output shape.
+
+    `x`, `weight` and `bias` are arrays of a supported namespace (already
+    converted from array-likes); nothing is copied or computed here.
+    """
+    tag = _DIM_NAMES[nd]
+    xs, ws = _as_shape(x), _as_shape(weight)
+    dt = np.result_type(check_float_dtype(x, "x"), check_float_dtype(weight, "weight"))
+    if bias is not None:
+        dt = np.result_type(dt, check_float_dtype(bias, "bias"))
+
+    if len(xs) == nd and len(ws) == nd:
+        form = "plain"
+        xs = (1, 1) + xs
+        ws = (1, 1) + ws
+    elif len(xs) in (nd + 1, nd + 2):
+        if len(ws) != nd + 2:
+            raise ValueError(
+                f"weight must be {nd + 2}-D (C_out, C_in/groups, *kernel) for conv{tag}, "
+                f"got shape {tuple(weight.shape)}"
+            )
+        form = "batched" if len(xs) == nd + 2 else "unbatched"
+        if form == "unbatched":
+            xs = (1,) + xs
+    else:
+        raise ValueError(
+            f"x must be {nd + 2}-D (N, C_in, *spatial), {nd + 1}-D (C_in, *spatial) "
+            f"or {nd}-D with a {nd}-D weight for conv{tag}, got shape {tuple(x.shape)}"
+        )
+
+    if isinstance(groups, (bool, np.bool_)):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    try:
+        groups = operator.index(groups)
+    except TypeError:
+        raise TypeError(f"groups must be an int, got {type(groups).__name__} {groups!r}") from None
+    if groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups}")
+
+    batch, cin = xs[0], xs[1]
+    cout, cin_g = ws[0], ws[1]
+    kernel = ws[2:]
+    if form == "plain" and groups != 1:
+        raise ValueError(f"groups must be 1 for a plain {nd}-D input and kernel, got {groups}")
+    if cin % groups:
+        raise ValueError(f"groups={groups} does not divide the {cin} input channels of x")
+    if cout % groups:
+        raise ValueError(f"groups={groups} does not divide the {cout} output channels of weight")
+    if cin_g * groups != cin:
+        raise ValueError(
+            f"weight expects {cin_g * groups} input channels (weight.shape[1]={cin_g} "
+            f"x groups={groups}) but x has {cin}"
+        )
+    if bias is not None:
+        bshape = _as_shape(bias)
+        if bshape != (cout,):
+            raise ValueError(f"bias must have shape ({cout},) (C_out), got {bshape}")
+
+    stride = _int_tuple(stride, nd, "stride", 1)
+    dilation = _int_tuple(dilation, nd, "dilation", 1)
+    pads = normalize_padding(padding, nd, kernel, dilation, stride)
+
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+
+    in_size = xs[2:]
+    out_size = []
+    for i, (n, k, s, d, (pb, pa)) in enumerate(zip(in_size, kernel, stride, dilation, pads)):
+        if padding_mode == "reflect" and max(pb, pa) >= max(n, 1):
+            raise ValueError(
+                f"padding {pads[i]} must be smaller than the input size {n} of spatial "
+                f"dimension {i} for padding_mode='reflect'"
+            )
+        if padding_mode == "circular" and max(pb, pa) > n:
+            raise ValueError(
+                f"padding {pads[i]} must not exceed the input size {n} of spatial "
+                f"dimension {i} for padding_mode='circular'"
+            )
+        if padding_mode == "replicate" and n == 0 and (pb or pa):
+            raise ValueError(f"padding_mode='replicate' cannot pad the empty spatial dimension {i}")
+        extent = d * (k - 1) + 1
+        padded = n + pb + pa
+        if extent > padded:
+            raise ValueError(
+                f"kernel size {k} (dilated extent {extent}) is larger than the padded input "
+                f"size {padded} in spatial dimension {i} (x shape {tuple(x.shape)}, padding {pads[i]})"
+            )
+        out_size.append((padded - extent) // s + 1)
+    out_size = tuple(out_size)
+
+    total = batch * cout
+    for o in out_size:
+        total *= o
+    padded_total = batch * cin
+    for n, (pb, pa) in zip(in_size, pads):
+        padded_total *= n + pb + pa
+    if max(total, padded_total) * dt.itemsize > sys.maxsize:
+        raise ValueError(
+            f"output shape {(batch, cout) + out_size} (padding {pads}) is too large: "
+            "its size in bytes overflows a 64-bit index"
+        )
+
+    return ConvProblem(
+        nd=nd, batch=batch, in_channels=cin, in_size=in_size, out_channels=cout,
+        kernel_size=kernel, stride=stride, padding=pads, dilation=dilation,
+        groups=groups, padding_mode=padding_mode, out_size=out_size, dtype=dt,
+        has_bias=bias is not None, form=form,
+    )
+
+
+def check_out(out, problem: ConvProblem, namespace_check) -> None:
+    """Validate a user-supplied ``out=`` array against the planned result."""
+    if not namespace_check(out):
+        raise TypeError(f"out must be an array of the inputs' namespace, got {type(out).__name__}")
+    shape = _as_shape(out)
+    if shape != problem.user_out_shape:
+        raise ValueError(f"out has shape {shape}, expected {problem.user_out_shape}")
+    if np.dtype(out.dtype) != problem.dtype:
+        raise TypeError(f"out has dtype {out.dtype}, expected {problem.dtype} (the result dtype)")
