@@ -14,6 +14,7 @@ process may use (affinity mask and cgroup quota).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import operator
 import os
@@ -48,6 +49,7 @@ def _cgroup_cpu_limit() -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_count() -> int:
     """CPUs this process may use: affinity mask, capped by the cgroup quota."""
     try:
@@ -182,16 +184,53 @@ def resolve_workers(workers) -> int:
     return _check_count(workers, "workers")
 
 
-def blas_limit(n: int):
-    """Context manager holding every loaded BLAS library at `n` threads."""
+class _BlasLimit:
+    """Hold every loaded BLAS library at `n` threads inside a ``with`` block.
+
+    threadpoolctl finds the libraries once; each use then costs a few
+    ``get_num_threads``/``set_num_threads`` calls on them, and only on the
+    libraries whose setting differs.
+    """
+
+    __slots__ = ("n", "saved")
+
+    def __init__(self, n: int):
+        self.n = n
+        self.saved = []
+
+    def __enter__(self):
+        for lib in _blas_libraries():
+            old = lib.get_num_threads()
+            if old != self.n:
+                lib.set_num_threads(self.n)
+                self.saved.append((lib, old))
+        return self
+
+    def __exit__(self, *exc):
+        for lib, old in self.saved:
+            lib.set_num_threads(old)
+        self.saved.clear()
+        return False
+
+
+def _blas_libraries() -> list:
+    """threadpoolctl's controllers of the BLAS libraries in this process."""
     global _controller
     if _controller is None:
         with _controller_lock:
             if _controller is None:
-                # Make sure SciPy's BLAS (the one the kernels call) is loaded
-                # before threadpoolctl scans the process.
+                # Load SciPy's BLAS (the one the kernels call) before
+                # threadpoolctl scans the process.
                 import scipy.linalg.cython_blas  # noqa: F401
                 from threadpoolctl import ThreadpoolController
 
-                _controller = ThreadpoolController()
-    return _controller.limit(limits=n, user_api="blas")
+                _controller = [
+                    lib for lib in ThreadpoolController().lib_controllers
+                    if lib.user_api == "blas"
+                ]
+    return _controller
+
+
+def blas_limit(n: int) -> _BlasLimit:
+    """Context manager holding every loaded BLAS library at `n` threads."""
+    return _BlasLimit(n)

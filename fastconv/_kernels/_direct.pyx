@@ -1,12 +1,14 @@
 """Direct cross-correlation kernel (leaf code).
 
-Every output row (n, c_out, od, oy) is one independent task of an OpenMP
-``prange``.  Its task gathers the input rows its window touches, skipping
-rows that fall into the zero padding, and hands them to the SIMD row kernel
-``fc_conv_row`` (fc_kernels.c), which keeps a block of outputs in vector
-registers while it streams over the taps.  One-channel images and depthwise
-layers (one input channel per group) are the case this path is built for:
-their rows need no channel loop at all.
+Every pair of output rows (n, c_out, od, oy..oy+1) is one independent task
+of an OpenMP ``prange``.  The task lists the input rows its windows touch,
+skipping rows that fall into the zero padding and marking for each row the
+kernel row that feeds each of the two outputs, and hands the list to the
+SIMD row kernel ``fc_conv_rows`` (fc_kernels.c).  That kernel keeps a block
+of both output rows in vector registers while it streams over the taps, so
+an input row shared by the two outputs is loaded once.  One-channel images
+and depthwise layers (one input channel per group) are the case this path
+is built for: their tasks need no channel loop at all.
 
 The caller (fastconv._cpu) has validated all sizes and passes C-contiguous
 (N, C, D, H, W) arrays, so bounds checks are disabled.
@@ -14,16 +16,18 @@ The caller (fastconv._cpu) has validated all sizes and passes C-contiguous
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, free
 
-from ._fc cimport real, fc_geometry, make_geometry, fc_conv_row_f32, fc_conv_row_f64
+from ._fc cimport real, fc_geometry, make_geometry, fc_conv_rows_f32, fc_conv_rows_f64
 
 
-cdef inline void _row(real *out, Py_ssize_t OW, const real **rows,
-                      const real **wrows, Py_ssize_t nrows, const fc_geometry *g,
-                      real init) noexcept nogil:
+cdef inline void _rows(real *out0, real *out1, const real **rows, const real **w0,
+                       const real **w1, Py_ssize_t nrows, const fc_geometry *g,
+                       real init) noexcept nogil:
     if real is float:
-        fc_conv_row_f32(out, OW, rows, wrows, nrows, g.KW, g.W, g.pw, g.sw, g.dw, init)
+        fc_conv_rows_f32(out0, out1, g.OW, rows, w0, w1, nrows, g.KW, g.W, g.pw,
+                         g.sw, g.dw, init)
     else:
-        fc_conv_row_f64(out, OW, rows, wrows, nrows, g.KW, g.W, g.pw, g.sw, g.dw, init)
+        fc_conv_rows_f64(out0, out1, g.OW, rows, w0, w1, nrows, g.KW, g.W, g.pw,
+                         g.sw, g.dw, init)
 
 
 def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weight,
@@ -42,55 +46,76 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
         (cin_g, x.shape[2], x.shape[3], x.shape[4]),
         (weight.shape[2], weight.shape[3], weight.shape[4]),
         (out.shape[2], out.shape[3], out.shape[4]), stride, pad, dilation)
-    cdef Py_ssize_t per_thread = cin_g * g.KD * g.KH
-    cdef Py_ssize_t total = N * Cout * g.OD * g.OH
+    # At most 2*KH input rows per (channel, kd) for a pair of output rows;
+    # each thread's three tables start on their own cache lines.
+    cdef Py_ssize_t table = (cin_g * g.KD * 2 * g.KH + 15) // 16 * 16
+    cdef Py_ssize_t pairs = (g.OH + 1) // 2
+    cdef Py_ssize_t total = N * Cout * g.OD * pairs
     cdef bint has_bias = bias.shape[0] > 0
-    cdef const real **rows_all
-    cdef const real **wrows_all
+    cdef const real **tables
     cdef const real **rows
-    cdef const real **wrows
-    cdef Py_ssize_t t, r, n, co, od, oy, gi, ci, kd, ky, idd, iy, k
+    cdef const real **w0
+    cdef const real **w1
+    cdef real *out0
+    cdef real *out1
+    cdef const real *rowp
+    cdef Py_ssize_t t, r, n, co, od, oy, gi, ci, kd, ky, idd, iy, k, first, j
     cdef real init
 
     if total == 0:
         return
     if nthreads < 1:
         nthreads = 1
-    if per_thread < 1:
-        per_thread = 1
-    rows_all = <const real **> malloc(nthreads * per_thread * sizeof(real *))
-    wrows_all = <const real **> malloc(nthreads * per_thread * sizeof(real *))
-    if rows_all == NULL or wrows_all == NULL:
-        free(rows_all)
-        free(wrows_all)
+    tables = <const real **> malloc(3 * nthreads * table * sizeof(real *))
+    if tables == NULL:
         raise MemoryError("fastconv: cannot allocate the direct kernel's row tables")
     try:
         with nogil, parallel(num_threads=nthreads):
-            rows = rows_all + threadid() * per_thread
-            wrows = wrows_all + threadid() * per_thread
-            for t in prange(total, schedule='static'):
-                oy = t % g.OH
-                r = t // g.OH
+            rows = tables + 3 * threadid() * table
+            w0 = rows + table
+            w1 = w0 + table
+            for t in prange(total, schedule='guided'):
+                oy = 2 * (t % pairs)
+                r = t // pairs
                 od = r % g.OD
                 r = r // g.OD
                 co = r % Cout
                 n = r // Cout
                 gi = co // cout_g
+                out0 = &out[n, co, od, oy, 0]
+                out1 = &out[n, co, od, oy + 1, 0] if oy + 1 < g.OH else NULL
                 k = 0
                 for ci in range(cin_g):
                     for kd in range(g.KD):
                         idd = od * g.sd - g.pd + kd * g.dd
                         if idd < 0 or idd >= g.D:
                             continue
+                        first = k
                         for ky in range(g.KH):
                             iy = oy * g.sh - g.ph + ky * g.dh
                             if iy < 0 or iy >= g.H:
                                 continue
                             rows[k] = &x[n, gi * cin_g + ci, idd, iy, 0]
-                            wrows[k] = &weight[co, ci, kd, ky, 0]
+                            w0[k] = &weight[co, ci, kd, ky, 0]
+                            w1[k] = NULL
                             k = k + 1
+                        if out1 == NULL:
+                            continue
+                        for ky in range(g.KH):
+                            iy = (oy + 1) * g.sh - g.ph + ky * g.dh
+                            if iy < 0 or iy >= g.H:
+                                continue
+                            rowp = &x[n, gi * cin_g + ci, idd, iy, 0]
+                            # Share the row with out0 when it reads it too.
+                            j = first
+                            while j < k and rows[j] != rowp:
+                                j = j + 1
+                            if j == k:
+                                rows[k] = rowp
+                                w0[k] = NULL
+                                k = k + 1
+                            w1[j] = &weight[co, ci, kd, ky, 0]
                 init = bias[co] if has_bias else 0
-                _row(&out[n, co, od, oy, 0], g.OW, rows, wrows, k, &g, init)
+                _rows(out0, out1, rows, w0, w1, k, &g, init)
     finally:
-        free(rows_all)
-        free(wrows_all)
+        free(tables)

@@ -14,14 +14,14 @@ cdef extern from "fc_kernels.h" nogil:
         Py_ssize_t pd, ph, pw
         Py_ssize_t dd, dh, dw
 
-    void fc_conv_row_f32(float *out, Py_ssize_t OW, const float **rows,
-                         const float **wrows, Py_ssize_t nrows, Py_ssize_t KW,
-                         Py_ssize_t W, Py_ssize_t pad, Py_ssize_t sx,
-                         Py_ssize_t dx, float init)
-    void fc_conv_row_f64(double *out, Py_ssize_t OW, const double **rows,
-                         const double **wrows, Py_ssize_t nrows, Py_ssize_t KW,
-                         Py_ssize_t W, Py_ssize_t pad, Py_ssize_t sx,
-                         Py_ssize_t dx, double init)
+    void fc_conv_rows_f32(float *out0, float *out1, Py_ssize_t OW,
+                          const float **rows, const float **w0, const float **w1,
+                          Py_ssize_t nrows, Py_ssize_t KW, Py_ssize_t W,
+                          Py_ssize_t pad, Py_ssize_t sx, Py_ssize_t dx, float init)
+    void fc_conv_rows_f64(double *out0, double *out1, Py_ssize_t OW,
+                          const double **rows, const double **w0, const double **w1,
+                          Py_ssize_t nrows, Py_ssize_t KW, Py_ssize_t W,
+                          Py_ssize_t pad, Py_ssize_t sx, Py_ssize_t dx, double init)
     void fc_im2col_tile_f32(float *col, const float *x, const fc_geometry *g,
                             Py_ssize_t p0, Py_ssize_t P)
     void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,

@@ -122,7 +122,7 @@ def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
         if parallel_tiles:
             with nogil, parallel(num_threads=nthreads):
                 col = col_all + threadid() * bufsize
-                for t in prange(ntasks, schedule='static'):
+                for t in prange(ntasks, schedule='guided'):
                     ti = t % ntiles
                     gi = (t // ntiles) % groups
                     n = t // (ntiles * groups)

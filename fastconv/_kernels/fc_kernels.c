@@ -1,48 +1,150 @@
 /*
  * fc_kernels.c -- leaf C kernels of fastconv's CPU backend (see fc_kernels.h).
  *
- * SIMD width: the row kernels are written with GCC vector extensions of 64
- * bytes and compiled several times by function multiversioning
- * (target_clones): x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the
- * baseline.  The dynamic loader picks the best clone for the CPU at run
- * time, so wheels need no -march=native.  Other compilers and
- * architectures (aarch64) get one portable build of the same code.
+ * SIMD width: the direct row kernel (fc_rows_impl.h) is written with GCC
+ * vector extensions and compiled once per instruction set with a target
+ * attribute: AVX-512 (64-byte vectors), AVX2 + FMA (32-byte) and the SSE2
+ * baseline (16-byte) on x86-64.  The best one the CPU supports is picked
+ * once, at the first call (runtime dispatch), so wheels need no
+ * -march=native.  The environment variable FASTCONV_SIMD=avx2|sse2 caps the
+ * choice (used by the tests to exercise every variant).  Other compilers
+ * and architectures (aarch64) get one portable 16-byte build.
  */
 #include "fc_kernels.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FC_HAVE_CLONES 1
-#define FC_MULTIVERSION \
-    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#include <stdlib.h>
+#include <string.h>
+
+#define FC_CAT2(a, b) a##_##b
+#define FC_CAT(a, b) FC_CAT2(a, b)
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FC_X86 1
 #else
-#define FC_HAVE_CLONES 0
-#define FC_MULTIVERSION
+#define FC_X86 0
 #endif
 
+/* ---- direct row kernels: one per (dtype, instruction set) ---------------- */
+
+#if FC_X86
+#define FC_T float
 #define FC_VBYTES 64
+#define FC_TARGET __attribute__((target("avx512f,avx2,fma")))
+#define FC_NAME fc_rows_f32_avx512
+#include "fc_rows_impl.h"
+#undef FC_NAME
+#define FC_NAME fc_rows_f64_avx512
+#undef FC_T
+#define FC_T double
+#include "fc_rows_impl.h"
+#undef FC_NAME
+#undef FC_TARGET
+#undef FC_VBYTES
+#undef FC_T
 
 #define FC_T float
+#define FC_VBYTES 32
+#define FC_TARGET __attribute__((target("avx2,fma")))
+#define FC_NAME fc_rows_f32_avx2
+#include "fc_rows_impl.h"
+#undef FC_NAME
+#define FC_NAME fc_rows_f64_avx2
+#undef FC_T
+#define FC_T double
+#include "fc_rows_impl.h"
+#undef FC_NAME
+#undef FC_TARGET
+#undef FC_VBYTES
+#undef FC_T
+#endif /* FC_X86 */
+
+/* Baseline (SSE2 on x86-64) or portable build: 16-byte vectors. */
+#define FC_T float
+#define FC_VBYTES 16
+#define FC_TARGET
+#define FC_NAME fc_rows_f32_base
+#include "fc_rows_impl.h"
+#undef FC_NAME
+#define FC_NAME fc_rows_f64_base
+#undef FC_T
+#define FC_T double
+#include "fc_rows_impl.h"
+#undef FC_NAME
+#undef FC_TARGET
+#undef FC_VBYTES
+#undef FC_T
+
+/* ---- runtime dispatch ----------------------------------------------------- */
+enum { FC_ISA_BASE = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 };
+
+static int fc_isa(void)
+{
+    static int level = -1;
+    int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (l >= 0)
+        return l;
+    l = FC_ISA_BASE;
+#if FC_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        l = FC_ISA_AVX2;
+    if (l == FC_ISA_AVX2 && __builtin_cpu_supports("avx512f"))
+        l = FC_ISA_AVX512;
+    const char *cap = getenv("FASTCONV_SIMD");
+    if (cap && strcmp(cap, "sse2") == 0)
+        l = FC_ISA_BASE;
+    else if (cap && strcmp(cap, "avx2") == 0 && l > FC_ISA_AVX2)
+        l = FC_ISA_AVX2;
+#endif
+    __atomic_store_n(&level, l, __ATOMIC_RELAXED);
+    return l;
+}
+
+#if FC_X86
+#define FC_DISPATCH(SFX, ...)                                   \
+    switch (fc_isa()) {                                         \
+    case FC_ISA_AVX512: fc_rows_##SFX##_avx512(__VA_ARGS__); break; \
+    case FC_ISA_AVX2: fc_rows_##SFX##_avx2(__VA_ARGS__); break;     \
+    default: fc_rows_##SFX##_base(__VA_ARGS__); break;              \
+    }
+#else
+#define FC_DISPATCH(SFX, ...) fc_rows_##SFX##_base(__VA_ARGS__)
+#endif
+
+void fc_conv_rows_f32(float *out0, float *out1, ptrdiff_t OW, const float **rows,
+                      const float **w0, const float **w1, ptrdiff_t nrows,
+                      ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx,
+                      ptrdiff_t dx, float init)
+{
+    FC_DISPATCH(f32, out0, out1, OW, rows, w0, w1, nrows, KW, W, pad, sx, dx, init);
+}
+
+void fc_conv_rows_f64(double *out0, double *out1, ptrdiff_t OW, const double **rows,
+                      const double **w0, const double **w1, ptrdiff_t nrows,
+                      ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx,
+                      ptrdiff_t dx, double init)
+{
+    FC_DISPATCH(f64, out0, out1, OW, rows, w0, w1, nrows, KW, W, pad, sx, dx, init);
+}
+
+const char *fc_simd_level(void)
+{
+    switch (fc_isa()) {
+    case FC_ISA_AVX512: return "avx512 (64-byte vectors)";
+    case FC_ISA_AVX2: return "avx2+fma (32-byte vectors)";
+    default: return FC_X86 ? "sse2 (16-byte vectors)" : "portable (16-byte vectors)";
+    }
+}
+
+/* ---- im2col tiles ----------------------------------------------------------- */
+#define FC_T float
 #define FC_SFX f32
-#include "fc_kernels_impl.h"
+#include "fc_im2col_impl.h"
 #undef FC_T
 #undef FC_SFX
 
 #define FC_T double
 #define FC_SFX f64
-#include "fc_kernels_impl.h"
+#include "fc_im2col_impl.h"
 #undef FC_T
 #undef FC_SFX
-
-const char *fc_simd_level(void)
-{
-#if FC_HAVE_CLONES
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4"))
-        return "avx512 (x86-64-v4)";
-    if (__builtin_cpu_supports("x86-64-v3"))
-        return "avx2+fma (x86-64-v3)";
-    return "sse2 (x86-64 baseline)";
-#else
-    return "portable (compiler auto-vectorisation)";
-#endif
-}

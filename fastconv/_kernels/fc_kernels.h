@@ -18,24 +18,29 @@ extern "C" {
 #endif
 
 /*
- * One output row of a direct cross-correlation, accumulated over a list of
- * input rows (one per (channel, kd, ky) triple that falls inside the input):
+ * One or two output rows of a direct cross-correlation, accumulated over a
+ * list of input rows (each (channel, kd, input row) that some kernel row
+ * maps onto and that falls inside the input):
  *
- *   out[ox] = init + sum_r sum_kx wrows[r][kx] * rows[r][ox*sx - pad + kx*dx]
+ *   out0[ox] = init + sum_r sum_kx w0[r][kx] * rows[r][ox*sx - pad + kx*dx]
+ *   out1[ox] = init + sum_r sum_kx w1[r][kx] * rows[r][ox*sx - pad + kx*dx]
  *
- * where terms with a column index outside [0, W) are zero (zero padding).
+ * w0[r] (or w1[r]) is NULL when input row r does not feed out0 (out1);
+ * out1 may be NULL, and then every w1[r] is NULL.  Terms whose column falls
+ * outside [0, W) are zero (zero padding).  Two output rows share the loads
+ * of the input rows they both read (register blocking across rows).
  * Columns whose whole window lies inside the row use SIMD code (AVX-512,
- * AVX2 or SSE2, chosen at run time); the few border columns use a checked
- * scalar loop.
+ * AVX2 or SSE2, chosen once at run time); the few border columns use a
+ * checked scalar loop.
  */
-void fc_conv_row_f32(float *out, ptrdiff_t OW, const float **rows,
-                     const float **wrows, ptrdiff_t nrows, ptrdiff_t KW,
-                     ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx, ptrdiff_t dx,
-                     float init);
-void fc_conv_row_f64(double *out, ptrdiff_t OW, const double **rows,
-                     const double **wrows, ptrdiff_t nrows, ptrdiff_t KW,
-                     ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx, ptrdiff_t dx,
-                     double init);
+void fc_conv_rows_f32(float *out0, float *out1, ptrdiff_t OW, const float **rows,
+                      const float **w0, const float **w1, ptrdiff_t nrows,
+                      ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx,
+                      ptrdiff_t dx, float init);
+void fc_conv_rows_f64(double *out0, double *out1, ptrdiff_t OW, const double **rows,
+                      const double **w0, const double **w1, ptrdiff_t nrows,
+                      ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx,
+                      ptrdiff_t dx, double init);
 
 /*
  * One tile of the im2col matrix of a single image and group.
@@ -61,8 +66,7 @@ void fc_im2col_tile_f32(float *col, const float *x, const fc_geometry *g,
 void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
                         ptrdiff_t p0, ptrdiff_t P);
 
-/* The instruction set the multiversioned kernels run with on this CPU:
- * "avx512f", "avx2+fma", "sse2" or "portable". */
+/* The instruction set the row kernels run with on this CPU. */
 const char *fc_simd_level(void);
 
 #ifdef __cplusplus
