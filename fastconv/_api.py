@@ -6,6 +6,8 @@ validated problem.  No kernel runs before every argument has been checked.
 """
 from __future__ import annotations
 
+from array_api_compat import is_array_api_obj
+
 from . import _threads
 from ._backends import as_arrays, backend_for
 from ._validation import check_out, plan_conv
@@ -19,6 +21,8 @@ ALGORITHMS = ("auto", "direct", "im2col")
 def _convnd(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode,
             algorithm, out, workers):
     x, weight, bias = as_arrays(x, weight, bias)
+    if out is not None and not is_array_api_obj(out):
+        raise TypeError(f"out must be an array, got {type(out).__name__}")
     backend = backend_for(x, weight, bias, out)
     problem = plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode)
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:

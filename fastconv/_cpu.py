@@ -30,6 +30,9 @@ from ._kernels import _direct, _im2col
 TILE_BYTES = 1 << 20
 #: Smallest tile (output pixels) worth a GEMM call, budget permitting.
 MIN_TILE = 128
+#: Multiply-adds below which another thread costs more than it saves
+#: (an OpenMP fork/join is a few microseconds; this is about ten).
+MIN_WORK_PER_THREAD = 1 << 18
 _INT_MAX = 2**31 - 1
 _NP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -42,21 +45,25 @@ def im2col_tile(problem, nthreads):
     """Tile width (output pixels) and schedule for the im2col path.
 
     Returns ``(tile, parallel_tiles)``: tiles of at most TILE_BYTES of
-    workspace (but not narrower than MIN_TILE pixels), balanced in width;
-    OpenMP runs the tiles in parallel when there are at least as many
-    (image, group, tile) tasks as threads, otherwise BLAS threads each GEMM.
+    workspace (but not narrower than MIN_TILE pixels), of equal width, and
+    when there are few (image, group, tile) tasks, a multiple of the thread
+    count of them.  OpenMP runs the tasks in parallel when there are at
+    least as many as threads; otherwise BLAS threads each GEMM.
     """
     k = problem.in_channels_per_group * math.prod(problem.kernel_size)
     p = math.prod(problem.out_size)
     tile = max(MIN_TILE, TILE_BYTES // max(1, k * problem.dtype.itemsize))
     tile = min(tile, p)
+    images = problem.batch * problem.groups
     ntiles = -(-p // tile)
-    tasks = problem.batch * problem.groups * ntiles
-    if 1 < tasks < 2 * nthreads and tasks % nthreads:
-        # Too few tasks to share out evenly: cut the tiles finer.
-        ntiles = -(-2 * nthreads // (problem.batch * problem.groups))
-        tasks = problem.batch * problem.groups * ntiles
+    if nthreads > 1 and images * ntiles < 8 * nthreads:
+        # Few tasks: round their count up to a multiple of the threads so
+        # no thread idles while another finishes a last tile.
+        want = -(-images * ntiles // nthreads) * nthreads
+        ntiles = min(p, -(-want // images))
     tile = -(-p // ntiles)
+    ntiles = -(-p // tile)
+    tasks = images * ntiles
     return tile, (nthreads > 1 and tasks >= nthreads)
 
 
@@ -109,6 +116,9 @@ class CPUBackend:
         p = problem
         if algorithm == "auto":
             algorithm = self.choose_algorithm(p)
+        # Small problems run on fewer threads: a tiny call should not wake
+        # (or wait for) a whole team.
+        nthreads = max(1, min(nthreads, p.flops // (2 * MIN_WORK_PER_THREAD)))
         shape5 = (p.batch, p.out_channels) + _lift3(p.out_size, p.nd, 1)
 
         target = None

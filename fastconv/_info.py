@@ -38,8 +38,8 @@ def build_info() -> dict:
     info : dict
         Keys ``version``, ``python``, ``platform``, ``compiler``, ``c_args``
         (flags the kernels were compiled with), ``simd`` (instruction set
-        the multiversioned kernels use on this CPU), ``openmp`` (OpenMP
-        version date and default team size), ``threads`` (fastconv's
+        the row kernels use on this CPU), ``openmp_version`` (the _OPENMP
+        date), ``openmp_threads`` (OpenMP's default team size), ``threads`` (fastconv's
         current thread setting), ``blas`` (list of dicts from threadpoolctl)
         and ``gpu`` (CuPy availability).
 
@@ -61,8 +61,8 @@ def build_info() -> dict:
         "compiler": _runtime.compiler(),
         "c_args": _runtime.compile_args(),
         "simd": _runtime.simd_level(),
-        "openmp": {"version": _runtime.openmp_version(),
-                   "max_threads": _runtime.openmp_max_threads()},
+        "openmp_version": _runtime.openmp_version(),
+        "openmp_threads": _runtime.openmp_max_threads(),
         "threads": get_num_threads(),
         "blas": _blas_info(),
         "gpu": _gpu_info(),
@@ -76,8 +76,8 @@ def format_info(info: dict) -> str:
         f"  compiler      : {info['compiler']}",
         f"  C flags       : {info['c_args']}",
         f"  SIMD in use   : {info['simd']} (function multiversioning, chosen at run time)",
-        f"  OpenMP        : version {info['openmp']['version']}, "
-        f"{info['openmp']['max_threads']} threads by default",
+        f"  OpenMP        : version {info['openmp_version']}, "
+        f"{info['openmp_threads']} threads by default",
         f"  fastconv threads (OpenMP + BLAS budget): {info['threads']}",
     ]
     for lib in info["blas"]:

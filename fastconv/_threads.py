@@ -22,6 +22,9 @@ import threading
 
 __all__ = ["get_num_threads", "set_num_threads", "threads"]
 
+#: Largest thread count accepted, as a multiple of the CPUs available.
+MAX_OVERSUBSCRIPTION = 4
+
 _global_threads: int | None = None
 _local = threading.local()
 _controller = None
@@ -70,11 +73,16 @@ def _check_count(n, name: str) -> int:
         raise TypeError(f"{name} must be an int or None, got {type(n).__name__} {n!r}") from None
     if n == 0:
         raise ValueError(f"{name} must be a non-zero int, got 0")
+    cpus = cpu_count()
     if n < 0:
-        cpus = cpu_count()
         if -n > cpus:
             raise ValueError(f"{name}={n} asks for more CPUs than the {cpus} available")
         n = cpus + 1 + n
+    if n > MAX_OVERSUBSCRIPTION * cpus:
+        raise ValueError(
+            f"{name}={n} is more than {MAX_OVERSUBSCRIPTION}x the {cpus} CPUs available; "
+            "more threads than that only oversubscribe the cores"
+        )
     return n
 
 
@@ -187,29 +195,43 @@ def resolve_workers(workers) -> int:
 class _BlasLimit:
     """Hold every loaded BLAS library at `n` threads inside a ``with`` block.
 
-    threadpoolctl finds the libraries once; each use then costs a few
-    ``get_num_threads``/``set_num_threads`` calls on them, and only on the
-    libraries whose setting differs.
+    BLAS thread counts are process-wide, so concurrent calls from several
+    Python threads share one saved state: the first call to enter records
+    the libraries' settings and the last to leave restores them (while
+    calls overlap, the latest entrant's count is in force).  threadpoolctl
+    finds the libraries once; each use then costs a few
+    ``get_num_threads``/``set_num_threads`` calls on them.
     """
 
-    __slots__ = ("n", "saved")
+    __slots__ = ("n",)
+    _lock = threading.Lock()
+    _active = 0
+    _saved: list = []
 
     def __init__(self, n: int):
         self.n = n
-        self.saved = []
 
     def __enter__(self):
-        for lib in _blas_libraries():
-            old = lib.get_num_threads()
-            if old != self.n:
-                lib.set_num_threads(self.n)
-                self.saved.append((lib, old))
+        cls = type(self)
+        with cls._lock:
+            libs = _blas_libraries()
+            if cls._active == 0:
+                cls._saved = [(lib, lib.get_num_threads()) for lib in libs]
+            cls._active += 1
+            for lib in libs:
+                if lib.get_num_threads() != self.n:
+                    lib.set_num_threads(self.n)
         return self
 
     def __exit__(self, *exc):
-        for lib, old in self.saved:
-            lib.set_num_threads(old)
-        self.saved.clear()
+        cls = type(self)
+        with cls._lock:
+            cls._active -= 1
+            if cls._active == 0:
+                for lib, old in cls._saved:
+                    if lib.get_num_threads() != old:
+                        lib.set_num_threads(old)
+                cls._saved = []
         return False
 
 

@@ -74,12 +74,12 @@ class ConvProblem:
 def check_float_dtype(a, name: str) -> np.dtype:
     """The array's dtype if it is float32/float64, else TypeError naming it."""
     dt = np.dtype(a.dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(
-            f"{name} has dtype {dt}; fastconv's neural-network functions take "
-            "float32 or float64 arrays (cast with .astype(np.float32))"
-        )
-    return dt
+    if dt.kind == "f" and dt.itemsize in (4, 8):
+        return dt.newbyteorder("=")  # byte-swapped floats are converted, not refused
+    raise TypeError(
+        f"{name} has dtype {dt}; fastconv's neural-network functions take "
+        "float32 or float64 arrays (cast with .astype(np.float32))"
+    )
 
 
 def _int_tuple(value, nd: int, name: str, minimum: int) -> tuple:
@@ -188,6 +188,8 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
     batch, cin = xs[0], xs[1]
     cout, cin_g = ws[0], ws[1]
     kernel = ws[2:]
+    if any(k < 1 for k in kernel):
+        raise ValueError(f"weight has an empty kernel dimension: shape {tuple(weight.shape)}")
     if form == "plain" and groups != 1:
         raise ValueError(f"groups must be 1 for a plain {nd}-D input and kernel, got {groups}")
     if cin % groups:
@@ -260,6 +262,9 @@ def check_out(out, problem: ConvProblem, namespace_check) -> None:
     """Validate a user-supplied ``out=`` array against the planned result."""
     if not namespace_check(out):
         raise TypeError(f"out must be an array of the inputs' namespace, got {type(out).__name__}")
+    flags = getattr(out, "flags", None)
+    if flags is not None and not flags.writeable:
+        raise ValueError("out is read-only")
     shape = _as_shape(out)
     if shape != problem.user_out_shape:
         raise ValueError(f"out has shape {shape}, expected {problem.user_out_shape}")
