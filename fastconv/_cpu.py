@@ -33,6 +33,8 @@ MIN_TILE = 128
 #: Multiply-adds below which another thread costs more than it saves
 #: (an OpenMP fork/join is a few microseconds; this is about ten).
 MIN_WORK_PER_THREAD = 1 << 18
+#: Tasks per thread the direct kernel aims for (load balance vs. setup cost).
+TASKS_PER_THREAD = 16
 _INT_MAX = 2**31 - 1
 _NP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -65,6 +67,17 @@ def im2col_tile(problem, nthreads):
     ntiles = -(-p // tile)
     tasks = images * ntiles
     return tile, (nthreads > 1 and tasks >= nthreads)
+
+
+def direct_run(problem, nthreads):
+    """Row pairs per task of the direct kernel.
+
+    Long runs amortise a task's setup (index arithmetic, dispatch); about
+    TASKS_PER_THREAD tasks per thread keep the guided schedule balanced.
+    """
+    planes = problem.batch * problem.out_channels * math.prod(problem.out_size[:-2])
+    pairs = (problem.out_size[-2] + 1) // 2 if problem.nd >= 2 else 1
+    return max(1, min(pairs, planes * pairs // (TASKS_PER_THREAD * nthreads)))
 
 
 class CPUBackend:
@@ -141,7 +154,7 @@ class CPUBackend:
             dilation = _lift3(p.dilation, p.nd, 1)
             if algorithm == "direct":
                 _direct.conv_direct(x5, w5, b, target, stride, pad_before, dilation,
-                                    p.groups, nthreads)
+                                    p.groups, nthreads, direct_run(p, nthreads))
             else:
                 tile, parallel_tiles = im2col_tile(p, nthreads)
                 with _threads.blas_limit(1 if parallel_tiles else nthreads):

@@ -135,6 +135,13 @@ def run_demo(output="fastconv_demo.png", repeat=5) -> int:
     except ImportError as exc:
         return _missing_extra("matplotlib", exc)
 
+    path = os.path.abspath(os.fspath(output))
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        print(f"fastconv demo: error: cannot write the figure to {path}: "
+              f"folder {folder} does not exist", file=sys.stderr)
+        return 1
+
     import scipy
     import scipy.ndimage
     import scipy.signal
@@ -210,7 +217,6 @@ def run_demo(output="fastconv_demo.png", repeat=5) -> int:
         "(photograph by Lav Varshney, CC0, bundled with scikit-image)",
         fontsize=11,
     )
-    path = os.path.abspath(os.fspath(output))
     try:
         fig.savefig(path, dpi=100, format="png")
     except (OSError, ValueError) as exc:

@@ -7,6 +7,7 @@ argument at fault.  Backends receive only problems that passed.
 """
 from __future__ import annotations
 
+import math
 import operator
 import sys
 from dataclasses import dataclass
@@ -67,8 +68,8 @@ class ConvProblem:
     @property
     def flops(self) -> int:
         """Multiply-adds counted as 2 flops, the usual CNN convention."""
-        taps = int(np.prod(self.kernel_size)) * self.in_channels_per_group
-        return 2 * self.batch * self.out_channels * int(np.prod(self.out_size)) * taps
+        taps = math.prod(self.kernel_size) * self.in_channels_per_group
+        return 2 * self.batch * self.out_channels * math.prod(self.out_size) * taps
 
 
 def check_float_dtype(a, name: str) -> np.dtype:

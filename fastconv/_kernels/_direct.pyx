@@ -1,14 +1,21 @@
 """Direct cross-correlation kernel (leaf code).
 
-Every pair of output rows (n, c_out, od, oy..oy+1) is one independent task
-of an OpenMP ``prange``.  The task lists the input rows its windows touch,
-skipping rows that fall into the zero padding and marking for each row the
-kernel row that feeds each of the two outputs, and hands the list to the
-SIMD row kernel ``fc_conv_rows`` (fc_kernels.c).  That kernel keeps a block
-of both output rows in vector registers while it streams over the taps, so
-an input row shared by the two outputs is loaded once.  One-channel images
-and depthwise layers (one input channel per group) are the case this path
-is built for: their tasks need no channel loop at all.
+The output rows of each plane (n, c_out, od) are taken two at a time; a
+run of such row pairs in one plane is one task of an OpenMP ``prange``
+(runs are long enough to amortise the task's setup, and there are enough
+of them to keep every thread busy).
+
+For each row pair the task lists the input rows its windows touch,
+skipping rows that fall into the vertical zero padding and marking for
+each row the kernel row that feeds each of the two outputs, and hands the
+list to the SIMD row kernel ``fc_conv_rows`` (fc_kernels.c).  That kernel
+keeps a block of both output rows in vector registers while it streams over
+the taps, so an input row shared by the two outputs is loaded once.
+
+One-channel images and depthwise layers (one input channel per group, 2-D
+kernels) take a dedicated fast path: their task hands a whole run of rows
+to ``fc_conv_plane``, which walks the row pairs in C with no per-row list
+building in Cython at all.
 
 The caller (fastconv._cpu) has validated all sizes and passes C-contiguous
 (N, C, D, H, W) arrays, so bounds checks are disabled.
@@ -16,7 +23,8 @@ The caller (fastconv._cpu) has validated all sizes and passes C-contiguous
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, free
 
-from ._fc cimport real, fc_geometry, make_geometry, fc_conv_rows_f32, fc_conv_rows_f64
+from ._fc cimport (real, fc_geometry, make_geometry, fc_conv_rows_f32, fc_conv_rows_f64,
+                   fc_conv_plane_f32, fc_conv_plane_f64, FC_PLANE_MAX_KH)
 
 
 cdef inline void _rows(real *out0, real *out1, const real **rows, const real **w0,
@@ -30,15 +38,25 @@ cdef inline void _rows(real *out0, real *out1, const real **rows, const real **w
                          g.sw, g.dw, init)
 
 
+cdef inline void _plane(real *out, Py_ssize_t oy0, Py_ssize_t nout, const real *inp,
+                        const real *w, const fc_geometry *g, real init) noexcept nogil:
+    if real is float:
+        fc_conv_plane_f32(out, g.OW, oy0, nout, g.OW, inp, g.W, g.H, g.W, g.ph, g.pw,
+                          w, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, init)
+    else:
+        fc_conv_plane_f64(out, g.OW, oy0, nout, g.OW, inp, g.W, g.H, g.W, g.ph, g.pw,
+                          w, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, init)
+
+
 def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weight,
                 const real[::1] bias, real[:, :, :, :, ::1] out,
                 tuple stride, tuple pad, tuple dilation, Py_ssize_t groups,
-                int nthreads):
+                int nthreads, Py_ssize_t run):
     """out = correlate(x, weight) + bias, all arrays 5-D (N, C, D, H, W).
 
     ``bias`` has length C_out, or 0 for no bias.  ``pad`` holds the leading
     padding of each spatial dimension; trailing padding is implied by the
-    output shape.
+    output shape.  ``run`` is the number of row pairs per task (>= 1).
     """
     cdef Py_ssize_t N = x.shape[0], Cout = out.shape[1]
     cdef Py_ssize_t cin_g = weight.shape[1], cout_g = Cout // groups
@@ -50,8 +68,10 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
     # each thread's three tables start on their own cache lines.
     cdef Py_ssize_t table = (cin_g * g.KD * 2 * g.KH + 15) // 16 * 16
     cdef Py_ssize_t pairs = (g.OH + 1) // 2
-    cdef Py_ssize_t total = N * Cout * g.OD * pairs
+    cdef Py_ssize_t runs = (pairs + run - 1) // run
+    cdef Py_ssize_t total = N * Cout * g.OD * runs
     cdef bint has_bias = bias.shape[0] > 0
+    cdef bint plane_path = cin_g == 1 and g.KD == 1 and g.KH <= FC_PLANE_MAX_KH
     cdef const real **tables
     cdef const real **rows
     cdef const real **w0
@@ -60,6 +80,7 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
     cdef real *out1
     cdef const real *rowp
     cdef Py_ssize_t t, r, n, co, od, oy, gi, ci, kd, ky, idd, iy, k, first, j
+    cdef Py_ssize_t pr, pr_end
     cdef real init
 
     if total == 0:
@@ -75,47 +96,61 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
             w0 = rows + table
             w1 = w0 + table
             for t in prange(total, schedule='guided'):
-                oy = 2 * (t % pairs)
-                r = t // pairs
+                pr = (t % runs) * run
+                pr_end = pr + run if pr + run < pairs else pairs
+                r = t // runs
                 od = r % g.OD
                 r = r // g.OD
                 co = r % Cout
                 n = r // Cout
                 gi = co // cout_g
-                out0 = &out[n, co, od, oy, 0]
-                out1 = &out[n, co, od, oy + 1, 0] if oy + 1 < g.OH else NULL
-                k = 0
-                for ci in range(cin_g):
-                    for kd in range(g.KD):
-                        idd = od * g.sd - g.pd + kd * g.dd
-                        if idd < 0 or idd >= g.D:
-                            continue
-                        first = k
-                        for ky in range(g.KH):
-                            iy = oy * g.sh - g.ph + ky * g.dh
-                            if iy < 0 or iy >= g.H:
-                                continue
-                            rows[k] = &x[n, gi * cin_g + ci, idd, iy, 0]
-                            w0[k] = &weight[co, ci, kd, ky, 0]
-                            w1[k] = NULL
-                            k = k + 1
-                        if out1 == NULL:
-                            continue
-                        for ky in range(g.KH):
-                            iy = (oy + 1) * g.sh - g.ph + ky * g.dh
-                            if iy < 0 or iy >= g.H:
-                                continue
-                            rowp = &x[n, gi * cin_g + ci, idd, iy, 0]
-                            # Share the row with out0 when it reads it too.
-                            j = first
-                            while j < k and rows[j] != rowp:
-                                j = j + 1
-                            if j == k:
-                                rows[k] = rowp
-                                w0[k] = NULL
-                                k = k + 1
-                            w1[j] = &weight[co, ci, kd, ky, 0]
                 init = bias[co] if has_bias else 0
-                _rows(out0, out1, rows, w0, w1, k, &g, init)
+                if plane_path:
+                    # One input channel, 2-D kernel: the whole run in C.
+                    idd = od * g.sd - g.pd
+                    out0 = &out[n, co, od, 0, 0]
+                    if idd < 0 or idd >= g.D:
+                        for j in range(2 * pr * g.OW, min(2 * pr_end, g.OH) * g.OW):
+                            out0[j] = init
+                    else:
+                        _plane(out0, 2 * pr, min(2 * pr_end, g.OH) - 2 * pr,
+                               &x[n, gi, idd, 0, 0], &weight[co, 0, 0, 0, 0], &g, init)
+                    continue
+                while pr < pr_end:
+                    oy = 2 * pr
+                    pr = pr + 1
+                    out0 = &out[n, co, od, oy, 0]
+                    out1 = &out[n, co, od, oy + 1, 0] if oy + 1 < g.OH else NULL
+                    k = 0
+                    for ci in range(cin_g):
+                        for kd in range(g.KD):
+                            idd = od * g.sd - g.pd + kd * g.dd
+                            if idd < 0 or idd >= g.D:
+                                continue
+                            first = k
+                            for j in range(2):
+                                if j == 1 and out1 == NULL:
+                                    break
+                                for ky in range(g.KH):
+                                    iy = (oy + j) * g.sh - g.ph + ky * g.dh
+                                    if iy < 0 or iy >= g.H:
+                                        continue
+                                    rowp = &x[n, gi * cin_g + ci, idd, iy, 0]
+                                    if j == 0:
+                                        rows[k] = rowp
+                                        w0[k] = &weight[co, ci, kd, ky, 0]
+                                        w1[k] = NULL
+                                        k = k + 1
+                                    else:
+                                        # Share the row with out0 when it reads it too.
+                                        r = first
+                                        while r < k and rows[r] != rowp:
+                                            r = r + 1
+                                        if r == k:
+                                            rows[k] = rowp
+                                            w0[k] = NULL
+                                            k = k + 1
+                                        w1[r] = &weight[co, ci, kd, ky, 0]
+                    _rows(out0, out1, rows, w0, w1, k, &g, init)
     finally:
         free(tables)

@@ -5,7 +5,7 @@
  */
 #define FC_FN(name) FC_CAT(name, FC_SFX)
 
-void FC_FN(fc_im2col_tile)(FC_T *col, const FC_T *x, const fc_geometry *g,
+FC_MULTIVERSION void FC_FN(fc_im2col_tile)(FC_T *col, const FC_T *x, const fc_geometry *g,
                            ptrdiff_t p0, ptrdiff_t P)
 {
     const ptrdiff_t K = g->C * g->KD * g->KH * g->KW;
@@ -26,28 +26,28 @@ void FC_FN(fc_im2col_tile)(FC_T *col, const FC_T *x, const fc_geometry *g,
             if (n > P - j) n = P - j;
             const ptrdiff_t id = od * g->sd - g->pd + kd * g->dd;
             const ptrdiff_t iy = oy * g->sh - g->ph + ky * g->dh;
-            FC_T *d = dst + j;
+            FC_T *restrict d = dst + j;
             if (id < 0 || id >= g->D || iy < 0 || iy >= g->H) {
                 for (ptrdiff_t i = 0; i < n; ++i) d[i] = 0;
             } else {
-                const FC_T *row = xc + (id * g->H + iy) * g->W;
-                const ptrdiff_t ixs = ox * g->sw - g->pw + kx * g->dw;
-                if (g->sw == 1) {
-                    ptrdiff_t a = -ixs, b = g->W - ixs;
-                    if (a < 0) a = 0;
-                    if (a > n) a = n;
-                    if (b > n) b = n;
-                    if (b < a) b = a;
-                    for (ptrdiff_t i = 0; i < a; ++i) d[i] = 0;
-                    if (b > a)
-                        __builtin_memcpy(d + a, row + ixs + a, (size_t)(b - a) * sizeof(FC_T));
-                    for (ptrdiff_t i = b; i < n; ++i) d[i] = 0;
+                /* Columns i in [a, b) read inside the row, the rest are padding:
+                 * ix = ixs + i*sw in [0, W). */
+                const FC_T *restrict row = xc + (id * g->H + iy) * g->W;
+                const ptrdiff_t sw = g->sw;
+                const ptrdiff_t ixs = ox * sw - g->pw + kx * g->dw;
+                ptrdiff_t a = ixs >= 0 ? 0 : (-ixs + sw - 1) / sw;
+                ptrdiff_t b = ixs >= g->W ? 0 : (g->W - ixs + sw - 1) / sw;
+                if (a > n) a = n;
+                if (b > n) b = n;
+                if (b < a) b = a;
+                for (ptrdiff_t i = 0; i < a; ++i) d[i] = 0;
+                if (sw == 1) {
+                    const FC_T *restrict src = row + ixs;
+                    for (ptrdiff_t i = a; i < b; ++i) d[i] = src[i];
                 } else {
-                    for (ptrdiff_t i = 0; i < n; ++i) {
-                        const ptrdiff_t ix = ixs + i * g->sw;
-                        d[i] = (ix >= 0 && ix < g->W) ? row[ix] : (FC_T)0;
-                    }
+                    for (ptrdiff_t i = a; i < b; ++i) d[i] = row[ixs + i * sw];
                 }
+                for (ptrdiff_t i = b; i < n; ++i) d[i] = 0;
             }
             j += n;
             ox = 0;

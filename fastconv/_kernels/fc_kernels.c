@@ -101,22 +101,26 @@ static int fc_isa(void)
 }
 
 #if FC_X86
-#define FC_DISPATCH(SFX, ...)                                   \
+#define FC_DISPATCH(FN, ...)                                    \
     switch (fc_isa()) {                                         \
-    case FC_ISA_AVX512: fc_rows_##SFX##_avx512(__VA_ARGS__); break; \
-    case FC_ISA_AVX2: fc_rows_##SFX##_avx2(__VA_ARGS__); break;     \
-    default: fc_rows_##SFX##_base(__VA_ARGS__); break;              \
+    case FC_ISA_AVX512: FN(avx512)(__VA_ARGS__); break;         \
+    case FC_ISA_AVX2: FN(avx2)(__VA_ARGS__); break;             \
+    default: FN(base)(__VA_ARGS__); break;                      \
     }
 #else
-#define FC_DISPATCH(SFX, ...) fc_rows_##SFX##_base(__VA_ARGS__)
+#define FC_DISPATCH(FN, ...) FN(base)(__VA_ARGS__)
 #endif
+#define FC_ROWS_F32(isa) fc_rows_f32_##isa
+#define FC_ROWS_F64(isa) fc_rows_f64_##isa
+#define FC_PLANE_F32(isa) fc_rows_f32_##isa##_plane
+#define FC_PLANE_F64(isa) fc_rows_f64_##isa##_plane
 
 void fc_conv_rows_f32(float *out0, float *out1, ptrdiff_t OW, const float **rows,
                       const float **w0, const float **w1, ptrdiff_t nrows,
                       ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx,
                       ptrdiff_t dx, float init)
 {
-    FC_DISPATCH(f32, out0, out1, OW, rows, w0, w1, nrows, KW, W, pad, sx, dx, init);
+    FC_DISPATCH(FC_ROWS_F32, out0, out1, OW, rows, w0, w1, nrows, KW, W, pad, sx, dx, init);
 }
 
 void fc_conv_rows_f64(double *out0, double *out1, ptrdiff_t OW, const double **rows,
@@ -124,7 +128,25 @@ void fc_conv_rows_f64(double *out0, double *out1, ptrdiff_t OW, const double **r
                       ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx,
                       ptrdiff_t dx, double init)
 {
-    FC_DISPATCH(f64, out0, out1, OW, rows, w0, w1, nrows, KW, W, pad, sx, dx, init);
+    FC_DISPATCH(FC_ROWS_F64, out0, out1, OW, rows, w0, w1, nrows, KW, W, pad, sx, dx, init);
+}
+
+void fc_conv_plane_f32(float *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,
+                       ptrdiff_t OW, const float *in, ptrdiff_t ldi, ptrdiff_t H,
+                       ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, const float *w,
+                       ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t sw,
+                       ptrdiff_t dh, ptrdiff_t dw, float init)
+{
+    FC_DISPATCH(FC_PLANE_F32, out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw, w, KH, KW, sh, sw, dh, dw, init);
+}
+
+void fc_conv_plane_f64(double *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,
+                       ptrdiff_t OW, const double *in, ptrdiff_t ldi, ptrdiff_t H,
+                       ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, const double *w,
+                       ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t sw,
+                       ptrdiff_t dh, ptrdiff_t dw, double init)
+{
+    FC_DISPATCH(FC_PLANE_F64, out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw, w, KH, KW, sh, sw, dh, dw, init);
 }
 
 const char *fc_simd_level(void)
@@ -137,6 +159,13 @@ const char *fc_simd_level(void)
 }
 
 /* ---- im2col tiles ----------------------------------------------------------- */
+/* Plain copies that the compiler vectorises; GCC function multiversioning
+ * gives them the CPU's vector width. */
+#if FC_X86 && !defined(__clang__)
+#define FC_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FC_MULTIVERSION
+#endif
 #define FC_T float
 #define FC_SFX f32
 #include "fc_im2col_impl.h"

@@ -43,6 +43,30 @@ void fc_conv_rows_f64(double *out0, double *out1, ptrdiff_t OW, const double **r
                       ptrdiff_t dx, double init);
 
 /*
+ * Output rows oy0 .. oy0+nout-1 of one plane of a one-input-channel
+ * correlation (one-channel images, depthwise layers):
+ *
+ *   out[oy*ldo + ox] = init + sum_ky sum_kx w[ky*KW + kx]
+ *                             * in[(oy*sh - ph + ky*dh)*ldi + ox*sw - pw + kx*dw]
+ *
+ * with taps outside the H x W input counting as zero.  Rows are processed
+ * in pairs by the SIMD code of fc_conv_rows; the whole loop runs in C, so a
+ * task costs no per-row call overhead.  KH must not exceed FC_PLANE_MAX_KH
+ * (64).
+ */
+#define FC_PLANE_MAX_KH 64
+void fc_conv_plane_f32(float *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,
+                       ptrdiff_t OW, const float *in, ptrdiff_t ldi, ptrdiff_t H,
+                       ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, const float *w,
+                       ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t sw,
+                       ptrdiff_t dh, ptrdiff_t dw, float init);
+void fc_conv_plane_f64(double *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,
+                       ptrdiff_t OW, const double *in, ptrdiff_t ldi, ptrdiff_t H,
+                       ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, const double *w,
+                       ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t sw,
+                       ptrdiff_t dh, ptrdiff_t dw, double init);
+
+/*
  * One tile of the im2col matrix of a single image and group.
  *
  * x is the (C, D, H, W) C-contiguous input of the group.  The tile holds the

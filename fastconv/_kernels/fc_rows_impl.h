@@ -15,7 +15,9 @@ typedef FC_T FC_CAT(FC_NAME, vec) __attribute__((vector_size(FC_VBYTES)));
 
 #define FC_LOAD(v, p) __builtin_memcpy(&(v), (p), sizeof(FC_VEC))
 
-/* Checked scalar columns [a, b) of one output row (weights wr, may be NULL). */
+/* Border columns [a, b) of one output row (weights wr, entries may be
+ * NULL): for each column the taps that fall inside [0, W) are found once,
+ * then summed without per-tap checks. */
 FC_TARGET static void FC_CAT(FC_NAME, checked)(
     FC_T *out, ptrdiff_t a, ptrdiff_t b, const FC_T **rows, const FC_T **wr,
     ptrdiff_t nrows, ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx,
@@ -23,17 +25,18 @@ FC_TARGET static void FC_CAT(FC_NAME, checked)(
 {
     for (ptrdiff_t ox = a; ox < b; ++ox) {
         const ptrdiff_t base = ox * sx - pad;
+        /* kx in [k0, k1) <=> 0 <= base + kx*dx < W */
+        ptrdiff_t k0 = base >= 0 ? 0 : (-base + dx - 1) / dx;
+        ptrdiff_t k1 = base >= W ? 0 : (W - base + dx - 1) / dx;
+        if (k1 > KW) k1 = KW;
         FC_T s = init;
         for (ptrdiff_t r = 0; r < nrows; ++r) {
             const FC_T *w = wr[r];
             if (!w)
                 continue;
-            const FC_T *row = rows[r];
-            for (ptrdiff_t kx = 0; kx < KW; ++kx) {
-                const ptrdiff_t ix = base + kx * dx;
-                if (ix >= 0 && ix < W)
-                    s += w[kx] * row[ix];
-            }
+            const FC_T *row = rows[r] + base;
+            for (ptrdiff_t kx = k0; kx < k1; ++kx)
+                s += w[kx] * row[kx * dx];
         }
         out[ox] = s;
     }
@@ -60,21 +63,26 @@ FC_TARGET static void FC_CAT(FC_NAME, strided)(
     }
 }
 
+/* Column offset of vector u in a block of NV vectors whose last vector
+ * starts at LAST (LAST < (NV-1)*VL for a ragged block that overlaps). */
+#define FC_OFF(u, NV, LAST) ((u) == (NV) - 1 ? (LAST) : (u) * FC_VL)
+
 /* The taps of one input row into one row of accumulators. */
-#define FC_TAPS1(NV, PW, ACC)                                               \
+#define FC_TAPS1(NV, LAST, PW, ACC)                                               \
     for (ptrdiff_t kx = 0; kx < KW; ++kx) {                                 \
         const FC_VEC c = zero + (PW)[kx];                                   \
         const FC_T *p = src + kx * dx;                                      \
         for (int u = 0; u < NV; ++u) {                                      \
             FC_VEC v;                                                       \
-            FC_LOAD(v, p + u * FC_VL);                                      \
+            FC_LOAD(v, p + FC_OFF(u, NV, LAST));                            \
             ACC[u] += c * v;                                                \
         }                                                                   \
     }
 
 /* Stride-1 block of NV vectors at column ox, for one row (TWO = 0) or two
- * rows sharing their input loads (TWO = 1). */
-#define FC_BLOCK(NV, TWO)                                                   \
+ * rows sharing their input loads (TWO = 1); its last vector starts LAST
+ * columns after ox. */
+#define FC_BLOCK(NV, LAST, TWO)                                                   \
     do {                                                                    \
         FC_VEC a0[NV], a1[NV];                                              \
         for (int u = 0; u < NV; ++u)                                        \
@@ -89,42 +97,53 @@ FC_TARGET static void FC_CAT(FC_NAME, strided)(
                     const FC_T *p = src + kx * dx;                          \
                     for (int u = 0; u < NV; ++u) {                          \
                         FC_VEC v;                                           \
-                        FC_LOAD(v, p + u * FC_VL);                          \
+                        FC_LOAD(v, p + FC_OFF(u, NV, LAST));                \
                         a0[u] += c0 * v;                                    \
                         a1[u] += c1 * v;                                    \
                     }                                                       \
                 }                                                           \
             } else if (p0) {                                                \
-                FC_TAPS1(NV, p0, a0);                                       \
+                FC_TAPS1(NV, LAST, p0, a0);                                       \
             } else if (p1) {                                                \
-                FC_TAPS1(NV, p1, a1);                                       \
+                FC_TAPS1(NV, LAST, p1, a1);                                       \
             }                                                               \
         }                                                                   \
-        __builtin_memcpy(out0 + ox, a0, sizeof(FC_VEC) * NV);               \
-        if (TWO)                                                            \
-            __builtin_memcpy(out1 + ox, a1, sizeof(FC_VEC) * NV);           \
+        for (int u = 0; u < NV; ++u) {                                      \
+            __builtin_memcpy(out0 + ox + FC_OFF(u, NV, LAST), &a0[u],       \
+                             sizeof(FC_VEC));                               \
+            if (TWO)                                                        \
+                __builtin_memcpy(out1 + ox + FC_OFF(u, NV, LAST), &a1[u],   \
+                                 sizeof(FC_VEC));                           \
+        }                                                                   \
     } while (0)
 
+/* Interior columns [lo, hi) in blocks of FC_NV vectors.  The remainder,
+ * if at least one vector wide, is one block of 1..FC_NV vectors whose last
+ * vector ends exactly at hi (overlapping columns get the same values
+ * again), so short rows still keep several accumulators busy. */
 #define FC_INTERIOR(TWO)                                                    \
     do {                                                                    \
         ptrdiff_t ox = lo;                                                  \
         for (; ox + FC_NV * FC_VL <= hi; ox += FC_NV * FC_VL)               \
-            FC_BLOCK(FC_NV, TWO);                                           \
-        for (; ox + FC_VL <= hi; ox += FC_VL)                               \
-            FC_BLOCK(1, TWO);                                               \
-        if (ox < hi) {                                                      \
-            if (hi - lo >= FC_VL) {                                         \
-                /* Ragged tail: one full vector ending at hi; the columns   \
-                 * it shares with the previous block get the same values. */\
-                ox = hi - FC_VL;                                            \
-                FC_BLOCK(1, TWO);                                           \
-            } else {                                                        \
-                FC_CAT(FC_NAME, checked)(out0, ox, hi, rows, w0, nrows, KW, \
-                                         W, pad, sx, dx, init);             \
-                if (TWO)                                                    \
-                    FC_CAT(FC_NAME, checked)(out1, ox, hi, rows, w1, nrows, \
-                                             KW, W, pad, sx, dx, init);     \
+            FC_BLOCK(FC_NV, (FC_NV - 1) * FC_VL, TWO);                      \
+        const ptrdiff_t rem = hi - ox;                                      \
+        if (rem >= FC_VL) {                                                 \
+            const ptrdiff_t last = rem - FC_VL;                             \
+            switch ((rem + FC_VL - 1) / FC_VL) {                            \
+            case 1: FC_BLOCK(1, last, TWO); break;                          \
+            case 2: FC_BLOCK(2, last, TWO); break;                          \
+            case 3: FC_BLOCK(3, last, TWO); break;                          \
+            default: FC_BLOCK(4, last, TWO); break;                         \
             }                                                               \
+        } else if (rem > 0 && hi - lo >= FC_VL) {                           \
+            ox = hi - FC_VL; /* one vector ending at hi, overlapping */     \
+            FC_BLOCK(1, 0, TWO);                                            \
+        } else if (rem > 0) {                                               \
+            FC_CAT(FC_NAME, checked)(out0, ox, hi, rows, w0, nrows, KW,     \
+                                     W, pad, sx, dx, init);                 \
+            if (TWO)                                                        \
+                FC_CAT(FC_NAME, checked)(out1, ox, hi, rows, w1, nrows,     \
+                                         KW, W, pad, sx, dx, init);         \
         }                                                                   \
     } while (0)
 
@@ -162,9 +181,57 @@ FC_TARGET static void FC_NAME(FC_T *out0, FC_T *out1, ptrdiff_t OW,
         FC_INTERIOR(0);
 }
 
+/* Output rows oy0 .. oy0+nout-1 of one plane of a one-input-channel
+ * correlation.  Input rows outside [0, H) are vertical zero padding and are
+ * skipped; the row kernel handles the horizontal padding. */
+FC_TARGET static void FC_CAT(FC_NAME, plane)(
+    FC_T *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout, ptrdiff_t OW,
+    const FC_T *in, ptrdiff_t ldi, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph,
+    ptrdiff_t pw, const FC_T *w, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh,
+    ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw, FC_T init)
+{
+    const FC_T *rows[2 * FC_PLANE_MAX_KH];
+    const FC_T *w0[2 * FC_PLANE_MAX_KH];
+    const FC_T *w1[2 * FC_PLANE_MAX_KH];
+    for (ptrdiff_t oy = oy0; oy < oy0 + nout; oy += 2) {
+        const int two = oy + 1 < oy0 + nout;
+        ptrdiff_t k = 0;
+        for (ptrdiff_t ky = 0; ky < KH; ++ky) {
+            const ptrdiff_t iy = oy * sh - ph + ky * dh;
+            if (iy < 0 || iy >= H)
+                continue;
+            rows[k] = in + iy * ldi;
+            w0[k] = w + ky * KW;
+            w1[k] = NULL;
+            ++k;
+        }
+        if (two) {
+            const ptrdiff_t first = k;
+            for (ptrdiff_t ky = 0; ky < KH; ++ky) {
+                const ptrdiff_t iy = (oy + 1) * sh - ph + ky * dh;
+                if (iy < 0 || iy >= H)
+                    continue;
+                const FC_T *row = in + iy * ldi;
+                ptrdiff_t r = 0;
+                while (r < first && rows[r] != row)
+                    ++r;
+                if (r == first) {
+                    r = k++;
+                    rows[r] = row;
+                    w0[r] = NULL;
+                }
+                w1[r] = w + ky * KW;
+            }
+        }
+        FC_NAME(out + oy * ldo, two ? out + (oy + 1) * ldo : NULL, OW, rows, w0,
+                w1, k, KW, W, pw, sw, dw, init);
+    }
+}
+
 #undef FC_INTERIOR
 #undef FC_BLOCK
 #undef FC_TAPS1
+#undef FC_OFF
 #undef FC_LOAD
 #undef FC_VEC
 #undef FC_NV
