@@ -30,6 +30,8 @@ from ._kernels import _direct, _im2col
 TILE_BYTES = 1 << 20
 #: Smallest tile (output pixels) worth a GEMM call, budget permitting.
 MIN_TILE = 128
+#: Narrowest tile that the parallel-tiles schedule accepts.
+MIN_PARALLEL_TILE = 64
 #: Multiply-adds below which another thread costs more than it saves
 #: (an OpenMP fork/join is a few microseconds; this is about ten).
 MIN_WORK_PER_THREAD = 1 << 18
@@ -50,7 +52,9 @@ def im2col_tile(problem, nthreads):
     workspace (but not narrower than MIN_TILE pixels), of equal width, and
     when there are few (image, group, tile) tasks, a multiple of the thread
     count of them.  OpenMP runs the tasks in parallel when there are at
-    least as many as threads; otherwise BLAS threads each GEMM.
+    least as many as threads and tiles are at least MIN_PARALLEL_TILE wide;
+    otherwise the threads fill each tile together and split its GEMM by
+    output channels.
     """
     k = problem.in_channels_per_group * math.prod(problem.kernel_size)
     p = math.prod(problem.out_size)
@@ -58,15 +62,19 @@ def im2col_tile(problem, nthreads):
     tile = min(tile, p)
     images = problem.batch * problem.groups
     ntiles = -(-p // tile)
-    if nthreads > 1 and images * ntiles < 8 * nthreads:
+    if nthreads == 1:
+        return tile, False
+    if images * ntiles < 8 * nthreads:
         # Few tasks: round their count up to a multiple of the threads so
-        # no thread idles while another finishes a last tile.
+        # no thread idles while another finishes a last tile ...
         want = -(-images * ntiles // nthreads) * nthreads
-        ntiles = min(p, -(-want // images))
-    tile = -(-p // ntiles)
-    ntiles = -(-p // tile)
-    tasks = images * ntiles
-    return tile, (nthreads > 1 and tasks >= nthreads)
+        balanced = -(-p // min(p, -(-want // images)))
+        if balanced < MIN_PARALLEL_TILE:
+            # ... unless that makes tiles too narrow for a good GEMM: then
+            # the threads share each (full-width) tile instead.
+            return tile, False
+        tile = balanced
+    return tile, images * -(-p // tile) >= nthreads
 
 
 def direct_run(problem, nthreads):
@@ -157,7 +165,7 @@ class CPUBackend:
                                     p.groups, nthreads, direct_run(p, nthreads))
             else:
                 tile, parallel_tiles = im2col_tile(p, nthreads)
-                with _threads.blas_limit(1 if parallel_tiles else nthreads):
+                with _threads.blas_limit(1):
                     _im2col.conv_im2col(x5, w5, b, target, stride, pad_before, dilation,
                                         p.groups, tile, parallel_tiles, nthreads)
 

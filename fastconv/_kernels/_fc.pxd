@@ -34,9 +34,9 @@ cdef extern from "fc_kernels.h" nogil:
                            Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
                            Py_ssize_t dh, Py_ssize_t dw, double init)
     void fc_im2col_tile_f32(float *col, const float *x, const fc_geometry *g,
-                            Py_ssize_t p0, Py_ssize_t P)
+                            Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
     void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
-                            Py_ssize_t p0, Py_ssize_t P)
+                            Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
     const char *fc_simd_level()
 
 

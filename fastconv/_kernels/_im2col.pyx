@@ -12,10 +12,14 @@ writes its columns of the output in place.  Working memory is therefore
 Two schedules, chosen by the caller:
 
 * ``parallel_tiles=True``: an OpenMP ``prange`` over the (n, g, tile) tasks,
-  each thread filling its own buffer and calling single-threaded BLAS (the
-  caller holds BLAS at one thread with threadpoolctl meanwhile);
-* ``parallel_tiles=False``: tasks in sequence, BLAS threaded inside each
-  GEMM, for layers with fewer tiles than threads.
+  each thread filling its own buffer and calling GEMM on it;
+* ``parallel_tiles=False``: tasks in sequence, for layers with few, small
+  tiles: all threads fill each tile together (OpenMP over its rows), then
+  each multiplies its share of the output channels.
+
+BLAS runs single-threaded inside the OpenMP team in both schedules (the
+caller holds it at one thread with threadpoolctl), so OpenMP and BLAS
+threads never compete for the cores.
 
 A 1x1 kernel with unit stride and no padding needs no im2col: the input
 itself is the (K, P) matrix and goes to GEMM directly.
@@ -55,18 +59,20 @@ cdef inline void _gemm_rowmajor(int M, int Ncols, int K, const real *A, int lda,
 
 
 cdef inline void _tile(real *col, const real *x, const fc_geometry *g,
-                       Py_ssize_t p0, Py_ssize_t P) noexcept nogil:
+                       Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0,
+                       Py_ssize_t k1) noexcept nogil:
     if real is float:
-        fc_im2col_tile_f32(col, x, g, p0, P)
+        fc_im2col_tile_f32(col, x, g, p0, P, k0, k1)
     else:
-        fc_im2col_tile_f64(col, x, g, p0, P)
+        fc_im2col_tile_f64(col, x, g, p0, P, k0, k1)
 
 
-cdef inline void _task(const real *xg, const real *wg, const real *bias_g,
-                       real *outg, real *col, const fc_geometry *g,
-                       Py_ssize_t cout_g, Py_ssize_t K, Py_ssize_t P,
-                       Py_ssize_t p0, Py_ssize_t ptile, bint identity) noexcept nogil:
-    """One tile: columns p0 .. p0+ptile-1 of one image and group."""
+cdef inline void _multiply(const real *xg, const real *wg, const real *bias_g,
+                           real *outg, const real *col, Py_ssize_t cout_g, Py_ssize_t K,
+                           Py_ssize_t P, Py_ssize_t p0, Py_ssize_t ptile,
+                           bint identity) noexcept nogil:
+    """GEMM of one filled tile (or of the input itself for ``identity``)
+    into output columns p0 .. p0+ptile-1, then the bias."""
     cdef const real *B
     cdef int ldb
     cdef Py_ssize_t co, j
@@ -75,7 +81,6 @@ cdef inline void _task(const real *xg, const real *wg, const real *bias_g,
         B = xg + p0
         ldb = <int> P
     else:
-        _tile(col, xg, g, p0, ptile)
         B = col
         ldb = <int> ptile
     _gemm_rowmajor(<int> cout_g, <int> ptile, <int> K, wg, <int> K, B, ldb,
@@ -117,7 +122,8 @@ def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
     cdef Py_ssize_t bufsize = 0 if identity else K * tile
     cdef real *col_all = NULL
     cdef real *col
-    cdef Py_ssize_t t, n, gi, ti, p0, ptile
+    cdef Py_ssize_t t, n, gi, ti, p0, ptile, kc, kchunk, mc, mchunk, m0, m1
+    cdef const real *xg
     cdef const real *xbase = &x[0, 0, 0, 0, 0]
     cdef const real *wbase = &weight[0, 0, 0, 0, 0]
     cdef real *obase = &out[0, 0, 0, 0, 0]
@@ -139,23 +145,37 @@ def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
                     n = t // (ntiles * groups)
                     p0 = ti * tile
                     ptile = P - p0 if P - p0 < tile else tile
-                    _task(xbase + (n * Cin + gi * cin_g) * in_img,
-                          wbase + gi * cout_g * K,
-                          (bbase + gi * cout_g) if has_bias else NULL,
-                          obase + (n * Cout + gi * cout_g) * P,
-                          col, &g, cout_g, K, P, p0, ptile, identity)
+                    xg = xbase + (n * Cin + gi * cin_g) * in_img
+                    if not identity:
+                        _tile(col, xg, &g, p0, ptile, 0, K)
+                    _multiply(xg, wbase + gi * cout_g * K,
+                              (bbase + gi * cout_g) if has_bias else NULL,
+                              obase + (n * Cout + gi * cout_g) * P,
+                              col, cout_g, K, P, p0, ptile, identity)
         else:
-            with nogil:
-                for t in range(ntasks):
-                    ti = t % ntiles
-                    gi = (t // ntiles) % groups
-                    n = t // (ntiles * groups)
-                    p0 = ti * tile
-                    ptile = P - p0 if P - p0 < tile else tile
-                    _task(xbase + (n * Cin + gi * cin_g) * in_img,
-                          wbase + gi * cout_g * K,
-                          (bbase + gi * cout_g) if has_bias else NULL,
-                          obase + (n * Cout + gi * cout_g) * P,
-                          col_all, &g, cout_g, K, P, p0, ptile, identity)
+            kchunk = (K + nthreads - 1) // nthreads
+            mchunk = (cout_g + nthreads - 1) // nthreads
+            for t in range(ntasks):
+                ti = t % ntiles
+                gi = (t // ntiles) % groups
+                n = t // (ntiles * groups)
+                p0 = ti * tile
+                ptile = P - p0 if P - p0 < tile else tile
+                xg = xbase + (n * Cin + gi * cin_g) * in_img
+                with nogil, parallel(num_threads=nthreads):
+                    if not identity:
+                        # Every thread fills its share of the tile's rows ...
+                        for kc in prange(nthreads, schedule='static'):
+                            _tile(col_all, xg, &g, p0, ptile, kc * kchunk,
+                                  min(K, (kc + 1) * kchunk))
+                    # ... then multiplies its share of the output channels.
+                    for mc in prange(nthreads, schedule='static'):
+                        m0 = mc * mchunk
+                        m1 = min(cout_g, m0 + mchunk)
+                        if m1 > m0:
+                            _multiply(xg, wbase + (gi * cout_g + m0) * K,
+                                      (bbase + gi * cout_g + m0) if has_bias else NULL,
+                                      obase + (n * Cout + gi * cout_g + m0) * P,
+                                      col_all, m1 - m0, K, P, p0, ptile, identity)
     finally:
         free(col_all)

@@ -6,13 +6,12 @@
 #define FC_FN(name) FC_CAT(name, FC_SFX)
 
 FC_MULTIVERSION void FC_FN(fc_im2col_tile)(FC_T *col, const FC_T *x, const fc_geometry *g,
-                           ptrdiff_t p0, ptrdiff_t P)
+                           ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1)
 {
-    const ptrdiff_t K = g->C * g->KD * g->KH * g->KW;
     const ptrdiff_t ohw = g->OH * g->OW;
     const ptrdiff_t od0 = p0 / ohw, oy0 = (p0 % ohw) / g->OW, ox0 = p0 % g->OW;
 
-    for (ptrdiff_t k = 0; k < K; ++k) {
+    for (ptrdiff_t k = k0; k < k1; ++k) {
         ptrdiff_t t = k;
         const ptrdiff_t kx = t % g->KW; t /= g->KW;
         const ptrdiff_t ky = t % g->KH; t /= g->KH;

@@ -74,7 +74,8 @@ void fc_conv_plane_f64(double *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout
  * row-major with leading dimension P: col[k*P + j] is input element
  * (c, od*sd - pd + kd*dd, oy*sh - ph + ky*dh, ox*sw - pw + kx*dw) for
  * k = ((c*KD + kd)*KH + ky)*KW + kx and output pixel p0 + j = (od, oy, ox),
- * or 0 where that index falls into the zero padding.
+ * or 0 where that index falls into the zero padding.  Only rows
+ * k0 <= k < k1 are written, so threads can share one tile.
  */
 typedef struct {
     ptrdiff_t C, D, H, W;          /* input of one group */
@@ -86,9 +87,9 @@ typedef struct {
 } fc_geometry;
 
 void fc_im2col_tile_f32(float *col, const float *x, const fc_geometry *g,
-                        ptrdiff_t p0, ptrdiff_t P);
+                        ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
 void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
-                        ptrdiff_t p0, ptrdiff_t P);
+                        ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
 
 /* The instruction set the row kernels run with on this CPU. */
 const char *fc_simd_level(void);
