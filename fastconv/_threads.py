@@ -195,43 +195,42 @@ def resolve_workers(workers) -> int:
 class _BlasLimit:
     """Hold every loaded BLAS library at `n` threads inside a ``with`` block.
 
-    BLAS thread counts are process-wide, so concurrent calls from several
-    Python threads share one saved state: the first call to enter records
-    the libraries' settings and the last to leave restores them (while
-    calls overlap, the latest entrant's count is in force).  threadpoolctl
-    finds the libraries once; each use then costs a few
-    ``get_num_threads``/``set_num_threads`` calls on them.
+    BLAS thread counts are process-wide state, so blocks that change them
+    run one at a time (a process-wide lock): each saves the libraries'
+    settings on entry and restores them on exit, and no other call can see
+    or disturb the temporary value.  threadpoolctl finds the libraries
+    once; each use then costs a few ``get_num_threads``/``set_num_threads``
+    calls on them.
     """
 
-    __slots__ = ("n",)
+    __slots__ = ("n", "saved")
     _lock = threading.Lock()
-    _active = 0
-    _saved: list = []
 
     def __init__(self, n: int):
         self.n = n
+        self.saved = []
 
     def __enter__(self):
-        cls = type(self)
-        with cls._lock:
-            libs = _blas_libraries()
-            if cls._active == 0:
-                cls._saved = [(lib, lib.get_num_threads()) for lib in libs]
-            cls._active += 1
-            for lib in libs:
-                if lib.get_num_threads() != self.n:
+        self._lock.acquire()
+        try:
+            for lib in _blas_libraries():
+                old = lib.get_num_threads()
+                self.saved.append((lib, old))
+                if old != self.n:
                     lib.set_num_threads(self.n)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
-        cls = type(self)
-        with cls._lock:
-            cls._active -= 1
-            if cls._active == 0:
-                for lib, old in cls._saved:
-                    if lib.get_num_threads() != old:
-                        lib.set_num_threads(old)
-                cls._saved = []
+        try:
+            for lib, old in self.saved:
+                if lib.get_num_threads() != old:
+                    lib.set_num_threads(old)
+            self.saved.clear()
+        finally:
+            self._lock.release()
         return False
 
 
