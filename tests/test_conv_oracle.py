@@ -361,3 +361,19 @@ def test_out_aliasing_input(algorithm, ref):
     got = fastconv.conv2d(xv, w, b, padding="same", algorithm=algorithm, out=outv)
     assert got is outv
     ref.assert_matches(outv, exp)
+
+
+@pytest.mark.parametrize("shape, wshape", [
+    ((1, 1, 600, 640), (1, 1, 7, 7)),      # one channel: thousands of GEMV tiles
+    ((3, 16, 72, 80), (24, 16, 3, 3)),     # many (image, tile) tasks per thread
+])
+def test_im2col_many_parallel_tiles(ref, shape, wshape):
+    """Many tiles shared out to two threads: each task's tile must be its own
+    (a race on the task variables would scramble columns)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(wshape).astype(np.float32)
+    exp = ref.expect(x, w, None, nd=2, padding="same")
+    for _ in range(3):
+        got = fastconv.conv2d(x, w, padding="same", algorithm="im2col", workers=2)
+        ref.assert_matches(got, exp, context=f"im2col {shape} x {wshape}")

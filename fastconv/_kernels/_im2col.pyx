@@ -92,6 +92,19 @@ cdef inline void _multiply(const real *xg, const real *wg, const real *bias_g,
                 outg[co * P + p0 + j] += b
 
 
+cdef inline (Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t) _decode(
+        Py_ssize_t t, Py_ssize_t ntiles, Py_ssize_t groups, Py_ssize_t tile,
+        Py_ssize_t P) noexcept nogil:
+    """Task t -> (image n, group gi, first column p0, width ptile) of its tile.
+
+    Returned, not written through pointers: inside ``prange`` the caller's
+    assignment is what makes the four variables thread-private.
+    """
+    cdef Py_ssize_t p0 = (t % ntiles) * tile
+    return (t // (ntiles * groups), (t // ntiles) % groups, p0,
+            P - p0 if P - p0 < tile else tile)
+
+
 def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weight,
                 const real[::1] bias, real[:, :, :, :, ::1] out,
                 tuple stride, tuple pad, tuple dilation, Py_ssize_t groups,
@@ -122,7 +135,7 @@ def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
     cdef Py_ssize_t bufsize = 0 if identity else K * tile
     cdef real *col_all = NULL
     cdef real *col
-    cdef Py_ssize_t t, n, gi, ti, p0, ptile, kc, kchunk, mc, mchunk, m0, m1
+    cdef Py_ssize_t t, n, gi, p0, ptile, kc, kchunk, mc, mchunk, m0, m1
     cdef const real *xg
     cdef const real *xbase = &x[0, 0, 0, 0, 0]
     cdef const real *wbase = &weight[0, 0, 0, 0, 0]
@@ -140,11 +153,7 @@ def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
             with nogil, parallel(num_threads=nthreads):
                 col = col_all + threadid() * bufsize
                 for t in prange(ntasks, schedule='guided'):
-                    ti = t % ntiles
-                    gi = (t // ntiles) % groups
-                    n = t // (ntiles * groups)
-                    p0 = ti * tile
-                    ptile = P - p0 if P - p0 < tile else tile
+                    n, gi, p0, ptile = _decode(t, ntiles, groups, tile, P)
                     xg = xbase + (n * Cin + gi * cin_g) * in_img
                     if not identity:
                         _tile(col, xg, &g, p0, ptile, 0, K)
@@ -156,11 +165,7 @@ def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
             kchunk = (K + nthreads - 1) // nthreads
             mchunk = (cout_g + nthreads - 1) // nthreads
             for t in range(ntasks):
-                ti = t % ntiles
-                gi = (t // ntiles) % groups
-                n = t // (ntiles * groups)
-                p0 = ti * tile
-                ptile = P - p0 if P - p0 < tile else tile
+                n, gi, p0, ptile = _decode(t, ntiles, groups, tile, P)
                 xg = xbase + (n * Cin + gi * cin_g) * in_img
                 with nogil, parallel(num_threads=nthreads):
                     if not identity:

@@ -26,53 +26,25 @@
 
 /* ---- direct row kernels: one per (dtype, instruction set) ---------------- */
 
+/* fc_rows_inst.h instantiates fc_rows_impl.h for float and double with the
+ * FC_VBYTES / FC_TARGET / FC_ISA set here. */
 #if FC_X86
-#define FC_T float
 #define FC_VBYTES 64
 #define FC_TARGET __attribute__((target("avx512f,avx2,fma")))
-#define FC_NAME fc_rows_f32_avx512
-#include "fc_rows_impl.h"
-#undef FC_NAME
-#define FC_NAME fc_rows_f64_avx512
-#undef FC_T
-#define FC_T double
-#include "fc_rows_impl.h"
-#undef FC_NAME
-#undef FC_TARGET
-#undef FC_VBYTES
-#undef FC_T
+#define FC_ISA avx512
+#include "fc_rows_inst.h"
 
-#define FC_T float
 #define FC_VBYTES 32
 #define FC_TARGET __attribute__((target("avx2,fma")))
-#define FC_NAME fc_rows_f32_avx2
-#include "fc_rows_impl.h"
-#undef FC_NAME
-#define FC_NAME fc_rows_f64_avx2
-#undef FC_T
-#define FC_T double
-#include "fc_rows_impl.h"
-#undef FC_NAME
-#undef FC_TARGET
-#undef FC_VBYTES
-#undef FC_T
+#define FC_ISA avx2
+#include "fc_rows_inst.h"
 #endif /* FC_X86 */
 
 /* Baseline (SSE2 on x86-64) or portable build: 16-byte vectors. */
-#define FC_T float
 #define FC_VBYTES 16
 #define FC_TARGET
-#define FC_NAME fc_rows_f32_base
-#include "fc_rows_impl.h"
-#undef FC_NAME
-#define FC_NAME fc_rows_f64_base
-#undef FC_T
-#define FC_T double
-#include "fc_rows_impl.h"
-#undef FC_NAME
-#undef FC_TARGET
-#undef FC_VBYTES
-#undef FC_T
+#define FC_ISA base
+#include "fc_rows_inst.h"
 
 /* ---- runtime dispatch ----------------------------------------------------- */
 enum { FC_ISA_BASE = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 };

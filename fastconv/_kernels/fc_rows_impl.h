@@ -15,9 +15,10 @@ typedef FC_T FC_CAT(FC_NAME, vec) __attribute__((vector_size(FC_VBYTES)));
 
 #define FC_LOAD(v, p) __builtin_memcpy(&(v), (p), sizeof(FC_VEC))
 
-/* Border columns [a, b) of one output row (weights wr, entries may be
+/* Scalar columns [a, b) of one output row (weights wr, entries may be
  * NULL): for each column the taps that fall inside [0, W) are found once,
- * then summed without per-tap checks. */
+ * then summed without per-tap checks.  Serves the padded borders, narrow
+ * rows and strided rows. */
 FC_TARGET static void FC_CAT(FC_NAME, checked)(
     FC_T *out, ptrdiff_t a, ptrdiff_t b, const FC_T **rows, const FC_T **wr,
     ptrdiff_t nrows, ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx,
@@ -36,27 +37,6 @@ FC_TARGET static void FC_CAT(FC_NAME, checked)(
                 continue;
             const FC_T *row = rows[r] + base;
             for (ptrdiff_t kx = k0; kx < k1; ++kx)
-                s += w[kx] * row[kx * dx];
-        }
-        out[ox] = s;
-    }
-}
-
-/* Strided interior columns [a, b) of one output row: no bounds checks. */
-FC_TARGET static void FC_CAT(FC_NAME, strided)(
-    FC_T *out, ptrdiff_t a, ptrdiff_t b, const FC_T **rows, const FC_T **wr,
-    ptrdiff_t nrows, ptrdiff_t KW, ptrdiff_t pad, ptrdiff_t sx, ptrdiff_t dx,
-    FC_T init)
-{
-    for (ptrdiff_t ox = a; ox < b; ++ox) {
-        const ptrdiff_t base = ox * sx - pad;
-        FC_T s = init;
-        for (ptrdiff_t r = 0; r < nrows; ++r) {
-            const FC_T *w = wr[r];
-            if (!w)
-                continue;
-            const FC_T *row = rows[r] + base;
-            for (ptrdiff_t kx = 0; kx < KW; ++kx)
                 s += w[kx] * row[kx * dx];
         }
         out[ox] = s;
@@ -168,9 +148,11 @@ FC_TARGET static void FC_NAME(FC_T *out0, FC_T *out1, ptrdiff_t OW,
         FC_CAT(FC_NAME, checked)(out1, hi, OW, rows, w1, nrows, KW, W, pad, sx, dx, init);
     }
     if (sx != 1) {
-        FC_CAT(FC_NAME, strided)(out0, lo, hi, rows, w0, nrows, KW, pad, sx, dx, init);
+        /* Strided rows have no vector path: scalar columns, whose tap
+         * ranges are whole in the interior. */
+        FC_CAT(FC_NAME, checked)(out0, lo, hi, rows, w0, nrows, KW, W, pad, sx, dx, init);
         if (out1)
-            FC_CAT(FC_NAME, strided)(out1, lo, hi, rows, w1, nrows, KW, pad, sx, dx, init);
+            FC_CAT(FC_NAME, checked)(out1, lo, hi, rows, w1, nrows, KW, W, pad, sx, dx, init);
         return;
     }
     const FC_VEC zero = {0};
