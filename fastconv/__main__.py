@@ -6,6 +6,18 @@ import sys
 
 
 def main(argv=None) -> int:
+    """Run ``python -m fastconv {info,demo}``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments after the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    status : int
+        Exit status (0 on success).
+    """
     parser = argparse.ArgumentParser(prog="python -m fastconv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print the build: version, flags, SIMD, OpenMP, BLAS, GPU")

@@ -52,7 +52,17 @@ def register_backend(name: str, is_namespace, loader: str) -> None:
 
 
 def as_arrays(*objs):
-    """Arrays stay as they are; other array-likes (lists, scalars) become NumPy."""
+    """Arrays stay as they are; other array-likes (lists, scalars) become NumPy.
+
+    Parameters
+    ----------
+    *objs : array, array-like or None
+
+    Returns
+    -------
+    arrays : tuple
+        The same objects, array-likes converted with ``numpy.asarray``.
+    """
     return tuple(
         o if o is None or array_api_compat.is_array_api_obj(o) else np.asarray(o) for o in objs
     )

@@ -89,7 +89,14 @@ def direct_run(problem, nthreads):
 
 
 class CPUBackend:
-    """Backend for NumPy arrays (see the module docstring)."""
+    """Backend for NumPy arrays (see the module docstring).
+
+    Implements the backend protocol of :mod:`fastconv._backends`:
+    ``algorithms``, ``is_array(a)``, ``unsupported_reason(problem,
+    algorithm)``, ``choose_algorithm(problem)`` and ``conv(x, weight, bias,
+    problem, algorithm, out, nthreads)``, which returns the result array
+    (``out`` itself when given) in the form the user passed `x`.
+    """
 
     name = "numpy"
     algorithms = ("direct", "im2col")

@@ -70,7 +70,18 @@ def build_info() -> dict:
 
 
 def format_info(info: dict) -> str:
-    """Human-readable lines for :func:`build_info`'s dictionary."""
+    """Human-readable lines for :func:`build_info`'s dictionary.
+
+    Parameters
+    ----------
+    info : dict
+        As returned by :func:`build_info`.
+
+    Returns
+    -------
+    text : str
+        One fact per line, as printed by ``python -m fastconv info``.
+    """
     lines = [
         f"fastconv {info['version']} (Python {info['python']}, {info['platform']})",
         f"  compiler      : {info['compiler']}",

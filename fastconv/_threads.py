@@ -54,7 +54,13 @@ def _cgroup_cpu_limit() -> int | None:
 
 @functools.lru_cache(maxsize=None)
 def cpu_count() -> int:
-    """CPUs this process may use: affinity mask, capped by the cgroup quota."""
+    """CPUs this process may use: affinity mask, capped by the cgroup quota.
+
+    Returns
+    -------
+    n : int
+        At least 1.  Computed once per process (cached).
+    """
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -186,7 +192,26 @@ def threads(n: int):
 
 
 def resolve_workers(workers) -> int:
-    """The thread count for one call, from its ``workers=`` argument."""
+    """The thread count for one call, from its ``workers=`` argument.
+
+    Parameters
+    ----------
+    workers : int or None
+        None for the current setting (:func:`get_num_threads`); a positive
+        int; or a negative int counting back from the CPUs available.
+
+    Returns
+    -------
+    n : int
+        Threads to use, >= 1.
+
+    Raises
+    ------
+    TypeError
+        If `workers` is not an int or None.
+    ValueError
+        If `workers` is 0 or out of range.
+    """
     if workers is None:
         return get_num_threads()
     return _check_count(workers, "workers")
@@ -253,5 +278,16 @@ def _blas_libraries() -> list:
 
 
 def blas_limit(n: int) -> _BlasLimit:
-    """Context manager holding every loaded BLAS library at `n` threads."""
+    """Context manager holding every loaded BLAS library at `n` threads.
+
+    Parameters
+    ----------
+    n : int
+        BLAS threads inside the block (the kernels pass 1).
+
+    Returns
+    -------
+    limit : context manager
+        Restores the libraries' settings on exit; blocks run one at a time.
+    """
     return _BlasLimit(n)

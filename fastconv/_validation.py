@@ -73,7 +73,25 @@ class ConvProblem:
 
 
 def check_float_dtype(a, name: str) -> np.dtype:
-    """The array's dtype if it is float32/float64, else TypeError naming it."""
+    """The native-order float dtype of `a`, or TypeError naming `name`.
+
+    Parameters
+    ----------
+    a : array
+        Any array with a ``dtype``.
+    name : str
+        Argument name for the error message.
+
+    Returns
+    -------
+    dtype : numpy.dtype
+        float32 or float64 in native byte order.
+
+    Raises
+    ------
+    TypeError
+        For any other dtype (integer, bool, complex, float16, object, ...).
+    """
     dt = np.dtype(a.dtype)
     if dt.kind == "f" and dt.itemsize in (4, 8):
         return dt.newbyteorder("=")  # byte-swapped floats are converted, not refused
@@ -109,7 +127,30 @@ def _int_tuple(value, nd: int, name: str, minimum: int) -> tuple:
 
 
 def normalize_padding(padding, nd: int, kernel_size, dilation, stride) -> tuple:
-    """Per-side padding pairs from an int, tuple, pairs, "valid" or "same"."""
+    """Per-side padding pairs from an int, tuple, pairs, "valid" or "same".
+
+    Parameters
+    ----------
+    padding : int, tuple of nd ints, tuple of nd (before, after) pairs, or str
+        The user's ``padding`` argument.
+    nd : int
+        Number of spatial dimensions.
+    kernel_size, dilation, stride : tuple of nd ints
+        Used by "same" (stride must be 1; PyTorch puts the odd extra pixel
+        after).
+
+    Returns
+    -------
+    pairs : tuple of nd (before, after) tuples of ints
+
+    Raises
+    ------
+    TypeError
+        If entries are not ints.
+    ValueError
+        For negative values, a wrong length, an unknown string, or "same"
+        with a stride other than 1.
+    """
     if isinstance(padding, str):
         if padding == "valid":
             return ((0, 0),) * nd
@@ -260,7 +301,24 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
 
 
 def check_out(out, problem: ConvProblem, namespace_check) -> None:
-    """Validate a user-supplied ``out=`` array against the planned result."""
+    """Validate a user-supplied ``out=`` array against the planned result.
+
+    Parameters
+    ----------
+    out : array
+        The user's ``out`` argument.
+    problem : ConvProblem
+        The planned convolution.
+    namespace_check : callable
+        ``namespace_check(out) -> bool``: the backend accepts this array.
+
+    Raises
+    ------
+    TypeError
+        If `out` is of another namespace or has the wrong dtype.
+    ValueError
+        If `out` has the wrong shape or is read-only.
+    """
     if not namespace_check(out):
         raise TypeError(f"out must be an array of the inputs' namespace, got {type(out).__name__}")
     flags = getattr(out, "flags", None)
