@@ -306,11 +306,13 @@ print("ok")
 
 @pytest.mark.parametrize("n", [10**5, 10**9])
 @pytest.mark.parametrize("how", ["set", "workers"])
-def test_huge_thread_counts_do_not_crash(how, n):
+def test_huge_thread_counts_do_not_crash(how, n, tmp_path):
     import subprocess
 
+    # cwd outside the checkout: `python -c` puts the cwd first on sys.path,
+    # where the uncompiled source tree would shadow the installed package.
     proc = subprocess.run([sys.executable, "-c", _HUGE_SCRIPT, how, str(n)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, (
         f"{how}={n}: child exited with {proc.returncode}\n{proc.stderr[-2000:]}")
 
@@ -386,7 +388,7 @@ assert all(a == before for a in after), "BLAS thread count changed"
 
 
 @needs_two_cpus
-def test_blas_thread_setting_restored_after_concurrent_calls():
+def test_blas_thread_setting_restored_after_concurrent_calls(tmp_path):
     """Two Python threads running im2col calls with different workers= at the
     same time must leave the process-wide BLAS thread count as it was.
     (Run in a fresh process: the interleaving is timing-dependent, and a
@@ -395,5 +397,5 @@ def test_blas_thread_setting_restored_after_concurrent_calls():
 
     pytest.importorskip("threadpoolctl")
     proc = subprocess.run([sys.executable, "-c", _CONCURRENT_BLAS_SCRIPT],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-1500:]
