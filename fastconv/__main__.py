@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastconv info`` and ``python -m fastconv demo``."""
+"""Command line: ``fastconv info`` and ``fastconv demo`` (also ``python -m fastconv``)."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +18,7 @@ def main(argv=None) -> int:
     status : int
         Exit status (0 on success).
     """
-    parser = argparse.ArgumentParser(prog="python -m fastconv", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fastconv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print the build: version, flags, SIMD, OpenMP, BLAS, GPU")
     demo = sub.add_parser("demo", help="filter a real photograph and compare with SciPy")

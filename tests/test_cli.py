@@ -57,3 +57,17 @@ def test_demo_smoke(tmp_path):
     assert target.exists()
     with open(target, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_console_script_info(tmp_path):
+    """The `fastconv` console script (the README's quick start uses it)."""
+    import os
+    import shutil
+
+    exe = shutil.which("fastconv", path=os.path.dirname(sys.executable))
+    if exe is None:
+        pytest.skip("no fastconv console script beside this interpreter")
+    proc = subprocess.run([exe, "info"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "SIMD in use" in proc.stdout and fastconv.__version__ in proc.stdout
