@@ -13,7 +13,7 @@ Architecture::
             |               v
             |         compiled leaf kernels    fastconv._kernels: _direct (SIMD rows),
             |                                  _im2col (tiled im2col + BLAS GEMM),
-            |                                  fc_kernels.c (target_clones C)
+            |                                  fc_kernels.c (SIMD C, per-ISA builds)
             +-- (CuPy, Dask: later backends register here without front-end changes)
 
     thread budget (OpenMP + BLAS together)     fastconv._threads

@@ -22,7 +22,7 @@ cdef extern from "fc_build_info.h":
 
 
 def simd_level():
-    """The instruction set the multiversioned kernels use on this CPU."""
+    """The instruction set the direct row kernels use on this CPU (runtime dispatch)."""
     return fc_simd_level().decode()
 
 
