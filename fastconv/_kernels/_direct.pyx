@@ -39,13 +39,21 @@ cdef inline void _rows(real *out0, real *out1, const real **rows, const real **w
 
 
 cdef inline void _plane(real *out, Py_ssize_t oy0, Py_ssize_t nout, const real *inp,
-                        const real *w, const fc_geometry *g, real init) noexcept nogil:
+                        const real *w, const fc_geometry *g, real init, real *scratch,
+                        Py_ssize_t scratch_len) noexcept nogil:
     if real is float:
         fc_conv_plane_f32(out, g.OW, oy0, nout, g.OW, inp, g.W, g.H, g.W, g.ph, g.pw,
-                          w, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, init)
+                          w, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, init, scratch, scratch_len)
     else:
         fc_conv_plane_f64(out, g.OW, oy0, nout, g.OW, inp, g.W, g.H, g.W, g.ph, g.pw,
-                          w, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, init)
+                          w, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, init, scratch, scratch_len)
+
+
+#: Per-thread scratch (elements) for padded copies of short rows in the
+#: one-input-channel path, and the widest output row that uses it: on wider
+#: rows the border columns are too few to repay the copy.
+PLANE_SCRATCH = 32768
+PLANE_SCRATCH_MAX_OW = 128
 
 
 def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weight,
@@ -72,6 +80,10 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
     cdef Py_ssize_t total = N * Cout * g.OD * runs
     cdef bint has_bias = bias.shape[0] > 0
     cdef bint plane_path = cin_g == 1 and g.KD == 1 and g.KH <= FC_PLANE_MAX_KH
+    cdef Py_ssize_t scratch_len = (PLANE_SCRATCH if plane_path and g.OW <= PLANE_SCRATCH_MAX_OW
+                                   else 0)
+    cdef real *scratch_all = NULL
+    cdef real *scratch
     cdef const real **tables
     cdef const real **rows
     cdef const real **w0
@@ -88,13 +100,18 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
     if nthreads < 1:
         nthreads = 1
     tables = <const real **> malloc(3 * nthreads * table * sizeof(real *))
-    if tables == NULL:
-        raise MemoryError("fastconv: cannot allocate the direct kernel's row tables")
+    if scratch_len > 0:
+        scratch_all = <real *> malloc(nthreads * scratch_len * sizeof(real))
+    if tables == NULL or (scratch_len > 0 and scratch_all == NULL):
+        free(tables)
+        free(scratch_all)
+        raise MemoryError("fastconv: cannot allocate the direct kernel's workspace")
     try:
         with nogil, parallel(num_threads=nthreads):
             rows = tables + 3 * threadid() * table
             w0 = rows + table
             w1 = w0 + table
+            scratch = (scratch_all + threadid() * scratch_len) if scratch_len > 0 else NULL
             for t in prange(total, schedule='guided'):
                 pr = (t % runs) * run
                 pr_end = pr + run if pr + run < pairs else pairs
@@ -114,7 +131,8 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
                             out0[j] = init
                     else:
                         _plane(out0, 2 * pr, min(2 * pr_end, g.OH) - 2 * pr,
-                               &x[n, gi, idd, 0, 0], &weight[co, 0, 0, 0, 0], &g, init)
+                               &x[n, gi, idd, 0, 0], &weight[co, 0, 0, 0, 0], &g, init,
+                               scratch, scratch_len)
                     continue
                 while pr < pr_end:
                     oy = 2 * pr
@@ -154,3 +172,4 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
                     _rows(out0, out1, rows, w0, w1, k, &g, init)
     finally:
         free(tables)
+        free(scratch_all)

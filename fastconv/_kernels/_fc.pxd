@@ -27,12 +27,14 @@ cdef extern from "fc_kernels.h" nogil:
                            Py_ssize_t OW, const float *inp, Py_ssize_t ldi, Py_ssize_t H,
                            Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, const float *w,
                            Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                           Py_ssize_t dh, Py_ssize_t dw, float init)
+                           Py_ssize_t dh, Py_ssize_t dw, float init, float *scratch,
+                           Py_ssize_t scratch_len)
     void fc_conv_plane_f64(double *out, Py_ssize_t ldo, Py_ssize_t oy0, Py_ssize_t nout,
                            Py_ssize_t OW, const double *inp, Py_ssize_t ldi, Py_ssize_t H,
                            Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, const double *w,
                            Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
-                           Py_ssize_t dh, Py_ssize_t dw, double init)
+                           Py_ssize_t dh, Py_ssize_t dw, double init, double *scratch,
+                           Py_ssize_t scratch_len)
     void fc_im2col_tile_f32(float *col, const float *x, const fc_geometry *g,
                             Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
     void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,

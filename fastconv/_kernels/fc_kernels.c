@@ -107,18 +107,22 @@ void fc_conv_plane_f32(float *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,
                        ptrdiff_t OW, const float *in, ptrdiff_t ldi, ptrdiff_t H,
                        ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, const float *w,
                        ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t sw,
-                       ptrdiff_t dh, ptrdiff_t dw, float init)
+                       ptrdiff_t dh, ptrdiff_t dw, float init, float *scratch,
+                       ptrdiff_t scratch_len)
 {
-    FC_DISPATCH(FC_PLANE_F32, out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw, w, KH, KW, sh, sw, dh, dw, init);
+    FC_DISPATCH(FC_PLANE_F32, out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw, w, KH, KW, sh, sw, dh, dw, init,
+                scratch, scratch_len);
 }
 
 void fc_conv_plane_f64(double *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,
                        ptrdiff_t OW, const double *in, ptrdiff_t ldi, ptrdiff_t H,
                        ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, const double *w,
                        ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t sw,
-                       ptrdiff_t dh, ptrdiff_t dw, double init)
+                       ptrdiff_t dh, ptrdiff_t dw, double init, double *scratch,
+                       ptrdiff_t scratch_len)
 {
-    FC_DISPATCH(FC_PLANE_F64, out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw, w, KH, KW, sh, sw, dh, dw, init);
+    FC_DISPATCH(FC_PLANE_F64, out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw, w, KH, KW, sh, sw, dh, dw, init,
+                scratch, scratch_len);
 }
 
 const char *fc_simd_level(void)

@@ -52,19 +52,23 @@ void fc_conv_rows_f64(double *out0, double *out1, ptrdiff_t OW, const double **r
  * with taps outside the H x W input counting as zero.  Rows are processed
  * in pairs by the SIMD code of fc_conv_rows; the whole loop runs in C, so a
  * task costs no per-row call overhead.  KH must not exceed FC_PLANE_MAX_KH
- * (64).
+ * (64).  `scratch` (scratch_len elements, may be NULL) is per-thread
+ * workspace: when the input rows read fit there, they are copied with their
+ * zero padding so that no column needs the scalar border code.
  */
 #define FC_PLANE_MAX_KH 64
 void fc_conv_plane_f32(float *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,
                        ptrdiff_t OW, const float *in, ptrdiff_t ldi, ptrdiff_t H,
                        ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, const float *w,
                        ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t sw,
-                       ptrdiff_t dh, ptrdiff_t dw, float init);
+                       ptrdiff_t dh, ptrdiff_t dw, float init, float *scratch,
+                       ptrdiff_t scratch_len);
 void fc_conv_plane_f64(double *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,
                        ptrdiff_t OW, const double *in, ptrdiff_t ldi, ptrdiff_t H,
                        ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, const double *w,
                        ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t sw,
-                       ptrdiff_t dh, ptrdiff_t dw, double init);
+                       ptrdiff_t dh, ptrdiff_t dw, double init, double *scratch,
+                       ptrdiff_t scratch_len);
 
 /*
  * One tile of the im2col matrix of a single image and group.

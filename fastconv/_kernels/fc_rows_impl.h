@@ -134,18 +134,21 @@ FC_TARGET static void FC_NAME(FC_T *out0, FC_T *out1, ptrdiff_t OW,
                               ptrdiff_t dx, FC_T init)
 {
     /* Interior columns [lo, hi): every tap ox*sx - pad + kx*dx is in [0, W). */
-    ptrdiff_t lo = (pad + sx - 1) / sx;
+    /* (64-bit division is slow: avoid it for the common unit stride) */
+    ptrdiff_t lo = sx == 1 ? pad : (pad + sx - 1) / sx;
     const ptrdiff_t last = W - 1 + pad - (KW - 1) * dx;
-    ptrdiff_t hi = last < 0 ? 0 : last / sx + 1;
+    ptrdiff_t hi = last < 0 ? 0 : (sx == 1 ? last : last / sx) + 1;
     if (lo > OW) lo = OW;
     if (hi > OW) hi = OW;
     if (hi < lo) hi = lo;
 
-    FC_CAT(FC_NAME, checked)(out0, 0, lo, rows, w0, nrows, KW, W, pad, sx, dx, init);
-    FC_CAT(FC_NAME, checked)(out0, hi, OW, rows, w0, nrows, KW, W, pad, sx, dx, init);
-    if (out1) {
-        FC_CAT(FC_NAME, checked)(out1, 0, lo, rows, w1, nrows, KW, W, pad, sx, dx, init);
-        FC_CAT(FC_NAME, checked)(out1, hi, OW, rows, w1, nrows, KW, W, pad, sx, dx, init);
+    if (lo > 0 || hi < OW) {
+        FC_CAT(FC_NAME, checked)(out0, 0, lo, rows, w0, nrows, KW, W, pad, sx, dx, init);
+        FC_CAT(FC_NAME, checked)(out0, hi, OW, rows, w0, nrows, KW, W, pad, sx, dx, init);
+        if (out1) {
+            FC_CAT(FC_NAME, checked)(out1, 0, lo, rows, w1, nrows, KW, W, pad, sx, dx, init);
+            FC_CAT(FC_NAME, checked)(out1, hi, OW, rows, w1, nrows, KW, W, pad, sx, dx, init);
+        }
     }
     if (sx != 1) {
         /* Strided rows have no vector path: scalar columns, whose tap
@@ -166,7 +169,7 @@ FC_TARGET static void FC_NAME(FC_T *out0, FC_T *out1, ptrdiff_t OW,
 /* Output rows oy0 .. oy0+nout-1 of one plane of a one-input-channel
  * correlation.  Input rows outside [0, H) are vertical zero padding and are
  * skipped; the row kernel handles the horizontal padding. */
-FC_TARGET static void FC_CAT(FC_NAME, plane)(
+FC_TARGET static void FC_CAT(FC_NAME, plane_rows)(
     FC_T *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout, ptrdiff_t OW,
     const FC_T *in, ptrdiff_t ldi, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph,
     ptrdiff_t pw, const FC_T *w, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh,
@@ -208,6 +211,46 @@ FC_TARGET static void FC_CAT(FC_NAME, plane)(
         FC_NAME(out + oy * ldo, two ? out + (oy + 1) * ldo : NULL, OW, rows, w0,
                 w1, k, KW, W, pw, sw, dw, init);
     }
+}
+
+/* The plane kernel.  Short padded rows spend a large share of their time in
+ * the scalar border columns, so when the rows this call reads fit in
+ * `scratch` (scratch_len elements) they are first copied there with their
+ * zero padding in place: then every output column is an interior column. */
+FC_TARGET static void FC_CAT(FC_NAME, plane)(
+    FC_T *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout, ptrdiff_t OW,
+    const FC_T *in, ptrdiff_t ldi, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph,
+    ptrdiff_t pw, const FC_T *w, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh,
+    ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw, FC_T init, FC_T *scratch,
+    ptrdiff_t scratch_len)
+{
+    const ptrdiff_t nr = (nout - 1) * sh + (KH - 1) * dh + 1; /* rows read */
+    const ptrdiff_t wp = (OW - 1) * sw + (KW - 1) * dw + 1;   /* columns read */
+    const ptrdiff_t iy0 = oy0 * sh - ph;
+    const int padded_x = pw > 0 || wp - pw > W;
+    if (!scratch || nout < 1 || !padded_x || nr * wp > scratch_len) {
+        FC_CAT(FC_NAME, plane_rows)(out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw,
+                                    w, KH, KW, sh, sw, dh, dw, init);
+        return;
+    }
+    /* Scratch column c holds input column c - pw; row s holds input row iy0 + s. */
+    ptrdiff_t c0 = pw, c1 = pw + W;
+    if (c1 > wp) c1 = wp;
+    if (c0 > c1) c0 = c1;
+    for (ptrdiff_t r = 0; r < nr; ++r) {
+        FC_T *dst = scratch + r * wp;
+        const ptrdiff_t iy = iy0 + r;
+        if (iy < 0 || iy >= H) {
+            __builtin_memset(dst, 0, (size_t)wp * sizeof(FC_T));
+            continue;
+        }
+        const FC_T *src = in + iy * ldi - pw;
+        __builtin_memset(dst, 0, (size_t)c0 * sizeof(FC_T));
+        __builtin_memcpy(dst + c0, src + c0, (size_t)(c1 - c0) * sizeof(FC_T));
+        __builtin_memset(dst + c1, 0, (size_t)(wp - c1) * sizeof(FC_T));
+    }
+    FC_CAT(FC_NAME, plane_rows)(out + oy0 * ldo, ldo, 0, nout, OW, scratch, wp, nr,
+                                wp, 0, 0, w, KH, KW, sh, sw, dh, dw, init);
 }
 
 #undef FC_INTERIOR
