@@ -35,6 +35,13 @@ MIN_PARALLEL_TILE = 64
 #: Multiply-adds below which another thread costs more than it saves
 #: (an OpenMP fork/join is a few microseconds; this is about ten).
 MIN_WORK_PER_THREAD = 1 << 18
+#: Output rows per strip of the banded im2col (one filter per group) and its
+#: per-thread tile budget.  Measured on the 8192x8192 7x7 case (2 cores):
+#: 4 rows / 256 KiB took 105-115 ms; 2 rows 180 ms; 8 rows 145 ms; 16 rows
+#: 260 ms (the band's extra multiply-adds grow with the strip height); the
+#: plain GEMV form took 260-285 ms.
+BAND_ROWS = 4
+BAND_TILE_BYTES = 256 * 1024
 #: Tasks per thread the direct kernel aims for (load balance vs. setup cost).
 TASKS_PER_THREAD = 16
 _INT_MAX = 2**31 - 1
@@ -75,6 +82,52 @@ def im2col_tile(problem, nthreads):
             return tile, False
         tile = balanced
     return tile, images * -(-p // tile) >= nthreads
+
+
+def banded_im2col(problem) -> bool:
+    """Whether the im2col path uses its banded form (see band_matrix)."""
+    return (problem.in_channels_per_group == 1 and problem.out_channels_per_group == 1
+            and problem.nd >= 2 and (problem.nd == 2 or problem.kernel_size[0] == 1))
+
+
+def band_kh(w5):
+    """Kernel height of a 5-D (C_out, 1, 1, KH, KW) weight."""
+    return w5.shape[3]
+
+
+def band_matrix(w5, problem):
+    """Strip height, tile width and banded weights for the banded im2col.
+
+    A group with one input and one output channel would give GEMM a single
+    row (a GEMV, bound by the bandwidth of re-reading KH*KW copied values per
+    output).  Instead, BAND_ROWS output rows are computed together: the
+    im2col matrix runs along the kernel's columns only, over the S input
+    rows the strip reads, and the weight becomes the (rows, S*KW) banded
+    (block-Toeplitz, as in the seed's matrix view of convolution) matrix
+    whose row r holds kernel row ky at input row r*sh + ky*dh.  The band
+    costs S/KH times the dense multiply-adds (S = (rows-1)*sh + (KH-1)*dh + 1),
+    at GEMM speed, and S*KW/rows copied values per output instead of KH*KW.
+
+    Returns
+    -------
+    rows, cols : int
+        Output rows per strip and output columns per tile.
+    band : (C_out, 1, rows, S*KW) ndarray
+        The banded weights of each group.
+    """
+    cout, _, _, kh, kw = w5.shape
+    sh, dh = problem.stride[-2], problem.dilation[-2]
+    oh, ow = problem.out_size[-2], problem.out_size[-1]
+    rows = min(oh, BAND_ROWS)
+    s = (rows - 1) * sh + (kh - 1) * dh + 1
+    k = s * kw
+    cols = int(min(ow, max(16, BAND_TILE_BYTES // (k * problem.dtype.itemsize))))
+    r = np.arange(rows)[:, None, None]
+    ky = np.arange(kh)[None, :, None]
+    kx = np.arange(kw)[None, None, :]
+    band = np.zeros((cout, 1, rows, k), dtype=w5.dtype)
+    band[:, 0, r, (r * sh + ky * dh) * kw + kx] = w5[:, 0, 0][:, None, :, :]
+    return rows, cols, band
 
 
 def direct_run(problem, nthreads):
@@ -170,6 +223,12 @@ class CPUBackend:
             if algorithm == "direct":
                 _direct.conv_direct(x5, w5, b, target, stride, pad_before, dilation,
                                     p.groups, nthreads, direct_run(p, nthreads))
+            elif banded_im2col(p):
+                rows, cols, band = band_matrix(w5, p)
+                with _threads.blas_limit(1):
+                    _im2col.conv_im2col_banded(x5, band, b, target, stride, pad_before,
+                                               dilation, band_kh(w5), w5.shape[4], rows,
+                                               cols, nthreads)
             else:
                 tile, parallel_tiles = im2col_tile(p, nthreads)
                 with _threads.blas_limit(1):

@@ -26,6 +26,7 @@ itself is the (K, P) matrix and goes to GEMM directly.
 """
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, free
+from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 from ._fc cimport real, fc_geometry, make_geometry, fc_im2col_tile_f32, fc_im2col_tile_f64
@@ -182,5 +183,83 @@ def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
                                       (bbase + gi * cout_g + m0) if has_bias else NULL,
                                       obase + (n * Cout + gi * cout_g + m0) * P,
                                       col_all, m1 - m0, K, P, p0, ptile, identity)
+    finally:
+        free(col_all)
+
+
+def conv_im2col_banded(const real[:, :, :, :, ::1] x, const real[:, :, :, ::1] band,
+                       const real[::1] bias, real[:, :, :, :, ::1] out,
+                       tuple stride, tuple pad, tuple dilation, Py_ssize_t kh,
+                       Py_ssize_t kw, Py_ssize_t rows, Py_ssize_t cols, int nthreads):
+    """Banded im2col + GEMM for groups with one input and one output channel.
+
+    With a single filter per group the ordinary im2col product is a GEMV.
+    Here each task takes ``rows`` output rows of one plane at once: it
+    builds the im2col matrix of the ``S = (rows-1)*sh + (kh-1)*dh + 1``
+    input rows they read along the kernel's columns only (S*kw rows,
+    ``cols`` output columns), and multiplies it by the group's banded
+    (block-Toeplitz) weight matrix ``band[g]`` of shape (rows, S*kw), whose
+    row r holds kernel row ky at input row r*sh + ky*dh.  GEMM then has
+    ``rows`` rows instead of one.  All arrays are 5-D (N, C, D, H, W) with
+    C == groups, kernel depth 1; ``band`` is (C, D_k = 1, rows, S*kw).
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef fc_geometry g = make_geometry(
+        (1, x.shape[2], x.shape[3], x.shape[4]), (1, kh, kw),
+        (out.shape[2], out.shape[3], out.shape[4]), stride, pad, dilation)
+    cdef Py_ssize_t S = (rows - 1) * g.sh + (kh - 1) * g.dh + 1
+    cdef Py_ssize_t K = S * kw
+    # The strip's input rows seen as S one-row "channels" of a 1-D problem.
+    cdef fc_geometry rowg = make_geometry(
+        (S, 1, 1, g.W), (1, 1, kw), (1, 1, g.OW), (1, 1, g.sw), (0, 0, g.pw),
+        (1, 1, g.dw))
+    cdef Py_ssize_t strips = (g.OH + rows - 1) // rows
+    cdef Py_ssize_t ctiles = (g.OW + cols - 1) // cols
+    cdef Py_ssize_t ntasks = N * C * g.OD * strips * ctiles
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef real *col_all
+    cdef real *col
+    cdef Py_ssize_t t, r, n, c, od, strip, ct, oy0, ox0, m, ncol, iy0, s_lo, s_hi, idd, j
+    cdef real b
+    if ntasks == 0:
+        return
+    col_all = <real *> malloc(nthreads * K * cols * sizeof(real))
+    if col_all == NULL:
+        raise MemoryError("fastconv: cannot allocate the im2col tile buffers")
+    try:
+        with nogil, parallel(num_threads=nthreads):
+            col = col_all + threadid() * K * cols
+            for t in prange(ntasks, schedule='guided'):
+                ct = t % ctiles
+                r = t // ctiles
+                strip = r % strips
+                r = r // strips
+                od = r % g.OD
+                r = r // g.OD
+                c = r % C
+                n = r // C
+                oy0 = strip * rows
+                ox0 = ct * cols
+                m = g.OH - oy0 if g.OH - oy0 < rows else rows
+                ncol = g.OW - ox0 if g.OW - ox0 < cols else cols
+                idd = od * g.sd - g.pd
+                iy0 = oy0 * g.sh - g.ph
+                # Strip rows s in [s_lo, s_hi) exist; the others are padding.
+                s_lo = -iy0 if iy0 < 0 else 0
+                s_hi = g.H - iy0 if g.H - iy0 < S else S
+                if idd < 0 or idd >= g.D or s_hi < s_lo:
+                    s_hi = s_lo
+                memset(col, 0, s_lo * kw * ncol * sizeof(real))
+                memset(col + s_hi * kw * ncol, 0, (S - s_hi) * kw * ncol * sizeof(real))
+                if s_hi > s_lo:
+                    _tile(col + s_lo * kw * ncol, &x[n, c, idd, iy0 + s_lo, 0], &rowg,
+                          ox0, ncol, 0, (s_hi - s_lo) * kw)
+                _gemm_rowmajor(<int> m, <int> ncol, <int> K, &band[c, 0, 0, 0], <int> K,
+                               col, <int> ncol, &out[n, c, od, oy0, ox0], <int> g.OW)
+                if has_bias:
+                    b = bias[c]
+                    for r in range(m):
+                        for j in range(ncol):
+                            out[n, c, od, oy0 + r, ox0 + j] += b
     finally:
         free(col_all)
