@@ -377,3 +377,27 @@ def test_im2col_many_parallel_tiles(ref, shape, wshape):
     for _ in range(3):
         got = fastconv.conv2d(x, w, padding="same", algorithm="im2col", workers=2)
         ref.assert_matches(got, exp, context=f"im2col {shape} x {wshape}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride, dilation, padding", [
+    (1, 1, "same"),
+    ((2, 1), (2, 1), ((3, 1), (2, 2))),
+    ((3, 2), (1, 3), ((0, 4), (1, 0))),
+])
+def test_im2col_one_filter_per_group_banded(ref, dtype, stride, dilation, padding):
+    """One input and one output channel per group (one-channel images and
+    depthwise layers) take the banded im2col form: strips of output rows,
+    vertical padding at both ends, several column tiles per row."""
+    rng = np.random.default_rng(11)
+    cases = [((1, 1, 37, 4100), (1, 1, 3, 5), 1),   # wide: several column tiles
+             ((2, 6, 23, 19), (6, 1, 4, 3), 6)]     # depthwise, ragged strips
+    for xs, ws, groups in cases:
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        b = rng.standard_normal(ws[0]).astype(dtype)
+        exp = ref.expect(x, w, b, nd=2, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups)
+        got = fastconv.conv2d(x, w, b, stride, padding, dilation, groups,
+                              algorithm="im2col")
+        ref.assert_matches(got, exp, context=f"banded im2col {xs} x {ws}")
