@@ -19,7 +19,9 @@ when Winograd and FFT arrive):
 """
 from __future__ import annotations
 
+import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,6 +52,33 @@ _NP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 def _lift3(values, nd, fill):
     return (fill,) * (3 - nd) + tuple(values)
+
+
+class _Geometry(NamedTuple):
+    """A problem laid out for the kernels: 5-D shapes, 3-D size arguments."""
+
+    x5: tuple          # (N, C_in, D, H, W) before the non-zero padding modes
+    w5: tuple          # (C_out, C_in/groups, KD, KH, KW)
+    out5: tuple        # (N, C_out, OD, OH, OW)
+    stride: tuple
+    dilation: tuple
+    pad_before: tuple  # leading zero padding the kernels apply
+    pad_widths: tuple  # np.pad widths of the 5-D input, for the other modes
+
+
+@functools.lru_cache(maxsize=512)
+def _geometry(p) -> _Geometry:
+    """The kernel-side layout of a (hashable, frozen) ConvProblem, cached."""
+    zeros = p.padding_mode == "zeros"
+    return _Geometry(
+        x5=(p.batch, p.in_channels) + _lift3(p.in_size, p.nd, 1),
+        w5=(p.out_channels, p.in_channels_per_group) + _lift3(p.kernel_size, p.nd, 1),
+        out5=(p.batch, p.out_channels) + _lift3(p.out_size, p.nd, 1),
+        stride=_lift3(p.stride, p.nd, 1),
+        dilation=_lift3(p.dilation, p.nd, 1),
+        pad_before=_lift3((pb for pb, _ in p.padding), p.nd, 0) if zeros else (0, 0, 0),
+        pad_widths=((0, 0),) * (5 - p.nd) + tuple(p.padding),
+    )
 
 
 def im2col_tile(problem, nthreads):
@@ -88,11 +117,6 @@ def banded_im2col(problem) -> bool:
     """Whether the im2col path uses its banded form (see band_matrix)."""
     return (problem.in_channels_per_group == 1 and problem.out_channels_per_group == 1
             and problem.nd >= 2 and (problem.nd == 2 or problem.kernel_size[0] == 1))
-
-
-def band_kh(w5):
-    """Kernel height of a 5-D (C_out, 1, 1, KH, KW) weight."""
-    return w5.shape[3]
 
 
 def band_matrix(w5, problem):
@@ -176,31 +200,25 @@ class CPUBackend:
             return "direct"
         return "im2col"
 
-    def _layout(self, x, weight, bias, p):
+    def _layout(self, x, weight, bias, p, geo):
         """5-D C-contiguous operands in the result dtype, non-zero padding applied."""
         dt = p.dtype
-        lead = (p.batch, p.in_channels)
-        x5 = np.asarray(x).reshape(lead + _lift3(p.in_size, p.nd, 1))
-        pad_before = _lift3((pb for pb, _ in p.padding), p.nd, 0)
+        x5 = np.asarray(x).reshape(geo.x5)
         if p.padding_mode != "zeros":
-            widths = [(0, 0)] * (5 - p.nd) + list(p.padding)
-            x5 = np.pad(x5, widths, mode=_NP_PAD_MODE[p.padding_mode])
-            pad_before = (0, 0, 0)
+            x5 = np.pad(x5, geo.pad_widths, mode=_NP_PAD_MODE[p.padding_mode])
         x5 = np.ascontiguousarray(x5, dtype=dt)
-        w5 = np.ascontiguousarray(weight, dtype=dt).reshape(
-            (p.out_channels, p.in_channels_per_group) + _lift3(p.kernel_size, p.nd, 1)
-        )
+        w5 = np.ascontiguousarray(weight, dtype=dt).reshape(geo.w5)
         b = np.ascontiguousarray(bias, dtype=dt) if bias is not None else np.empty(0, dt)
-        return x5, w5, b, pad_before
+        return x5, w5, b
 
     def conv(self, x, weight, bias, problem, algorithm, out, nthreads):
         p = problem
+        geo = _geometry(p)
         if algorithm == "auto":
             algorithm = self.choose_algorithm(p)
         # Small problems run on fewer threads: a tiny call should not wake
         # (or wait for) a whole team.
         nthreads = max(1, min(nthreads, p.flops // (2 * MIN_WORK_PER_THREAD)))
-        shape5 = (p.batch, p.out_channels) + _lift3(p.out_size, p.nd, 1)
 
         target = None
         if (
@@ -209,31 +227,29 @@ class CPUBackend:
             and out.flags.writeable
             and not any(a is not None and np.may_share_memory(out, a) for a in (x, weight, bias))
         ):
-            target = out.reshape(shape5)
+            target = out.reshape(geo.out5)
         if target is None:
-            target = np.empty(shape5, dtype=p.dtype)
+            target = np.empty(geo.out5, dtype=p.dtype)
         if target.size == 0:
             pass
         elif p.in_channels_per_group == 0:
             target[...] = 0 if bias is None else np.asarray(bias, p.dtype).reshape(-1, 1, 1, 1)
         else:
-            x5, w5, b, pad_before = self._layout(x, weight, bias, p)
-            stride = _lift3(p.stride, p.nd, 1)
-            dilation = _lift3(p.dilation, p.nd, 1)
+            x5, w5, b = self._layout(x, weight, bias, p, geo)
+            args = (geo.stride, geo.pad_before, geo.dilation)
             if algorithm == "direct":
-                _direct.conv_direct(x5, w5, b, target, stride, pad_before, dilation,
-                                    p.groups, nthreads, direct_run(p, nthreads))
+                _direct.conv_direct(x5, w5, b, target, *args, p.groups, nthreads,
+                                    direct_run(p, nthreads))
             elif banded_im2col(p):
                 rows, cols, band = band_matrix(w5, p)
                 with _threads.blas_limit(1):
-                    _im2col.conv_im2col_banded(x5, band, b, target, stride, pad_before,
-                                               dilation, band_kh(w5), w5.shape[4], rows,
-                                               cols, nthreads)
+                    _im2col.conv_im2col_banded(x5, band, b, target, *args, geo.w5[3],
+                                               geo.w5[4], rows, cols, nthreads)
             else:
                 tile, parallel_tiles = im2col_tile(p, nthreads)
                 with _threads.blas_limit(1):
-                    _im2col.conv_im2col(x5, w5, b, target, stride, pad_before, dilation,
-                                        p.groups, tile, parallel_tiles, nthreads)
+                    _im2col.conv_im2col(x5, w5, b, target, *args, p.groups, tile,
+                                        parallel_tiles, nthreads)
 
         result = target.reshape(p.user_out_shape)
         if out is None:

@@ -7,6 +7,7 @@ argument at fault.  Backends receive only problems that passed.
 """
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import sys
@@ -72,13 +73,13 @@ class ConvProblem:
         return 2 * self.batch * self.out_channels * math.prod(self.out_size) * taps
 
 
-def check_float_dtype(a, name: str) -> np.dtype:
+def check_float_dtype(a, name: str) -> np.dtype:  # a: array or dtype
     """The native-order float dtype of `a`, or TypeError naming `name`.
 
     Parameters
     ----------
-    a : array
-        Any array with a ``dtype``.
+    a : array or dtype
+        An array (its ``dtype`` is used) or a dtype.
     name : str
         Argument name for the error message.
 
@@ -92,7 +93,7 @@ def check_float_dtype(a, name: str) -> np.dtype:
     TypeError
         For any other dtype (integer, bool, complex, float16, object, ...).
     """
-    dt = np.dtype(a.dtype)
+    dt = np.dtype(getattr(a, "dtype", a))
     if dt.kind == "f" and dt.itemsize in (4, 8):
         return dt.newbyteorder("=")  # byte-swapped floats are converted, not refused
     raise TypeError(
@@ -187,17 +188,56 @@ def _as_shape(a) -> tuple:
     return tuple(int(s) for s in a.shape)
 
 
+def _typed(value):
+    """A cache key that tells 1 from True and 1.0 (they hash alike)."""
+    if isinstance(value, (tuple, list)):
+        return (type(value),) + tuple(_typed(v) for v in value)
+    return (type(value), value)
+
+
+def _untyped(key):
+    """The argument a _typed key was made from (lists come back as lists)."""
+    if key[0] in (tuple, list):
+        return key[0](_untyped(k) for k in key[1:])
+    return key[1]
+
+
 def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode) -> ConvProblem:
     """Validate the arguments of ``conv{nd}d`` and compute the output shape.
 
     `x`, `weight` and `bias` are arrays of a supported namespace (already
-    converted from array-likes); nothing is copied or computed here.
+    converted from array-likes); nothing is copied or computed here.  Plans
+    depend only on shapes, dtypes and the size arguments, so repeated calls
+    with the same ones reuse a cached plan (invalid ones are never cached:
+    they raise).
+
+    Returns
+    -------
+    problem : ConvProblem
+
+    Raises
+    ------
+    TypeError, ValueError
+        For any invalid argument, naming it.
     """
+    key = (nd, _as_shape(x), x.dtype, _as_shape(weight), weight.dtype,
+           None if bias is None else (_as_shape(bias), bias.dtype),
+           _typed(stride), _typed(padding), _typed(dilation), _typed(groups), padding_mode)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable argument: plan without the cache
+        return _plan(key)
+    return _plan_cached(key)
+
+
+def _plan(key) -> ConvProblem:
+    nd, xs, xdt, ws, wdt, bias_info, stride, padding, dilation, groups, padding_mode = key
+    stride, padding, dilation, groups = (_untyped(k) for k in (stride, padding, dilation, groups))
     tag = _DIM_NAMES[nd]
-    xs, ws = _as_shape(x), _as_shape(weight)
-    dt = np.result_type(check_float_dtype(x, "x"), check_float_dtype(weight, "weight"))
-    if bias is not None:
-        dt = np.result_type(dt, check_float_dtype(bias, "bias"))
+    x_shape, w_shape = xs, ws
+    dt = np.result_type(check_float_dtype(xdt, "x"), check_float_dtype(wdt, "weight"))
+    if bias_info is not None:
+        dt = np.result_type(dt, check_float_dtype(bias_info[1], "bias"))
 
     if len(xs) == nd and len(ws) == nd:
         form = "plain"
@@ -207,7 +247,7 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
         if len(ws) != nd + 2:
             raise ValueError(
                 f"weight must be {nd + 2}-D (C_out, C_in/groups, *kernel) for conv{tag}, "
-                f"got shape {tuple(weight.shape)}"
+                f"got shape {w_shape}"
             )
         form = "batched" if len(xs) == nd + 2 else "unbatched"
         if form == "unbatched":
@@ -215,7 +255,7 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
     else:
         raise ValueError(
             f"x must be {nd + 2}-D (N, C_in, *spatial), {nd + 1}-D (C_in, *spatial) "
-            f"or {nd}-D with a {nd}-D weight for conv{tag}, got shape {tuple(x.shape)}"
+            f"or {nd}-D with a {nd}-D weight for conv{tag}, got shape {x_shape}"
         )
 
     if isinstance(groups, (bool, np.bool_)):
@@ -231,7 +271,7 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
     cout, cin_g = ws[0], ws[1]
     kernel = ws[2:]
     if any(k < 1 for k in kernel):
-        raise ValueError(f"weight has an empty kernel dimension: shape {tuple(weight.shape)}")
+        raise ValueError(f"weight has an empty kernel dimension: shape {w_shape}")
     if form == "plain" and groups != 1:
         raise ValueError(f"groups must be 1 for a plain {nd}-D input and kernel, got {groups}")
     if cin % groups:
@@ -243,8 +283,8 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
             f"weight expects {cin_g * groups} input channels (weight.shape[1]={cin_g} "
             f"x groups={groups}) but x has {cin}"
         )
-    if bias is not None:
-        bshape = _as_shape(bias)
+    if bias_info is not None:
+        bshape = bias_info[0]
         if bshape != (cout,):
             raise ValueError(f"bias must have shape ({cout},) (C_out), got {bshape}")
 
@@ -275,7 +315,7 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
         if extent > padded:
             raise ValueError(
                 f"kernel size {k} (dilated extent {extent}) is larger than the padded input "
-                f"size {padded} in spatial dimension {i} (x shape {tuple(x.shape)}, padding {pads[i]})"
+                f"size {padded} in spatial dimension {i} (x shape {x_shape}, padding {pads[i]})"
             )
         out_size.append((padded - extent) // s + 1)
     out_size = tuple(out_size)
@@ -296,8 +336,11 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
         nd=nd, batch=batch, in_channels=cin, in_size=in_size, out_channels=cout,
         kernel_size=kernel, stride=stride, padding=pads, dilation=dilation,
         groups=groups, padding_mode=padding_mode, out_size=out_size, dtype=dt,
-        has_bias=bias is not None, form=form,
+        has_bias=bias_info is not None, form=form,
     )
+
+
+_plan_cached = functools.lru_cache(maxsize=512)(_plan)
 
 
 def check_out(out, problem: ConvProblem, namespace_check) -> None:
