@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -44,6 +45,10 @@ MIN_WORK_PER_THREAD = 1 << 18
 #: plain GEMV form took 260-285 ms.
 BAND_ROWS = 4
 BAND_TILE_BYTES = 256 * 1024
+#: Per-thread scratch (bytes) of the direct kernel's one-input-channel path:
+#: zero-padded copies of the input rows a chunk of output rows reads (see
+#: fc_conv_plane), kept between calls.
+PLANE_SCRATCH_BYTES = 512 * 1024
 #: Tasks per thread the direct kernel aims for (load balance vs. setup cost).
 TASKS_PER_THREAD = 16
 _INT_MAX = 2**31 - 1
@@ -165,6 +170,22 @@ def direct_run(problem, nthreads):
     return max(1, min(pairs, planes * pairs // (TASKS_PER_THREAD * nthreads)))
 
 
+_workspaces = threading.local()
+
+
+def workspace(nbytes: int, dtype) -> np.ndarray:
+    """A scratch array of `nbytes` bytes for the calling Python thread.
+
+    The buffer is kept per Python thread and grown on demand, so repeated
+    calls do not pay for fresh pages (a new multi-megabyte allocation is
+    page-faulted in on every call).
+    """
+    buf = getattr(_workspaces, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _workspaces.buf = np.empty(max(nbytes, 1), dtype=np.uint8)
+    return buf[: nbytes - nbytes % np.dtype(dtype).itemsize].view(dtype)
+
+
 class CPUBackend:
     """Backend for NumPy arrays (see the module docstring).
 
@@ -238,8 +259,10 @@ class CPUBackend:
             x5, w5, b = self._layout(x, weight, bias, p, geo)
             args = (geo.stride, geo.pad_before, geo.dilation)
             if algorithm == "direct":
+                plane = p.in_channels_per_group == 1
+                scratch = workspace(nthreads * PLANE_SCRATCH_BYTES if plane else 0, p.dtype)
                 _direct.conv_direct(x5, w5, b, target, *args, p.groups, nthreads,
-                                    direct_run(p, nthreads))
+                                    direct_run(p, nthreads), scratch)
             elif banded_im2col(p):
                 rows, cols, band = band_matrix(w5, p)
                 with _threads.blas_limit(1):

@@ -49,22 +49,20 @@ cdef inline void _plane(real *out, Py_ssize_t oy0, Py_ssize_t nout, const real *
                           w, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, init, scratch, scratch_len)
 
 
-#: Per-thread scratch (elements) for padded copies of short rows in the
-#: one-input-channel path, and the widest output row that uses it: on wider
-#: rows the border columns are too few to repay the copy.
-PLANE_SCRATCH = 32768
-PLANE_SCRATCH_MAX_OW = 128
 
 
 def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weight,
                 const real[::1] bias, real[:, :, :, :, ::1] out,
                 tuple stride, tuple pad, tuple dilation, Py_ssize_t groups,
-                int nthreads, Py_ssize_t run):
+                int nthreads, Py_ssize_t run, real[::1] workspace):
     """out = correlate(x, weight) + bias, all arrays 5-D (N, C, D, H, W).
 
     ``bias`` has length C_out, or 0 for no bias.  ``pad`` holds the leading
     padding of each spatial dimension; trailing padding is implied by the
     output shape.  ``run`` is the number of row pairs per task (>= 1).
+    ``workspace`` (reused between calls by the caller) holds each thread's
+    scratch for the one-input-channel path: ``nthreads`` equal parts, or
+    nothing.
     """
     cdef Py_ssize_t N = x.shape[0], Cout = out.shape[1]
     cdef Py_ssize_t cin_g = weight.shape[1], cout_g = Cout // groups
@@ -80,9 +78,8 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
     cdef Py_ssize_t total = N * Cout * g.OD * runs
     cdef bint has_bias = bias.shape[0] > 0
     cdef bint plane_path = cin_g == 1 and g.KD == 1 and g.KH <= FC_PLANE_MAX_KH
-    cdef Py_ssize_t scratch_len = (PLANE_SCRATCH if plane_path and g.OW <= PLANE_SCRATCH_MAX_OW
-                                   else 0)
-    cdef real *scratch_all = NULL
+    cdef Py_ssize_t scratch_len = workspace.shape[0] // nthreads if plane_path and nthreads > 0 else 0
+    cdef real *scratch_all = &workspace[0] if scratch_len > 0 else NULL
     cdef real *scratch
     cdef const real **tables
     cdef const real **rows
@@ -100,12 +97,8 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
     if nthreads < 1:
         nthreads = 1
     tables = <const real **> malloc(3 * nthreads * table * sizeof(real *))
-    if scratch_len > 0:
-        scratch_all = <real *> malloc(nthreads * scratch_len * sizeof(real))
-    if tables == NULL or (scratch_len > 0 and scratch_all == NULL):
-        free(tables)
-        free(scratch_all)
-        raise MemoryError("fastconv: cannot allocate the direct kernel's workspace")
+    if tables == NULL:
+        raise MemoryError("fastconv: cannot allocate the direct kernel's row tables")
     try:
         with nogil, parallel(num_threads=nthreads):
             rows = tables + 3 * threadid() * table
@@ -172,4 +165,3 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
                     _rows(out0, out1, rows, w0, w1, k, &g, init)
     finally:
         free(tables)
-        free(scratch_all)

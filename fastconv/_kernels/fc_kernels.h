@@ -53,8 +53,9 @@ void fc_conv_rows_f64(double *out0, double *out1, ptrdiff_t OW, const double **r
  * in pairs by the SIMD code of fc_conv_rows; the whole loop runs in C, so a
  * task costs no per-row call overhead.  KH must not exceed FC_PLANE_MAX_KH
  * (64).  `scratch` (scratch_len elements, may be NULL) is per-thread
- * workspace: when the input rows read fit there, they are copied with their
- * zero padding so that no column needs the scalar border code.
+ * workspace: when padding is needed and enough input rows fit there, they
+ * are copied chunk by chunk with their zero padding in place, so that a lean
+ * loop with no border code computes every column.
  */
 #define FC_PLANE_MAX_KH 64
 void fc_conv_plane_f32(float *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,

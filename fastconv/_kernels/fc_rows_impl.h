@@ -213,10 +213,78 @@ FC_TARGET static void FC_CAT(FC_NAME, plane_rows)(
     }
 }
 
-/* The plane kernel.  Short padded rows spend a large share of their time in
- * the scalar border columns, so when the rows this call reads fit in
- * `scratch` (scratch_len elements) they are first copied there with their
- * zero padding in place: then every output column is an interior column. */
+/* Rows of an all-interior plane (a zero-padded copy, unit horizontal
+ * stride, OW >= one vector): for each pair of output rows and each block of
+ * NV vectors, loop over the taps with both rows' accumulators in registers.
+ * No row lists and no border code: the lean loop for short rows. */
+#define FC_PBLOCK(NV, LAST)                                                 \
+    do {                                                                    \
+        FC_VEC a0[NV], a1[NV];                                              \
+        for (int u = 0; u < NV; ++u)                                        \
+            a0[u] = a1[u] = vinit;                                          \
+        for (ptrdiff_t ky = 0; ky < KH; ++ky) {                             \
+            const FC_T *r0 = in + (oy * sh + ky * dh) * ldi + ox;           \
+            const FC_T *r1 = r0 + sh * ldi;                                 \
+            const FC_T *wk = w + ky * KW;                                   \
+            for (ptrdiff_t kx = 0; kx < KW; ++kx) {                         \
+                const FC_VEC c = zero + wk[kx];                             \
+                for (int u = 0; u < NV; ++u) {                              \
+                    FC_VEC v0, v1;                                          \
+                    FC_LOAD(v0, r0 + kx * dw + FC_OFF(u, NV, LAST));        \
+                    a0[u] += c * v0;                                        \
+                    if (two) {                                              \
+                        FC_LOAD(v1, r1 + kx * dw + FC_OFF(u, NV, LAST));    \
+                        a1[u] += c * v1;                                    \
+                    }                                                       \
+                }                                                           \
+            }                                                               \
+        }                                                                   \
+        for (int u = 0; u < NV; ++u) {                                      \
+            __builtin_memcpy(o0 + ox + FC_OFF(u, NV, LAST), &a0[u],         \
+                             sizeof(FC_VEC));                               \
+            if (two)                                                        \
+                __builtin_memcpy(o0 + ldo + ox + FC_OFF(u, NV, LAST),       \
+                                 &a1[u], sizeof(FC_VEC));                   \
+        }                                                                   \
+    } while (0)
+
+FC_TARGET static void FC_CAT(FC_NAME, plane_interior)(
+    FC_T *out, ptrdiff_t ldo, ptrdiff_t nout, ptrdiff_t OW, const FC_T *in,
+    ptrdiff_t ldi, const FC_T *w, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh,
+    ptrdiff_t dh, ptrdiff_t dw, FC_T init)
+{
+    const FC_VEC zero = {0};
+    const FC_VEC vinit = zero + init;
+    for (ptrdiff_t oy = 0; oy < nout; oy += 2) {
+        const int two = oy + 1 < nout;
+        FC_T *o0 = out + oy * ldo;
+        ptrdiff_t ox = 0;
+        for (; ox + FC_NV * FC_VL <= OW; ox += FC_NV * FC_VL)
+            FC_PBLOCK(FC_NV, (FC_NV - 1) * FC_VL);
+        const ptrdiff_t rem = OW - ox;
+        if (rem > 0) {
+            if (rem < FC_VL) {
+                ox = OW - FC_VL; /* one vector ending at OW, overlapping */
+                FC_PBLOCK(1, 0);
+            } else {
+                const ptrdiff_t last = rem - FC_VL;
+                switch ((rem + FC_VL - 1) / FC_VL) {
+                case 1: FC_PBLOCK(1, last); break;
+                case 2: FC_PBLOCK(2, last); break;
+                case 3: FC_PBLOCK(3, last); break;
+                default: FC_PBLOCK(4, last); break;
+                }
+            }
+        }
+    }
+}
+#undef FC_PBLOCK
+
+/* The plane kernel.  When the rows a block of output rows reads fit in
+ * `scratch` (scratch_len elements), they are copied there with their zero
+ * padding in place, in chunks of output rows, so every output column is an
+ * interior column for the lean loop above; otherwise the rows are read in
+ * place and the row kernel handles the borders. */
 FC_TARGET static void FC_CAT(FC_NAME, plane)(
     FC_T *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout, ptrdiff_t OW,
     const FC_T *in, ptrdiff_t ldi, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph,
@@ -224,33 +292,40 @@ FC_TARGET static void FC_CAT(FC_NAME, plane)(
     ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw, FC_T init, FC_T *scratch,
     ptrdiff_t scratch_len)
 {
-    const ptrdiff_t nr = (nout - 1) * sh + (KH - 1) * dh + 1; /* rows read */
-    const ptrdiff_t wp = (OW - 1) * sw + (KW - 1) * dw + 1;   /* columns read */
-    const ptrdiff_t iy0 = oy0 * sh - ph;
-    const int padded_x = pw > 0 || wp - pw > W;
-    if (!scratch || nout < 1 || !padded_x || nr * wp > scratch_len) {
+    const ptrdiff_t wp = (OW - 1) * sw + (KW - 1) * dw + 1; /* columns read */
+    const ptrdiff_t halo = (KH - 1) * dh + 1;                /* rows per output row */
+    const int padded = pw > 0 || wp - pw > W || ph > 0 || (oy0 + nout - 1) * sh - ph + halo > H;
+    /* Output rows per chunk whose input rows fit the scratch. */
+    ptrdiff_t chunk = wp > 0 ? (scratch_len / wp - halo) / sh + 1 : 0;
+    if (!scratch || nout < 1 || !padded || chunk < 2 || sw != 1 || OW < FC_VL) {
         FC_CAT(FC_NAME, plane_rows)(out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw,
                                     w, KH, KW, sh, sw, dh, dw, init);
         return;
     }
-    /* Scratch column c holds input column c - pw; row s holds input row iy0 + s. */
+    chunk &= ~(ptrdiff_t)1; /* whole row pairs */
+    /* Scratch column c holds input column c - pw. */
     ptrdiff_t c0 = pw, c1 = pw + W;
     if (c1 > wp) c1 = wp;
     if (c0 > c1) c0 = c1;
-    for (ptrdiff_t r = 0; r < nr; ++r) {
-        FC_T *dst = scratch + r * wp;
-        const ptrdiff_t iy = iy0 + r;
-        if (iy < 0 || iy >= H) {
-            __builtin_memset(dst, 0, (size_t)wp * sizeof(FC_T));
-            continue;
+    for (ptrdiff_t first = oy0; first < oy0 + nout; first += chunk) {
+        const ptrdiff_t n = first + chunk < oy0 + nout ? chunk : oy0 + nout - first;
+        const ptrdiff_t nr = (n - 1) * sh + halo;   /* rows read by this chunk */
+        const ptrdiff_t iy0 = first * sh - ph;      /* scratch row 0 = input row iy0 */
+        for (ptrdiff_t r = 0; r < nr; ++r) {
+            FC_T *dst = scratch + r * wp;
+            const ptrdiff_t iy = iy0 + r;
+            if (iy < 0 || iy >= H) {
+                __builtin_memset(dst, 0, (size_t)wp * sizeof(FC_T));
+                continue;
+            }
+            const FC_T *src = in + iy * ldi - pw;
+            __builtin_memset(dst, 0, (size_t)c0 * sizeof(FC_T));
+            __builtin_memcpy(dst + c0, src + c0, (size_t)(c1 - c0) * sizeof(FC_T));
+            __builtin_memset(dst + c1, 0, (size_t)(wp - c1) * sizeof(FC_T));
         }
-        const FC_T *src = in + iy * ldi - pw;
-        __builtin_memset(dst, 0, (size_t)c0 * sizeof(FC_T));
-        __builtin_memcpy(dst + c0, src + c0, (size_t)(c1 - c0) * sizeof(FC_T));
-        __builtin_memset(dst + c1, 0, (size_t)(wp - c1) * sizeof(FC_T));
+        FC_CAT(FC_NAME, plane_interior)(out + first * ldo, ldo, n, OW, scratch, wp,
+                                        w, KH, KW, sh, dh, dw, init);
     }
-    FC_CAT(FC_NAME, plane_rows)(out + oy0 * ldo, ldo, 0, nout, OW, scratch, wp, nr,
-                                wp, 0, 0, w, KH, KW, sh, sw, dh, dw, init);
 }
 
 #undef FC_INTERIOR
