@@ -401,3 +401,21 @@ def test_im2col_one_filter_per_group_banded(ref, dtype, stride, dilation, paddin
         got = fastconv.conv2d(x, w, b, stride, padding, dilation, groups,
                               algorithm="im2col")
         ref.assert_matches(got, exp, context=f"banded im2col {xs} x {ws}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride, dilation", [(1, 1), ((2, 1), (1, 2)), ((3, 1), (2, 1))])
+def test_direct_one_channel_padded_chunks(ref, dtype, stride, dilation):
+    """Rows so wide that the padded copies of the one-channel path come in
+    several chunks per task (and depthwise planes that fit whole)."""
+    rng = np.random.default_rng(5)
+    cases = [((1, 1, 41, 20000), (1, 1, 3, 3), 1), ((2, 5, 19, 33), (5, 1, 3, 4), 5)]
+    for xs, ws, groups in cases:
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        b = rng.standard_normal(ws[0]).astype(dtype)
+        pad = ((2, 1), (3, 2))
+        exp = ref.expect(x, w, b, nd=2, stride=stride, padding=pad, dilation=dilation,
+                         groups=groups)
+        got = fastconv.conv2d(x, w, b, stride, pad, dilation, groups, algorithm="direct")
+        ref.assert_matches(got, exp, context=f"direct {xs} x {ws}")
