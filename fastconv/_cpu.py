@@ -119,7 +119,18 @@ def im2col_tile(problem, nthreads):
 
 
 def banded_im2col(problem) -> bool:
-    """Whether the im2col path uses its banded form (see band_matrix)."""
+    """Whether the im2col path uses its banded form (see band_matrix).
+
+    Parameters
+    ----------
+    problem : ConvProblem
+
+    Returns
+    -------
+    bool
+        True for groups with one input and one output channel (one-channel
+        images, depthwise layers) and a kernel of depth 1.
+    """
     return (problem.in_channels_per_group == 1 and problem.out_channels_per_group == 1
             and problem.nd >= 2 and (problem.nd == 2 or problem.kernel_size[0] == 1))
 
