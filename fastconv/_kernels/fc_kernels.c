@@ -87,43 +87,31 @@ static int fc_isa(void)
 #define FC_PLANE_F32(isa) fc_rows_f32_##isa##_plane
 #define FC_PLANE_F64(isa) fc_rows_f64_##isa##_plane
 
-void fc_conv_rows_f32(float *out0, float *out1, ptrdiff_t OW, const float **rows,
-                      const float **w0, const float **w1, ptrdiff_t nrows,
-                      ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx,
-                      ptrdiff_t dx, float init)
-{
-    FC_DISPATCH(FC_ROWS_F32, out0, out1, OW, rows, w0, w1, nrows, KW, W, pad, sx, dx, init);
-}
+/* The public entry points of fc_kernels.h for one dtype: each dispatches to
+ * the instruction-set build chosen by fc_isa(). */
+#define FC_ENTRY_POINTS(T, SFX, ROWS, PLANE)                                    \
+    void fc_conv_rows_##SFX(T *out0, T *out1, ptrdiff_t OW, const T **rows,     \
+                            const T **w0, const T **w1, ptrdiff_t nrows,        \
+                            ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad,           \
+                            ptrdiff_t sx, ptrdiff_t dx, T init)                 \
+    {                                                                           \
+        FC_DISPATCH(ROWS, out0, out1, OW, rows, w0, w1, nrows, KW, W, pad, sx,  \
+                    dx, init);                                                  \
+    }                                                                           \
+    void fc_conv_plane_##SFX(T *out, ptrdiff_t ldo, ptrdiff_t oy0,              \
+                             ptrdiff_t nout, ptrdiff_t OW, const T *in,         \
+                             ptrdiff_t ldi, ptrdiff_t H, ptrdiff_t W,           \
+                             ptrdiff_t ph, ptrdiff_t pw, const T *w,            \
+                             ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh,          \
+                             ptrdiff_t sw, ptrdiff_t dh, ptrdiff_t dw, T init,  \
+                             T *scratch, ptrdiff_t scratch_len)                 \
+    {                                                                           \
+        FC_DISPATCH(PLANE, out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw, w,   \
+                    KH, KW, sh, sw, dh, dw, init, scratch, scratch_len);        \
+    }
 
-void fc_conv_rows_f64(double *out0, double *out1, ptrdiff_t OW, const double **rows,
-                      const double **w0, const double **w1, ptrdiff_t nrows,
-                      ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad, ptrdiff_t sx,
-                      ptrdiff_t dx, double init)
-{
-    FC_DISPATCH(FC_ROWS_F64, out0, out1, OW, rows, w0, w1, nrows, KW, W, pad, sx, dx, init);
-}
-
-void fc_conv_plane_f32(float *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,
-                       ptrdiff_t OW, const float *in, ptrdiff_t ldi, ptrdiff_t H,
-                       ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, const float *w,
-                       ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t sw,
-                       ptrdiff_t dh, ptrdiff_t dw, float init, float *scratch,
-                       ptrdiff_t scratch_len)
-{
-    FC_DISPATCH(FC_PLANE_F32, out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw, w, KH, KW, sh, sw, dh, dw, init,
-                scratch, scratch_len);
-}
-
-void fc_conv_plane_f64(double *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout,
-                       ptrdiff_t OW, const double *in, ptrdiff_t ldi, ptrdiff_t H,
-                       ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, const double *w,
-                       ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sh, ptrdiff_t sw,
-                       ptrdiff_t dh, ptrdiff_t dw, double init, double *scratch,
-                       ptrdiff_t scratch_len)
-{
-    FC_DISPATCH(FC_PLANE_F64, out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw, w, KH, KW, sh, sw, dh, dw, init,
-                scratch, scratch_len);
-}
+FC_ENTRY_POINTS(float, f32, FC_ROWS_F32, FC_PLANE_F32)
+FC_ENTRY_POINTS(double, f64, FC_ROWS_F64, FC_PLANE_F64)
 
 const char *fc_simd_level(void)
 {
