@@ -7,15 +7,18 @@ for the non-zero padding modes (zero padding is done inside the kernels, so
 large images cost no padded copy).  It then runs one kernel of
 ``fastconv._kernels`` under the thread budget of the call.
 
-Algorithm rule for ``"auto"`` (issue 2; a measured cost model replaces it
-when Winograd and FFT arrive):
+Algorithm rule for ``"auto"``:
 
 * ``"direct"`` when each output channel reads one input channel
   (C_in/groups == 1: one-channel images, depthwise layers) or each group
   has a single output channel (C_out/groups == 1): GEMM would be a
   matrix-vector product there, while the direct kernel keeps a row of
   outputs in vector registers;
-* ``"im2col"`` otherwise: the GEMM runs near the machine's BLAS peak.
+* ``"im2col"`` otherwise: the GEMM runs near the machine's BLAS peak;
+* ``"fft"`` instead of either when the cost model of :mod:`fastconv._cost`
+  (fitted to this package's timings) estimates it faster, which happens
+  for large kernels, and only when `x` and `weight` are all finite (an
+  FFT spreads a NaN or Inf over every output).
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _threads
+from . import _cost, _fft, _threads
 from ._kernels import _direct, _im2col
 
 #: Per-thread im2col workspace budget in bytes (one tile of K x tile values).
@@ -35,6 +38,8 @@ TILE_BYTES = 1 << 20
 MIN_TILE = 128
 #: Narrowest tile that the parallel-tiles schedule accepts.
 MIN_PARALLEL_TILE = 64
+#: Narrowest column chunk when the direct kernel splits rows across threads.
+MIN_COLUMN_CHUNK = 2048
 #: Multiply-adds below which another thread costs more than it saves
 #: (an OpenMP fork/join is a few microseconds; this is about ten).
 MIN_WORK_PER_THREAD = 1 << 18
@@ -171,14 +176,29 @@ def band_matrix(w5, problem):
 
 
 def direct_run(problem, nthreads):
-    """Row pairs per task of the direct kernel.
+    """Row pairs and output columns per task of the direct kernel.
 
     Long runs amortise a task's setup (index arithmetic, dispatch); about
     TASKS_PER_THREAD tasks per thread keep the guided schedule balanced.
+    When there are fewer row pairs than threads (a long 1-D signal, a few
+    wide rows), rows are split into column chunks of at least
+    MIN_COLUMN_CHUNK outputs instead.
+
+    Returns
+    -------
+    run, colw : int
+        Row pairs per task and output columns per task.
     """
     planes = problem.batch * problem.out_channels * math.prod(problem.out_size[:-2])
     pairs = (problem.out_size[-2] + 1) // 2 if problem.nd >= 2 else 1
-    return max(1, min(pairs, planes * pairs // (TASKS_PER_THREAD * nthreads)))
+    ow = problem.out_size[-1]
+    run = max(1, min(pairs, planes * pairs // (TASKS_PER_THREAD * nthreads)))
+    colw = ow
+    if nthreads > 1 and planes * pairs < nthreads:
+        chunks = min(TASKS_PER_THREAD * nthreads // (planes * pairs), ow // MIN_COLUMN_CHUNK)
+        if chunks > 1:
+            colw = -(-ow // chunks)
+    return run, max(colw, 1)
 
 
 _workspaces = threading.local()
@@ -208,7 +228,7 @@ class CPUBackend:
     """
 
     name = "numpy"
-    algorithms = ("direct", "im2col")
+    algorithms = ("direct", "im2col", "fft")
 
     @staticmethod
     def is_array(a) -> bool:
@@ -226,11 +246,15 @@ class CPUBackend:
         return None
 
     def choose_algorithm(self, problem) -> str:
+        """The "auto" choice for `problem` (before the finiteness check)."""
+        choice = self._dense_choice(problem)
+        return "fft" if _cost.nn_fft_faster(problem, choice) else choice
+
+    def _dense_choice(self, problem) -> str:
+        """direct or im2col, by the channel rule of the module docstring."""
         if problem.in_channels_per_group == 1 or problem.out_channels_per_group == 1:
             return "direct"
-        if self.unsupported_reason(problem, "im2col") is not None:
-            return "direct"
-        return "im2col"
+        return "im2col" if self.unsupported_reason(problem, "im2col") is None else "direct"
 
     def _layout(self, x, weight, bias, p, geo):
         """5-D C-contiguous operands in the result dtype, non-zero padding applied."""
@@ -248,6 +272,9 @@ class CPUBackend:
         geo = _geometry(p)
         if algorithm == "auto":
             algorithm = self.choose_algorithm(p)
+            if algorithm == "fft" and not all(
+                    bool(np.isfinite(a).all()) for a in (x, weight)):
+                algorithm = self._dense_choice(p)
         # Small problems run on fewer threads: a tiny call should not wake
         # (or wait for) a whole team.
         nthreads = max(1, min(nthreads, p.flops // (2 * MIN_WORK_PER_THREAD)))
@@ -272,8 +299,12 @@ class CPUBackend:
             if algorithm == "direct":
                 plane = p.in_channels_per_group == 1
                 scratch = workspace(nthreads * PLANE_SCRATCH_BYTES if plane else 0, p.dtype)
-                _direct.conv_direct(x5, w5, b, target, *args, p.groups, nthreads,
-                                    direct_run(p, nthreads), scratch)
+                run, colw = direct_run(p, nthreads)
+                _direct.conv_direct(x5, w5, b, target, *args, p.groups, nthreads, run,
+                                    scratch, colw)
+            elif algorithm == "fft":
+                _fft.conv_nn(x5, w5, b, target, geo.stride, geo.pad_before, geo.dilation,
+                             p.groups, nthreads)
             elif banded_im2col(p):
                 rows, cols, band = band_matrix(w5, p)
                 with _threads.blas_limit(1):

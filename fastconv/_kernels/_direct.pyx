@@ -29,13 +29,17 @@ from ._fc cimport (real, fc_geometry, make_geometry, fc_conv_rows_f32, fc_conv_r
 
 cdef inline void _rows(real *out0, real *out1, const real **rows, const real **w0,
                        const real **w1, Py_ssize_t nrows, const fc_geometry *g,
-                       real init) noexcept nogil:
+                       real init, Py_ssize_t ox0, Py_ssize_t width) noexcept nogil:
+    # Output columns [ox0, ox0 + width): the same rows seen with their
+    # leading padding reduced by ox0 * sw (negative inside the row).
+    if out1 != NULL:
+        out1 = out1 + ox0
     if real is float:
-        fc_conv_rows_f32(out0, out1, g.OW, rows, w0, w1, nrows, g.KW, g.W, g.pw,
-                         g.sw, g.dw, init)
+        fc_conv_rows_f32(out0 + ox0, out1, width, rows, w0, w1, nrows, g.KW, g.W,
+                         g.pw - ox0 * g.sw, g.sw, g.dw, init)
     else:
-        fc_conv_rows_f64(out0, out1, g.OW, rows, w0, w1, nrows, g.KW, g.W, g.pw,
-                         g.sw, g.dw, init)
+        fc_conv_rows_f64(out0 + ox0, out1, width, rows, w0, w1, nrows, g.KW, g.W,
+                         g.pw - ox0 * g.sw, g.sw, g.dw, init)
 
 
 cdef inline void _plane(real *out, Py_ssize_t oy0, Py_ssize_t nout, const real *inp,
@@ -54,12 +58,14 @@ cdef inline void _plane(real *out, Py_ssize_t oy0, Py_ssize_t nout, const real *
 def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weight,
                 const real[::1] bias, real[:, :, :, :, ::1] out,
                 tuple stride, tuple pad, tuple dilation, Py_ssize_t groups,
-                int nthreads, Py_ssize_t run, real[::1] workspace):
+                int nthreads, Py_ssize_t run, real[::1] workspace, Py_ssize_t colw):
     """out = correlate(x, weight) + bias, all arrays 5-D (N, C, D, H, W).
 
     ``bias`` has length C_out, or 0 for no bias.  ``pad`` holds the leading
     padding of each spatial dimension; trailing padding is implied by the
-    output shape.  ``run`` is the number of row pairs per task (>= 1).
+    output shape.  ``run`` is the number of row pairs per task (>= 1);
+    ``colw`` the output columns per task (``OW`` for whole rows; narrower
+    splits a few long rows, e.g. one long 1-D signal, across threads).
     ``workspace`` (reused between calls by the caller) holds each thread's
     scratch for the one-input-channel path: ``nthreads`` equal parts, or
     nothing.
@@ -75,9 +81,12 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
     cdef Py_ssize_t table = (cin_g * g.KD * 2 * g.KH + 15) // 16 * 16
     cdef Py_ssize_t pairs = (g.OH + 1) // 2
     cdef Py_ssize_t runs = (pairs + run - 1) // run
-    cdef Py_ssize_t total = N * Cout * g.OD * runs
+    # Column chunks of width colw (== OW unless a few long rows are split
+    # across threads; never on the plane path).
+    cdef Py_ssize_t ncc = (g.OW + colw - 1) // colw if colw > 0 else 1
+    cdef Py_ssize_t total = N * Cout * g.OD * runs * ncc
     cdef bint has_bias = bias.shape[0] > 0
-    cdef bint plane_path = cin_g == 1 and g.KD == 1 and g.KH <= FC_PLANE_MAX_KH
+    cdef bint plane_path = cin_g == 1 and g.KD == 1 and g.KH <= FC_PLANE_MAX_KH and ncc == 1
     cdef Py_ssize_t scratch_len = workspace.shape[0] // nthreads if plane_path and nthreads > 0 else 0
     cdef real *scratch_all = &workspace[0] if scratch_len > 0 else NULL
     cdef real *scratch
@@ -89,7 +98,7 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
     cdef real *out1
     cdef const real *rowp
     cdef Py_ssize_t t, r, n, co, od, oy, gi, ci, kd, ky, idd, iy, k, first, j
-    cdef Py_ssize_t pr, pr_end
+    cdef Py_ssize_t pr, pr_end, ox0, width
     cdef real init
 
     if total == 0:
@@ -106,9 +115,12 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
             w1 = w0 + table
             scratch = (scratch_all + threadid() * scratch_len) if scratch_len > 0 else NULL
             for t in prange(total, schedule='guided'):
-                pr = (t % runs) * run
+                ox0 = (t % ncc) * colw
+                width = g.OW - ox0 if g.OW - ox0 < colw else colw
+                r = t // ncc
+                pr = (r % runs) * run
                 pr_end = pr + run if pr + run < pairs else pairs
-                r = t // runs
+                r = r // runs
                 od = r % g.OD
                 r = r // g.OD
                 co = r % Cout
@@ -162,6 +174,6 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
                                             w0[k] = NULL
                                             k = k + 1
                                         w1[r] = &weight[co, ci, kd, ky, 0]
-                    _rows(out0, out1, rows, w0, w1, k, &g, init)
+                    _rows(out0, out1, rows, w0, w1, k, &g, init, ox0, width)
     finally:
         free(tables)

@@ -138,6 +138,7 @@ FC_TARGET static void FC_NAME(FC_T *out0, FC_T *out1, ptrdiff_t OW,
     ptrdiff_t lo = sx == 1 ? pad : (pad + sx - 1) / sx;
     const ptrdiff_t last = W - 1 + pad - (KW - 1) * dx;
     ptrdiff_t hi = last < 0 ? 0 : (sx == 1 ? last : last / sx) + 1;
+    if (lo < 0) lo = 0; /* pad < 0: a column slice of a wider row */
     if (lo > OW) lo = OW;
     if (hi > OW) hi = OW;
     if (hi < lo) hi = lo;
