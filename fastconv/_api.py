@@ -15,7 +15,7 @@ from ._validation import check_out, plan_conv
 __all__ = ["conv1d", "conv2d", "conv3d", "ALGORITHMS"]
 
 #: Algorithm names accepted by the ``algorithm=`` argument.
-ALGORITHMS = ("auto", "direct", "im2col")
+ALGORITHMS = ("auto", "direct", "im2col", "fft")
 
 
 def _convnd(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode,

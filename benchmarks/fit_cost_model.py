@@ -1,0 +1,133 @@
+"""Fit the cost model of ``method="auto"`` / ``algorithm="auto"`` to this machine.
+
+Times fastconv's own paths on a grid of problems and fits, by non-negative
+least squares on relative error, ``time = c . features`` per path,
+dimensionality and precision (fastconv/_cost.py defines the features):
+
+* ``direct``: fastconv.signal.convolve(method="direct");
+* ``fft``: fastconv.signal.convolve(method="fft");
+* ``im2col``: fastconv.conv2d(algorithm="im2col") on CNN-like layers;
+* ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers.
+
+Usage::
+
+    python benchmarks/fit_cost_model.py            # print the fit and errors
+    python benchmarks/fit_cost_model.py --write    # also rewrite fastconv/_cost_model.json
+
+The grid takes about a minute on the 2-core development machine.  The
+printed table gives, per group, the median and range of predicted over
+measured time.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+import fastconv
+from fastconv import _cost
+from fastconv import signal as fsignal
+
+MODEL_PATH = Path(fastconv.__file__).with_name("_cost_model.json")
+
+SIGNAL_GRID = {
+    1: [((n,), (k,)) for n in (20_000, 200_000) for k in (3, 15, 63, 255, 1023)],
+    2: [((n, n), (k, k)) for n in (128, 512) for k in (3, 7, 15, 31)],
+    3: [((n, n, n), (k, k, k)) for n in (32, 64) for k in (3, 5, 7, 9)],
+}
+CNN_GRID = [  # N, C_in, C_out, H, k
+    (1, 16, 16, 56, 3), (1, 64, 64, 28, 3), (1, 32, 32, 28, 7), (2, 8, 8, 64, 11),
+    (1, 128, 128, 14, 3), (1, 16, 32, 32, 15), (1, 4, 4, 128, 9), (4, 8, 16, 32, 5),
+    (1, 32, 32, 64, 13),
+]
+
+
+def best_time(fn, budget=1.0, repeat=7):
+    fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeat and (not times or time.perf_counter() - start < budget):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def fit(samples):
+    """nnls fit of t = c . features minimising relative error; returns c."""
+    f = np.array([s[0] for s in samples], float)
+    t = np.array([s[1] for s in samples], float)
+    coef, _ = nnls(f / t[:, None], np.ones_like(t))
+    return [float(c) for c in coef]
+
+
+def report(name, samples, coef):
+    pred = np.array([np.dot(coef, f) for f, _ in samples])
+    meas = np.array([t for _, t in samples])
+    r = pred / meas
+    cs = " ".join(f"{c:.2e}" for c in coef)
+    print(f"{name:18s} c=[{cs}]  pred/meas median {np.median(r):.2f} "
+          f"range {r.min():.2f}-{r.max():.2f}  ({len(samples)} problems)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="rewrite _cost_model.json")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    model = {"direct": {}, "fft": {}, "im2col": {}, "nnfft": {}}
+    for dt in (np.float32, np.float64):
+        dtn = np.dtype(dt).name
+        for nd, grid in SIGNAL_GRID.items():
+            direct, fft = [], []
+            for s1, s2 in grid:
+                a = rng.standard_normal(s1).astype(dt)
+                v = rng.standard_normal(s2).astype(dt)
+                direct.append((_cost.direct_features(s1, s2, "same"), best_time(
+                    lambda: fsignal.convolve(a, v, "same", method="direct"))))
+                fft.append((_cost.fft_features(s1, s2, "same"), best_time(
+                    lambda: fsignal.convolve(a, v, "same", method="fft"))))
+            key = f"{nd}d-{dtn}"
+            model["direct"][key] = fit(direct)
+            model["fft"][key] = fit(fft)
+            report(f"direct {key}", direct, model["direct"][key])
+            report(f"fft {key}", fft, model["fft"][key])
+        gemm, nnfft = [], []
+        for n, cin, cout, h, k in CNN_GRID:
+            x = rng.standard_normal((n, cin, h, h)).astype(dt)
+            w = rng.standard_normal((cout, cin, k, k)).astype(dt)
+            pad = k // 2
+            problem = _problem(x, w, pad)
+            macs = problem.flops // 2
+            outputs = n * cout * h * h
+            gemm.append(((macs, outputs, 1), best_time(
+                lambda: fastconv.conv2d(x, w, padding=pad, algorithm="im2col"))))
+            nnfft.append((_cost.nn_fft_features(problem), best_time(
+                lambda: fastconv.conv2d(x, w, padding=pad, algorithm="fft"))))
+        key = f"2d-{dtn}"
+        for path, samples in (("im2col", gemm), ("nnfft", nnfft)):
+            model[path][key] = fit(samples)
+            report(f"{path} {key}", samples, model[path][key])
+    model["machine"] = (f"{platform.machine()} {platform.processor() or ''} "
+                        f"{fastconv.get_num_threads()} threads, "
+                        f"fitted {datetime.date.today().isoformat()} by "
+                        f"benchmarks/fit_cost_model.py").replace("  ", " ")
+    if args.write:
+        MODEL_PATH.write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {MODEL_PATH}")
+
+
+def _problem(x, w, pad):
+    from fastconv._validation import plan_conv
+    return plan_conv(2, x, w, None, 1, pad, 1, 1, "zeros")
+
+
+if __name__ == "__main__":
+    main()

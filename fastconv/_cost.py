@@ -1,0 +1,132 @@
+"""Cost model behind ``method="auto"`` (signal family) and ``algorithm="auto"``.
+
+Each path's time is estimated as a linear function of a few work counts,
+``t = c . features``:
+
+* ``direct`` (signal family and conv kernels): multiply-adds, outputs, 1
+  (x4 multiply-adds for complex data, which runs as a 2x2 real channel mix);
+* ``fft``: transform work ``sum M log2 M`` over the three transforms (two
+  forward, one inverse; halved for real data), transform points ``sum M``
+  (the copies, padding and spectrum product), 1; with the overlap-add block
+  layout when that is cheaper;
+* ``im2col``: multiply-adds, outputs, 1;
+* ``nnfft`` (conv1d/2d/3d ``algorithm="fft"``): transform work, complex
+  multiply-adds of the frequency-domain channel sum, 1.
+
+The coefficients are fitted per path, dimensionality (1, 2, 3; more
+dimensions use 3) and precision by ``benchmarks/fit_cost_model.py``, a
+non-negative least-squares fit of timings of this package's kernels that
+minimises relative error (small and large problems count alike), on the
+machine named in ``_cost_model.json``.  Refit on other hardware by running
+that script with ``--write``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+from importlib import resources
+
+import scipy.fft as sfft
+
+from . import _fft
+
+__all__ = ["coefficients", "direct_time", "fft_time", "fft_faster", "prefer_overlap_add",
+           "nn_fft_faster"]
+
+
+@functools.lru_cache(maxsize=1)
+def coefficients() -> dict:
+    """The fitted model: ``{path: {"<nd>d-<float32|float64>": coefficients}}``."""
+    text = resources.files("fastconv").joinpath("_cost_model.json").read_text()
+    return json.loads(text)
+
+
+def _key(nd: int, real_dtype) -> str:
+    return f"{min(max(nd, 1), 3)}d-{'float32' if real_dtype.itemsize == 4 else 'float64'}"
+
+
+def _predict(path: str, key: str, features) -> float:
+    return sum(c * f for c, f in zip(coefficients()[path][key], features))
+
+
+def _macs(s1, s2, mode) -> int:
+    return _outputs(s1, s2, mode) * math.prod(s2)
+
+
+def _outputs(s1, s2, mode) -> int:
+    return math.prod(_fft.mode_window(n1, n2, mode)[1] for n1, n2 in zip(s1, s2))
+
+
+def direct_features(s1, s2, mode, complex_=False) -> tuple:
+    """(multiply-adds, outputs, 1) of the direct path."""
+    return (_macs(s1, s2, mode) * (4 if complex_ else 1), _outputs(s1, s2, mode), 1)
+
+
+def _transforms(points: int, real: bool) -> tuple:
+    half = 0.5 if real else 1.0
+    return 3 * half * points * math.log2(max(points, 2)), 3 * half * points
+
+
+def fft_features(s1, s2, mode, complex_=False) -> tuple:
+    """(transform work, transform points, 1) of the cheaper FFT layout."""
+    real = not complex_
+    whole = math.prod(_fft.fft_length(n1, n2, mode, real) for n1, n2 in zip(s1, s2))
+    blocked = 1
+    for n1, n2 in zip(s1, s2):
+        length = _fft.oa_block(n1, n2, real) if n2 <= n1 else None
+        if length is None:
+            blocked *= _fft.fft_length(n1, n2, "full", real)
+        else:
+            blocked *= -(-n1 // (length - n2 + 1)) * length
+    return min(_transforms(whole, real), _transforms(blocked, real)) + (1,)
+
+
+def direct_time(s1, s2, mode, real_dtype, complex_=False) -> float:
+    """Estimated seconds of the direct path (`s1` the larger operand in "valid")."""
+    return _predict("direct", _key(len(s1), real_dtype), direct_features(s1, s2, mode, complex_))
+
+
+def fft_time(s1, s2, mode, real_dtype, complex_=False) -> float:
+    """Estimated seconds of the FFT path."""
+    return _predict("fft", _key(len(s1), real_dtype), fft_features(s1, s2, mode, complex_))
+
+
+def fft_faster(s1, s2, mode, real_dtype, complex_=False) -> bool:
+    """Whether the FFT path is estimated faster than the direct one."""
+    direct = direct_time(s1, s2, mode, real_dtype, complex_)
+    if direct < coefficients()["fft"][_key(len(s1), real_dtype)][-1]:
+        return False  # cheaper than the FFT's fixed cost alone
+    return fft_time(s1, s2, mode, real_dtype, complex_) < direct
+
+
+def prefer_overlap_add(s1, s2, mode) -> bool:
+    """Whether overlap-add blocks beat one whole transform on some axis."""
+    return any(n2 <= n1 and _fft.oa_block(n1, n2) is not None for n1, n2 in zip(s1, s2))
+
+
+def nn_fft_features(problem) -> tuple:
+    """(transform work, complex multiply-adds, 1) of conv_nn for `problem`."""
+    freq = 1
+    for k, d, s, o in zip(problem.kernel_size, problem.dilation, problem.stride,
+                          problem.out_size):
+        freq *= sfft.next_fast_len((o - 1) * s + (k - 1) * d + 1, real=True)
+    n, cin, cout = problem.batch, problem.in_channels, problem.out_channels
+    transforms = n * cin + cout * problem.in_channels_per_group + n * cout
+    work = transforms * freq * math.log2(max(freq, 2)) * 0.5
+    mix = n * cout * problem.in_channels_per_group * (freq // 2 + 1)
+    return work, mix, 1
+
+
+def nn_fft_faster(problem, dense: str) -> bool:
+    """Whether conv_nn is estimated faster than the `dense` algorithm."""
+    macs = problem.flops // 2
+    outputs = problem.batch * problem.out_channels * math.prod(problem.out_size)
+    if dense == "im2col":
+        dense_time = _predict("im2col", _key(2, problem.dtype), (macs, outputs, 1))
+    else:
+        dense_time = _predict("direct", _key(problem.nd, problem.dtype), (macs, outputs, 1))
+    key = _key(2, problem.dtype)
+    if dense_time < coefficients()["nnfft"][key][-1]:
+        return False
+    return _predict("nnfft", key, nn_fft_features(problem)) < dense_time
