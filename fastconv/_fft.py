@@ -65,7 +65,8 @@ def _spectra(a, b, axes, lengths, workers):
     fwd = sfft.rfftn if real else sfft.fftn
     fa = fwd(a, lengths, axes=axes, workers=workers)
     fb = fwd(b, lengths, axes=axes, workers=workers)
-    if fa.shape == np.broadcast_shapes(fa.shape, fb.shape):
+    if (fa.shape == np.broadcast_shapes(fa.shape, fb.shape)
+            and fa.dtype == np.result_type(fa, fb)):
         fa *= fb
     else:
         fa = fa * fb

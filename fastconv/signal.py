@@ -229,7 +229,13 @@ def _kernel_dtype_ok(result_dtype) -> bool:
 def _convolve_direct(in1, in2, mode, workers):
     """SciPy's direct convolve: true convolution, "same" centred on in1."""
     rt = np.result_type(in1, in2)
-    if not _kernel_dtype_ok(rt) or (rt.kind in "biu" and not _int_exact(in1, in2)):
+    if (rt.kind == "b" or not _kernel_dtype_ok(rt)
+            or (rt.kind in "iu" and not _int_exact(in1, in2))
+            or (in1.ndim == 1 and not _all_finite(in2 if in1.size >= in2.size else in1))):
+        # SciPy's own direct path: bool and exotic dtypes (it accepts them in
+        # 1-D through numpy.convolve and refuses them in N-D), integers beyond
+        # float64's exact range, and 1-D kernels holding NaN/Inf, whose taps
+        # numpy.convolve never multiplies by the zero padding.
         return _scipy_signal.convolve(in1, in2, mode=mode, method="direct")
     if _swap_needed(mode, in1.shape, in2.shape):
         in1, in2 = in2, in1
@@ -252,8 +258,8 @@ def _normalize_axes(in1, in2, mode, axes):
             raise ValueError("when provided, axes cannot be empty")
         try:
             seq = [operator.index(a) for a in seq]
-        except TypeError as exc:
-            raise TypeError(f"axes must be integers, got {axes!r}") from exc
+        except TypeError:
+            raise ValueError("axes must be a scalar or iterable of integers") from None
         if any(a >= ndim or a < -ndim for a in seq):
             raise ValueError("axes exceeds dimensionality of input")
         seq = [a % ndim for a in seq]
@@ -519,49 +525,56 @@ def oaconvolve(in1, in2, mode="full", axes=None, *, workers=None):
 
 
 def _fillvalue(fillvalue, dtype):
-    """SciPy's conversion of `fillvalue` for convolve2d/correlate2d."""
-    fv = np.asarray(fillvalue)
-    if fv.size != 1:
-        raise ValueError("`fillvalue` must be scalar or an array with one element.")
-    value = complex(fv.reshape(()).item()) if fv.dtype != object else complex(fv.item())
-    if dtype.kind != "c" and value.imag != 0:
+    """`fillvalue` as a 0-d array of `dtype`, accepted and refused as SciPy does.
+
+    SciPy converts with NumPy's array constructor and no forced cast:
+    Python scalars by value (truncating floats into integers, refusing
+    out-of-range integers), arrays only by a safe cast; a value that cannot
+    be converted directly gets SciPy's "via complex" error.
+    """
+    try:
+        if isinstance(fillvalue, np.ndarray):
+            if not np.can_cast(fillvalue.dtype, dtype, "safe"):
+                raise TypeError("unsafe cast")
+            fill = fillvalue.astype(dtype)
+        else:
+            fill = np.array(fillvalue, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        np.asarray(fillvalue, dtype=np.complex128)  # SciPy's own error if even this fails
         raise ValueError("could not cast `fillvalue` directly to the output type "
-                         "(it was first converted to complex).")
-    if dtype.kind == "c":
-        return np.asarray(value).astype(dtype)
-    with np.errstate(invalid="ignore"):
-        return np.asarray(value.real).astype(dtype)
+                         "(it was first converted to complex).") from None
+    if fill.size == 0:
+        raise ValueError("`fillvalue` cannot be an empty array.")
+    if fill.size != 1:
+        raise ValueError("`fillvalue` must be scalar or an array with one element.")
+    return fill.reshape(())
 
 
 def _two_d(in1, in2, mode, boundary, fillvalue, workers, correlation, name):
     in1, in2 = np.asarray(in1), np.asarray(in2)
     if not in1.ndim == in2.ndim == 2:
         raise ValueError(f"{name} inputs must both be 2-D arrays")
+    rt = np.result_type(in1, in2)
+    if (in1.size == 0 or in2.size == 0 or rt.kind == "b" or not _kernel_dtype_ok(rt)
+            or (rt.kind in "iu" and not _int_exact(in1, in2))):
+        # Empty inputs, and the dtypes SciPy's loop serves (or refuses) itself.
+        fn = _scipy_signal.correlate2d if correlation else _scipy_signal.convolve2d
+        return fn(in1, in2, mode, boundary, fillvalue)
     swapped = _swap_needed(mode, in1.shape, in2.shape)
     if swapped:
         in1, in2 = in2, in1
-    if mode not in _MODES:
-        raise ValueError("Acceptable mode flags are 'valid', 'same', or 'full'.")
+    _check_mode(mode)
     if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
         raise ValueError("Acceptable boundary flags are 'fill', 'circular' "
                          "(or 'wrap'), and 'symmetric' (or 'symm').")
-    rt = np.result_type(in1, in2)
-    if rt.kind == "b" or not _kernel_dtype_ok(rt) or (
-            rt.kind in "iu" and not _int_exact(in1, in2)):
-        fn = _scipy_signal.correlate2d if correlation else _scipy_signal.convolve2d
-        out = fn(in1, in2, mode, boundary, fillvalue)
-        return out[::-1, ::-1] if swapped and correlation else out
-    fill = _fillvalue(fillvalue, rt)
+    kind = _BOUNDARIES[boundary]
+    fill = _fillvalue(fillvalue, rt) if kind == "fill" else 0
     if correlation:
         u = in2.conj() if in2.dtype.kind == "c" else in2
         pads = [_pads(k, mode, (k - 1) // 2) for k in in2.shape]
     else:
         u = in2[::-1, ::-1]
         pads = [_pads(k, mode, k // 2) for k in in2.shape]
-    if in1.size == 0 or in2.size == 0:
-        return _scipy_signal.correlate2d(in1, in2, mode, boundary, fillvalue) if correlation \
-            else _scipy_signal.convolve2d(in1, in2, mode, boundary, fillvalue)
-    kind = _BOUNDARIES[boundary]
     if kind == "fill" and fill == 0:
         out = _direct(in1, u, pads, rt, workers)
     else:
@@ -650,10 +663,17 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=
     return _two_d(in1, in2, mode, boundary, fillvalue, workers, True, "correlate2d")
 
 
-def _timeit(fn, repeat=3):
+def _timeit(fn, repeat=3, floor=5e-3):
+    """Best seconds per call of `fn`: calls are batched until one batch takes
+    `floor` seconds (like SciPy's _timeit_fast), then `repeat` batches run."""
     timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    return min(timer.repeat(repeat, number)) / number
+    number = 1
+    while True:
+        elapsed = timer.timeit(number)
+        if elapsed >= floor or number >= 10**6:
+            break
+        number *= 10
+    return min([elapsed] + timer.repeat(repeat - 1, number)) / number
 
 
 def choose_conv_method(in1, in2, mode="full", measure=False):
