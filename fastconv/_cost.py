@@ -68,18 +68,22 @@ def _transforms(points: int, real: bool) -> tuple:
     return 3 * half * points * math.log2(max(points, 2)), 3 * half * points
 
 
-def fft_features(s1, s2, mode, complex_=False) -> tuple:
-    """(transform work, transform points, 1) of the cheaper FFT layout."""
+def fft_features(s1, s2, mode, complex_=False, threads=1) -> tuple:
+    """(transform work, transform points, 1) of the FFT path.
+
+    1-D problems count the overlap-add layout when it is cheaper
+    (:func:`fastconv._fft.oa_block`), with its blocks spread over `threads`.
+    """
     real = not complex_
     whole = math.prod(_fft.fft_length(n1, n2, mode, real) for n1, n2 in zip(s1, s2))
-    blocked = 1
-    for n1, n2 in zip(s1, s2):
-        length = _fft.oa_block(n1, n2, real) if n2 <= n1 else None
-        if length is None:
-            blocked *= _fft.fft_length(n1, n2, "full", real)
-        else:
-            blocked *= -(-n1 // (length - n2 + 1)) * length
-    return min(_transforms(whole, real), _transforms(blocked, real)) + (1,)
+    work = _transforms(whole, real)
+    if len(s1) == 1 and s2[0] <= s1[0]:
+        length = _fft.oa_block(s1[0], s2[0], real, threads)
+        if length is not None:
+            blocks = -(-s1[0] // (length - s2[0] + 1))
+            rounds = -(-blocks // threads)
+            work = tuple(w * rounds for w in _transforms(length, real))
+    return work + (1,)
 
 
 def direct_time(s1, s2, mode, real_dtype, complex_=False) -> float:
@@ -87,22 +91,24 @@ def direct_time(s1, s2, mode, real_dtype, complex_=False) -> float:
     return _predict("direct", _key(len(s1), real_dtype), direct_features(s1, s2, mode, complex_))
 
 
-def fft_time(s1, s2, mode, real_dtype, complex_=False) -> float:
+def fft_time(s1, s2, mode, real_dtype, complex_=False, threads=1) -> float:
     """Estimated seconds of the FFT path."""
-    return _predict("fft", _key(len(s1), real_dtype), fft_features(s1, s2, mode, complex_))
+    return _predict("fft", _key(len(s1), real_dtype),
+                    fft_features(s1, s2, mode, complex_, threads))
 
 
-def fft_faster(s1, s2, mode, real_dtype, complex_=False) -> bool:
+def fft_faster(s1, s2, mode, real_dtype, complex_=False, threads=1) -> bool:
     """Whether the FFT path is estimated faster than the direct one."""
     direct = direct_time(s1, s2, mode, real_dtype, complex_)
     if direct < coefficients()["fft"][_key(len(s1), real_dtype)][-1]:
         return False  # cheaper than the FFT's fixed cost alone
-    return fft_time(s1, s2, mode, real_dtype, complex_) < direct
+    return fft_time(s1, s2, mode, real_dtype, complex_, threads) < direct
 
 
-def prefer_overlap_add(s1, s2, mode) -> bool:
-    """Whether overlap-add blocks beat one whole transform on some axis."""
-    return any(n2 <= n1 and _fft.oa_block(n1, n2) is not None for n1, n2 in zip(s1, s2))
+def prefer_overlap_add(s1, s2, threads=1) -> bool:
+    """Whether a 1-D convolution is cheaper in overlap-add blocks."""
+    return len(s1) == 1 and s2[0] <= s1[0] and _fft.oa_block(
+        s1[0], s2[0], True, threads) is not None
 
 
 def nn_fft_features(problem) -> tuple:

@@ -297,7 +297,7 @@ def _convolve_fft(in1, in2, mode, workers):
         in1, in2 = in2, in1
     nthreads = _threads.resolve_workers(workers)
     axes = [i for i in range(in1.ndim) if in1.shape[i] != 1 and in2.shape[i] != 1]
-    blocked = _cost.prefer_overlap_add(in1.shape, in2.shape, mode)
+    blocked = _cost.prefer_overlap_add(in1.shape, in2.shape, nthreads)
     run = _fft.oaconvolve if blocked else _fft.convolve
     out = run(in1, in2, axes, mode, nthreads)
     rt = np.result_type(in1, in2)
@@ -377,7 +377,7 @@ def convolve(in1, in2, mode="full", method="auto", *, workers=None):
     if in1.size == 0 or in2.size == 0:
         return _scipy_signal.convolve(in1, in2, mode=mode, method=method)
     if method == "auto":
-        method = choose_conv_method(in1, in2, mode=mode)
+        method = _choose(in1, in2, mode, _threads.resolve_workers(workers))
         if method == "fft" and not _all_finite(in1, in2):
             method = "direct"
     if method == "fft":
@@ -487,11 +487,12 @@ def fftconvolve(in1, in2, mode="full", axes=None, *, workers=None):
 def oaconvolve(in1, in2, mode="full", axes=None, *, workers=None):
     """Convolve two N-D arrays by overlap-add, like :func:`scipy.signal.oaconvolve`.
 
-    The longer input is cut into blocks along each convolved axis where
-    that lowers the transform work (block length chosen by estimated
-    ``blocks * L log L``, see :func:`fastconv._fft.oa_block`); other axes
-    are transformed whole, so the result equals :func:`fftconvolve`'s to
-    rounding.
+    For a 1-D convolution (one convolved axis, any batch) the longer input
+    is cut into blocks when that lowers the estimated time (blocks are
+    transformed in parallel; block length by ``rounds * L log L``, see
+    :func:`fastconv._fft.oa_block`); convolutions over several axes are
+    transformed whole, which measured faster here.  Either way the result
+    equals :func:`fftconvolve`'s to rounding.
 
     Parameters
     ----------
@@ -731,6 +732,11 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     if in1.ndim != in2.ndim and not (in1.ndim == 0 or in2.ndim == 0):
         raise ValueError("in1 and in2 should have the same dimensionality")
     _check_mode(mode)
+    return _choose(in1, in2, mode, _threads.get_num_threads())
+
+
+def _choose(in1, in2, mode, threads):
+    """choose_conv_method's estimate for a call running on `threads` threads."""
     rt = np.result_type(in1, in2)
     if rt.kind == "b" or in1.size == 0 or in2.size == 0 or in1.ndim == 0:
         return "direct"
@@ -749,4 +755,4 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
         except ValueError:
             return "direct"
     real = _COMPUTE.get(rt, np.dtype(np.float64))
-    return "fft" if _cost.fft_faster(s1, s2, mode, real, rt.kind == "c") else "direct"
+    return "fft" if _cost.fft_faster(s1, s2, mode, real, rt.kind == "c", threads) else "direct"

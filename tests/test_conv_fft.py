@@ -132,18 +132,21 @@ def test_signal_fft_paths_hold_documented_bound(s1, s2, mode, dtype):
 
 
 def test_overlap_add_blocks_match_direct():
-    """Shapes where oaconvolve really cuts blocks (checked), on every axis
-    layout: blocked along one axis, along both, and with the roles swapped."""
+    """1-D shapes where oaconvolve really cuts blocks (checked), alone and
+    batched over a leading axis, in both argument orders."""
     from fastconv import _fft
 
     rng = np.random.default_rng(8)
-    for s1, s2 in [((6000,), (40,)), ((300, 7), (9, 3)), ((400, 380), (5, 6)),
-                   ((9, 5000), (3, 30))]:
-        assert any(_fft.oa_block(n1, n2) for n1, n2 in zip(s1, s2)), (s1, s2)
+    for s1, s2, axes in [((6000,), (40,), None), ((50_000,), (3000,), None),
+                         ((3, 8000), (1, 50), 1), ((4, 9000), (4, 70), -1)]:
+        ax = (len(s1) - 1) if axes is not None else 0
+        assert _fft.oa_block(s1[ax], s2[ax], True, 2, 1), (s1, s2)
         a, v = rng.standard_normal(s1), rng.standard_normal(s2)
         for mode in ("full", "same", "valid"):
-            expected = scipy.signal.convolve(a, v, mode, method="direct")
-            assert_normwise(fsignal.oaconvolve(a, v, mode), expected, np.float64,
-                            f"{s1} {s2} {mode}")
-            assert_normwise(fsignal.oaconvolve(v, a, mode), scipy.signal.convolve(
-                v, a, mode, method="direct"), np.float64, f"swapped {s1} {s2} {mode}")
+            expected = scipy.signal.oaconvolve(a, v, mode, axes=axes)
+            with fastconv.threads(2):
+                got = fsignal.oaconvolve(a, v, mode, axes=axes)
+                swapped = fsignal.oaconvolve(v, a, mode, axes=axes)
+            assert_normwise(got, expected, np.float64, f"{s1} {s2} {mode}")
+            assert_normwise(swapped, scipy.signal.oaconvolve(v, a, mode, axes=axes),
+                            np.float64, f"swapped {s1} {s2} {mode}")
