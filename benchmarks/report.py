@@ -14,6 +14,14 @@ the geometric mean of each (fastconv implementation, peer) speed-up over the
 groups of each family (``extra_info["family"]``), plus the machine
 information and the date stored in the JSON.
 
+Performance targets: a fastconv benchmark whose ``extra_info["target"]`` is
+``{"peer": <peer impl>, "min_ratio": <minimum speed-up>}`` gets a row in a
+final "Targets" table: its group, the peer, the measured speed-up against
+that peer (same statistic as above), the target and whether it is met. A
+benchmark file declares its targets in one dict (case -> (peer, minimum
+ratio), e.g. ``TARGETS`` of ``test_bench_signal.py``) and copies each into
+the extra_info of the case's fastconv benchmarks; nothing else is needed.
+
 Benchmarks written by fastconv's suite carry ``extra_info`` keys ``impl``,
 ``role`` ("fastconv" or "peer"), ``family`` and ``flops``; for other JSON
 files the implementation falls back to the test name and the role to
@@ -45,12 +53,24 @@ def _role_of(bench, impl):
     return "fastconv" if impl.startswith("fastconv") else "peer"
 
 
+def _target_of(info):
+    """``extra_info["target"]`` as ``(peer impl, minimum speed-up)``, or None.
+
+    Accepts ``{"peer": ..., "min_ratio": ...}`` or a ``[peer, min_ratio]`` pair.
+    """
+    t = info.get("target")
+    if not t:
+        return None
+    peer, want = (t["peer"], t["min_ratio"]) if isinstance(t, dict) else t
+    return str(peer), float(want)
+
+
 def load(path, stat="median"):
     """Read the JSON and return ``(meta, groups)``.
 
     ``groups`` maps group name -> {"family": str, "rows": [row, ...]} with
-    rows ``{"impl", "role", "seconds", "flops", "rounds", "threads"}`` in
-    file order.
+    rows ``{"impl", "role", "seconds", "flops", "rounds", "threads", "target"}``
+    in file order (``target``: ``(peer impl, minimum speed-up)`` or None).
     """
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
@@ -70,6 +90,7 @@ def load(path, stat="median"):
             "flops": info.get("flops"),
             "rounds": stats.get("rounds"),
             "threads": info.get("threads"),
+            "target": _target_of(info),
         })
     return data, groups
 
@@ -82,6 +103,24 @@ def ratios(group):
         for peer in (r for r in rows if r["role"] == "peer"):
             if mine["seconds"] > 0:
                 out[(mine["impl"], peer["impl"])] = peer["seconds"] / mine["seconds"]
+    return out
+
+
+def targets(groups):
+    """Rows ``(group, fastconv impl, peer, measured speed-up or None, target, met or None)``.
+
+    One per fastconv benchmark that carries a target; the measured speed-up
+    is None (and met None) when the peer was not measured in that group.
+    """
+    out = []
+    for gname, group in groups.items():
+        rat = ratios(group)
+        for r in group["rows"]:
+            if r["role"] != "fastconv" or not r.get("target"):
+                continue
+            peer, want = r["target"]
+            got = rat.get((r["impl"], peer))
+            out.append((gname, r["impl"], peer, got, want, None if got is None else got >= want))
     return out
 
 
@@ -168,6 +207,22 @@ def render(data, groups, stat="median"):
             out.append(f"| {fam} | {mine} | {peer} | {_fmt_ratio(gm)} | "
                        f"{_fmt_ratio(min(vals))} | {_fmt_ratio(max(vals))} | {len(vals)} |")
     out.append("")
+
+    rows = targets(groups)
+    if rows:
+        met = sum(1 for row in rows if row[5])
+        out.append("## Targets")
+        out.append("")
+        out.append(f"Speed-up ({stat}) of each fastconv implementation against the peer "
+                   f"its target names; {met} of {len(rows)} met.")
+        out.append("")
+        out.append("| case | fastconv impl | peer | measured | target | met |")
+        out.append("|---|---|---|---:|---:|---|")
+        for gname, mine, peer, got, want, ok in rows:
+            verdict = "—" if ok is None else ("yes" if ok else "**no**")
+            out.append(f"| {gname} | {mine} | {peer} | {_fmt_ratio(got)} | "
+                       f">= {want:g}x | {verdict} |")
+        out.append("")
     return "\n".join(out), per_family
 
 
