@@ -2,6 +2,10 @@
 
 Architecture::
 
+    fastconv.signal.convolve / correlate / ... SciPy-compatible family (fastconv.signal):
+            |  SciPy's checks, then            direct -> conv kernels below, one channel
+            |                                  fft -> fastconv._fft (scipy.fft, overlap-add)
+            |                                  auto -> fastconv._cost (fitted cost model)
     fastconv.conv1d / conv2d / conv3d          public API (fastconv._api)
             |  validate + plan once            fastconv._validation.plan_conv
             v                                  -> ConvProblem (shapes, padding, dtype)
@@ -13,7 +17,8 @@ Architecture::
             |               v
             |         compiled leaf kernels    fastconv._kernels: _direct (SIMD rows),
             |                                  _im2col (tiled im2col + BLAS GEMM),
-            |                                  fc_kernels.c (SIMD C, per-ISA builds)
+            |                                  fc_kernels.c (SIMD C, per-ISA builds);
+            |                                  FFT path: fastconv._fft (pocketfft)
             +-- (CuPy, Dask: later backends register here without front-end changes)
 
     thread budget (OpenMP + BLAS together)     fastconv._threads
@@ -26,6 +31,16 @@ from ._threads import get_num_threads, set_num_threads, threads
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # ``fastconv.signal`` loads on first use (it imports scipy.signal).
+    if name == "signal":
+        import importlib
+
+        return importlib.import_module(".signal", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ALGORITHMS",
     "build_info",
@@ -34,6 +49,7 @@ __all__ = [
     "conv3d",
     "get_num_threads",
     "set_num_threads",
+    "signal",
     "threads",
     "__version__",
 ]

@@ -77,8 +77,11 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         ``groups == C_in`` is a depthwise convolution.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
         Values used for the padding, as in ``torch.nn.Conv1d``.
-    algorithm : {"auto", "direct", "im2col"}, default "auto"
-        Kernel to run; "auto" uses the rule of ``fastconv._cpu``.
+    algorithm : {"auto", "direct", "im2col", "fft"}, default "auto"
+        Kernel to run; "auto" uses the rule of ``fastconv._cpu`` (direct
+        or im2col by the channel counts, FFT where the fitted cost model
+        of ``fastconv._cost`` estimates it faster and the inputs are all
+        finite).
     out : array, optional
         Array of the result's shape and dtype to write into.
     workers : int, optional
@@ -113,7 +116,12 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     weights by tiles of the im2col matrix with BLAS GEMM (Chellapilla et
     al., 2006, "High Performance Convolutional Neural Networks for Document
     Processing"), never materialising the whole matrix.  Both accumulate in
-    the input dtype.
+    the input dtype.  "fft" transforms the padded input and the dilated,
+    flipped filters with pocketfft (``scipy.fft`` real transforms, lengths
+    from ``next_fast_len``), sums the channels of each group in the
+    frequency domain (one small matrix product per frequency) and samples
+    the stride-1 result at the stride; its error is normwise, measured
+    below ``fastconv.signal.FFT_NORMWISE_BOUND`` times ``max|result|``.
 
     Examples
     --------
@@ -160,8 +168,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         ``groups == C_in`` is a depthwise convolution.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
         Values used for the padding, as in ``torch.nn.Conv2d``.
-    algorithm : {"auto", "direct", "im2col"}, default "auto"
-        Kernel to run; "auto" uses the rule of ``fastconv._cpu``.
+    algorithm : {"auto", "direct", "im2col", "fft"}, default "auto"
+        Kernel to run; "auto" uses the rule of ``fastconv._cpu`` (direct
+        or im2col by the channel counts, FFT where the fitted cost model
+        of ``fastconv._cost`` estimates it faster and the inputs are all
+        finite).
     out : array, optional
         Array of the result's shape and dtype to write into.
     workers : int, optional
@@ -203,7 +214,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     cache-sized tiles of the im2col matrix with BLAS GEMM (Chellapilla et
     al., 2006, "High Performance Convolutional Neural Networks for Document
     Processing"), never materialising the whole matrix.  Both accumulate in
-    the input dtype.
+    the input dtype.  "fft" transforms the padded input and the dilated,
+    flipped filters with pocketfft (``scipy.fft`` real transforms, lengths
+    from ``next_fast_len``), sums the channels of each group in the
+    frequency domain (one small matrix product per frequency) and samples
+    the stride-1 result at the stride; its error is normwise, measured
+    below ``fastconv.signal.FFT_NORMWISE_BOUND`` times ``max|result|``.
 
     Examples
     --------
@@ -250,8 +266,11 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         Channel groups; C_in and C_out must both be divisible by it.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
         Values used for the padding, as in ``torch.nn.Conv3d``.
-    algorithm : {"auto", "direct", "im2col"}, default "auto"
-        Kernel to run; "auto" uses the rule of ``fastconv._cpu``.
+    algorithm : {"auto", "direct", "im2col", "fft"}, default "auto"
+        Kernel to run; "auto" uses the rule of ``fastconv._cpu`` (direct
+        or im2col by the channel counts, FFT where the fitted cost model
+        of ``fastconv._cost`` estimates it faster and the inputs are all
+        finite).
     out : array, optional
         Array of the result's shape and dtype to write into.
     workers : int, optional
@@ -283,13 +302,13 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     -----
     Same algorithms as :func:`conv2d`: the direct kernel walks output rows
     over (channel, depth, row) triples; im2col tiles span the flattened
-    output volume.
+    output volume; "fft" transforms over the three spatial axes.
 
     Examples
     --------
     >>> import numpy as np, fastconv
     >>> vol = np.ones((4, 4, 4))
-    >>> fastconv.conv3d(vol, np.ones((3, 3, 3)))[0, 0, 0]
+    >>> float(fastconv.conv3d(vol, np.ones((3, 3, 3)))[0, 0, 0])
     27.0
     """
     return _convnd(3, x, weight, bias, stride, padding, dilation, groups, padding_mode,

@@ -419,3 +419,25 @@ def test_direct_one_channel_padded_chunks(ref, dtype, stride, dilation):
                          groups=groups)
         got = fastconv.conv2d(x, w, b, stride, pad, dilation, groups, algorithm="direct")
         ref.assert_matches(got, exp, context=f"direct {xs} x {ws}")
+
+
+@pytest.mark.parametrize("stride,dilation,padding", [(1, 1, 4), (2, 1, ((3, 9),)), (1, 3, 0),
+                                                     (3, 2, "valid")])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_long_rows_split_into_column_chunks(stride, dilation, padding, dtype, ref):
+    """One long signal (fewer row pairs than threads): the direct kernel cuts
+    the row into column chunks run on different threads; chunk edges fall
+    inside the row and at the padded borders alike."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((1, 1, 50_003)).astype(dtype)
+    w = rng.standard_normal((1, 1, 5)).astype(dtype)
+    b = rng.standard_normal(1).astype(dtype)
+    kw = dict(stride=stride, dilation=dilation, padding=padding)
+    for workers in (1, 2, 3):
+        got = fastconv.conv1d(x, w, b, algorithm="direct", workers=workers, **kw)
+        ref.assert_matches(got, ref.expect(x, w, b, nd=1, **kw), f"workers={workers} {kw}")
+    # Two channels and a 2-D image of one row take the same split.
+    x2 = rng.standard_normal((1, 2, 1, 40_000)).astype(dtype)
+    w2 = rng.standard_normal((3, 2, 1, 7)).astype(dtype)
+    got = fastconv.conv2d(x2, w2, padding=(0, 3), algorithm="direct", workers=2)
+    ref.assert_matches(got, ref.expect(x2, w2, None, nd=2, padding=(0, 3)), "2-D one row")
