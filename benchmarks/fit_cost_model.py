@@ -7,7 +7,8 @@ dimensionality and precision (fastconv/_cost.py defines the features):
 * ``direct``: fastconv.signal.convolve(method="direct");
 * ``fft``: fastconv.signal.convolve(method="fft");
 * ``im2col``: fastconv.conv2d(algorithm="im2col") on CNN-like layers;
-* ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers.
+* ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers;
+* ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3 layers.
 
 Usage::
 
@@ -47,6 +48,10 @@ CNN_GRID = [  # N, C_in, C_out, H, k
     (1, 128, 128, 14, 3), (1, 16, 32, 32, 15), (1, 4, 4, 128, 9), (4, 8, 16, 32, 5),
     (1, 32, 32, 64, 13),
 ]
+WINOGRAD_GRID = [  # N, C_in, C_out, H
+    (1, 16, 16, 56), (1, 64, 64, 56), (1, 128, 128, 28), (1, 256, 256, 14), (1, 512, 512, 7),
+    (4, 64, 64, 56), (2, 128, 128, 28), (4, 256, 256, 14), (1, 32, 64, 112), (2, 8, 8, 128),
+]
 
 
 def best_time(fn, budget=1.0, repeat=7):
@@ -82,7 +87,7 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true", help="rewrite _cost_model.json")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    model = {"direct": {}, "fft": {}, "im2col": {}, "nnfft": {}}
+    model = {"direct": {}, "fft": {}, "im2col": {}, "nnfft": {}, "winograd": {}}
     for dt in (np.float32, np.float64):
         dtn = np.dtype(dt).name
         for nd, grid in SIGNAL_GRID.items():
@@ -111,8 +116,17 @@ def main(argv=None):
                 lambda: fastconv.conv2d(x, w, padding=pad, algorithm="im2col"))))
             nnfft.append((_cost.nn_fft_features(problem), best_time(
                 lambda: fastconv.conv2d(x, w, padding=pad, algorithm="fft"))))
+        wino = []
+        for n, cin, cout, h in WINOGRAD_GRID:
+            x = rng.standard_normal((n, cin, h, h)).astype(dt)
+            w = rng.standard_normal((cout, cin, 3, 3)).astype(dt)
+            problem = _problem(x, w, 1)
+            wino.append((_cost.winograd_features(problem), best_time(
+                lambda: fastconv.conv2d(x, w, padding=1, algorithm="winograd"))))
+            gemm.append(((problem.flops // 2, n * cout * h * h, 1), best_time(
+                lambda: fastconv.conv2d(x, w, padding=1, algorithm="im2col"))))
         key = f"2d-{dtn}"
-        for path, samples in (("im2col", gemm), ("nnfft", nnfft)):
+        for path, samples in (("im2col", gemm), ("nnfft", nnfft), ("winograd", wino)):
             model[path][key] = fit(samples)
             report(f"{path} {key}", samples, model[path][key])
     model["machine"] = (f"{platform.machine()} {platform.processor() or ''} "

@@ -27,7 +27,10 @@ The front end validates and plans, backends compute, kernels are leaf code.
 """
 from ._api import ALGORITHMS, conv1d, conv2d, conv3d
 from ._info import build_info
+from ._plan import AlgorithmChoice, Plan, choose_algorithm, plan
 from ._threads import get_num_threads, set_num_threads, threads
+from ._tuning import (autotune, autotune_cache, clear_autotune_cache, get_autotune,
+                      load_autotune_cache, save_autotune_cache, set_autotune)
 
 __version__ = "0.1.0"
 
@@ -43,11 +46,22 @@ def __getattr__(name):
 
 __all__ = [
     "ALGORITHMS",
+    "AlgorithmChoice",
+    "Plan",
+    "autotune",
+    "autotune_cache",
     "build_info",
+    "choose_algorithm",
+    "clear_autotune_cache",
     "conv1d",
     "conv2d",
     "conv3d",
+    "get_autotune",
     "get_num_threads",
+    "load_autotune_cache",
+    "plan",
+    "save_autotune_cache",
+    "set_autotune",
     "set_num_threads",
     "signal",
     "threads",

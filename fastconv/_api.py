@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from array_api_compat import is_array_api_obj
 
-from . import _threads
+from . import _threads, _tuning
 from ._backends import as_arrays, backend_for
 from ._validation import check_out, plan_conv
 
 __all__ = ["conv1d", "conv2d", "conv3d", "ALGORITHMS"]
 
 #: Algorithm names accepted by the ``algorithm=`` argument.
-ALGORITHMS = ("auto", "direct", "im2col", "fft")
+ALGORITHMS = ("auto", "direct", "im2col", "fft", "winograd", "separable")
 
 
-def _convnd(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode,
-            algorithm, out, workers):
+def _setup(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
+           out, workers):
+    """Validate everything and plan: (x, weight, bias, backend, problem, nthreads)."""
     x, weight, bias = as_arrays(x, weight, bias)
     if out is not None and not is_array_api_obj(out):
         raise TypeError(f"out must be an array, got {type(out).__name__}")
@@ -39,6 +40,51 @@ def _convnd(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode
     if out is not None:
         check_out(out, problem, backend.is_array)
     nthreads = _threads.resolve_workers(workers)
+    return x, weight, bias, backend, problem, nthreads
+
+
+def _candidates(backend, problem):
+    """Algorithms of `backend` that can serve `problem`, and why the others cannot."""
+    ok, unavailable = [], {}
+    for name in backend.algorithms:
+        reason = backend.unsupported_reason(problem, name)
+        if reason is None:
+            ok.append(name)
+        else:
+            unavailable[name] = reason
+    return ok, unavailable
+
+
+def _tuned(backend, problem, x, weight, bias, nthreads):
+    """The autotuning entry of `problem`: cached, or measured now."""
+    entry = _tuning.lookup(problem, nthreads)
+    if entry is None:
+        names, _ = _candidates(backend, problem)
+        runs = {}
+        for name in names:
+            prepared = backend.prepare(problem, name, weight, bias, nthreads)
+            runs[name] = (lambda prepared=prepared:
+                          backend.execute(prepared, x, None, nthreads))
+        entry = _tuning.tune(problem, nthreads, runs, backend.estimate(problem, weight))
+    return entry
+
+
+def _auto(backend, problem, x, weight, bias, nthreads) -> str:
+    """The algorithm "auto" runs: the autotuned winner when autotuning is on
+    (tuned on finite data only), else the backend's estimate; never a
+    transform method on data holding NaN or Inf."""
+    if _tuning.get_autotune() and backend.all_finite(x, weight):
+        return _tuned(backend, problem, x, weight, bias, nthreads)["algorithm"]
+    return backend.auto_algorithm(problem, x, weight)
+
+
+def _convnd(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode,
+            algorithm, out, workers):
+    x, weight, bias, backend, problem, nthreads = _setup(
+        nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
+        out, workers)
+    if algorithm == "auto":
+        algorithm = _auto(backend, problem, x, weight, bias, nthreads)
     return backend.conv(x, weight, bias, problem, algorithm, out, nthreads)
 
 

@@ -16,10 +16,21 @@ A backend class provides:
     Whether `a` is an array it can write into (for ``out=``).
 ``unsupported_reason(problem, algorithm) -> str | None``
     Why `algorithm` cannot serve `problem`, or None if it can.
+``estimate(problem) -> dict``
+    Estimated seconds of each candidate of ``"auto"`` (its cost model).
 ``choose_algorithm(problem) -> str``
-    The algorithm ``"auto"`` runs.
+    The algorithm ``"auto"`` picks before looking at the data.
+``all_finite(*arrays) -> bool``
+    Whether the arrays hold only finite values (transform methods spread a
+    NaN or Inf, so ``"auto"`` avoids them on such data).
+``auto_algorithm(problem, x, weight) -> str``
+    The algorithm ``"auto"`` runs for these arrays.
+``prepare(problem, algorithm, weight, bias, nthreads) -> state``
+    Weights laid out (and transformed) for `algorithm`; plans keep it.
+``execute(state, x, out, nthreads) -> array``
+    The convolution of `x` with prepared weights.
 ``conv(x, weight, bias, problem, algorithm, out, nthreads) -> array``
-    The convolution itself.
+    ``execute(prepare(...), x, out, nthreads)``.
 """
 from __future__ import annotations
 

@@ -11,7 +11,9 @@ Each path's time is estimated as a linear function of a few work counts,
   layout when that is cheaper;
 * ``im2col``: multiply-adds, outputs, 1;
 * ``nnfft`` (conv1d/2d/3d ``algorithm="fft"``): transform work, complex
-  multiply-adds of the frequency-domain channel sum, 1.
+  multiply-adds of the frequency-domain channel sum, 1;
+* ``winograd``: transform-domain GEMM multiply-adds, transformed tile
+  points (input and output transforms), filter-transform points, 1.
 
 The coefficients are fitted per path, dimensionality (1, 2, 3; more
 dimensions use 3) and precision by ``benchmarks/fit_cost_model.py``, a
@@ -32,7 +34,7 @@ import scipy.fft as sfft
 from . import _fft
 
 __all__ = ["coefficients", "direct_time", "fft_time", "fft_faster", "prefer_overlap_add",
-           "nn_fft_faster"]
+           "nn_estimates", "separable_time"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,15 +126,47 @@ def nn_fft_features(problem) -> tuple:
     return work, mix, 1
 
 
-def nn_fft_faster(problem, dense: str) -> bool:
-    """Whether conv_nn is estimated faster than the `dense` algorithm."""
+def winograd_features(problem) -> tuple:
+    """(GEMM multiply-adds, transformed tile points, filter-transform points, 1)
+    of Winograd F(m x m, 3 x 3) for `problem` (m as fastconv._winograd picks)."""
+    from ._winograd import choose_variant
+
+    m = choose_variant(problem)
+    a2 = (m + 2) ** 2
+    oh, ow = problem.out_size
+    tiles = problem.batch * -(-oh // m) * -(-ow // m)
+    cin_g = problem.in_channels_per_group
+    k = problem.out_channels
+    return (a2 * k * cin_g * tiles, a2 * (problem.in_channels + k) * tiles,
+            a2 * k * cin_g, 1)
+
+
+def nn_estimates(problem, dense: str, winograd_ok: bool) -> dict:
+    """Estimated seconds of each candidate algorithm of conv1d/2d/3d.
+
+    `dense` is the direct/im2col choice of the channel rule; "fft" is always
+    a candidate and "winograd" when `winograd_ok`.
+    """
     macs = problem.flops // 2
     outputs = problem.batch * problem.out_channels * math.prod(problem.out_size)
+    key = _key(2, problem.dtype)
     if dense == "im2col":
-        dense_time = _predict("im2col", _key(2, problem.dtype), (macs, outputs, 1))
+        dense_time = _predict("im2col", key, (macs, outputs, 1))
     else:
         dense_time = _predict("direct", _key(problem.nd, problem.dtype), (macs, outputs, 1))
-    key = _key(2, problem.dtype)
-    if dense_time < coefficients()["nnfft"][key][-1]:
-        return False
-    return _predict("nnfft", key, nn_fft_features(problem)) < dense_time
+    est = {dense: dense_time, "fft": _predict("nnfft", key, nn_fft_features(problem))}
+    if winograd_ok:
+        est["winograd"] = _predict("winograd", key, winograd_features(problem))
+    return est
+
+
+def separable_time(problem, rank: int) -> float:
+    """Estimated seconds of the separable path: two direct passes per rank
+    term, vertical (kH taps over OH x W) then horizontal (kW over OH x OW)."""
+    kh, kw = problem.kernel_size[-2:]
+    oh, ow = problem.out_size[-2:]
+    w = problem.in_size[-1]
+    planes = problem.batch * problem.out_channels * math.prod(problem.out_size[:-2])
+    macs = rank * planes * oh * (kh * w + kw * ow)
+    outputs = rank * planes * oh * (w + ow)
+    return _predict("direct", _key(2, problem.dtype), (macs, outputs, 1))

@@ -15,21 +15,23 @@ Algorithm rule for ``"auto"``:
   matrix-vector product there, while the direct kernel keeps a row of
   outputs in vector registers;
 * ``"im2col"`` otherwise: the GEMM runs near the machine's BLAS peak;
-* ``"fft"`` instead of either when the cost model of :mod:`fastconv._cost`
-  (fitted to this package's timings) estimates it faster, which happens
-  for large kernels, and only when `x` and `weight` are all finite (an
-  FFT spreads a NaN or Inf over every output).
+* ``"fft"`` or ``"winograd"`` (3x3, stride 1, dilation 1) instead when the
+  cost model of :mod:`fastconv._cost` (fitted to this package's timings)
+  estimates it faster, and only when `x` and `weight` are all finite:
+  both transforms mix a whole tile or signal, so a NaN or Inf would spoil
+  outputs whose window does not cover it.
 """
 from __future__ import annotations
 
 import functools
 import math
-import threading
 from typing import NamedTuple
 
 import numpy as np
 
-from . import _cost, _fft, _threads
+from . import _cost, _fft, _separable, _threads, _winograd
+from ._schedule import (MIN_WORK_PER_THREAD, PLANE_SCRATCH_BYTES, direct_schedule,
+                        workspace)
 from ._kernels import _direct, _im2col
 
 #: Per-thread im2col workspace budget in bytes (one tile of K x tile values).
@@ -38,11 +40,6 @@ TILE_BYTES = 1 << 20
 MIN_TILE = 128
 #: Narrowest tile that the parallel-tiles schedule accepts.
 MIN_PARALLEL_TILE = 64
-#: Narrowest column chunk when the direct kernel splits rows across threads.
-MIN_COLUMN_CHUNK = 2048
-#: Multiply-adds below which another thread costs more than it saves
-#: (an OpenMP fork/join is a few microseconds; this is about ten).
-MIN_WORK_PER_THREAD = 1 << 18
 #: Output rows per strip of the banded im2col (one filter per group) and its
 #: per-thread tile budget.  Measured on the 8192x8192 7x7 case (2 cores):
 #: 4 rows / 256 KiB took 105-115 ms; 2 rows 180 ms; 8 rows 145 ms; 16 rows
@@ -50,12 +47,6 @@ MIN_WORK_PER_THREAD = 1 << 18
 #: plain GEMV form took 260-285 ms.
 BAND_ROWS = 4
 BAND_TILE_BYTES = 256 * 1024
-#: Per-thread scratch (bytes) of the direct kernel's one-input-channel path:
-#: zero-padded copies of the input rows a chunk of output rows reads (see
-#: fc_conv_plane), kept between calls.
-PLANE_SCRATCH_BYTES = 512 * 1024
-#: Tasks per thread the direct kernel aims for (load balance vs. setup cost).
-TASKS_PER_THREAD = 16
 _INT_MAX = 2**31 - 1
 _NP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -176,45 +167,11 @@ def band_matrix(w5, problem):
 
 
 def direct_run(problem, nthreads):
-    """Row pairs and output columns per task of the direct kernel.
-
-    Long runs amortise a task's setup (index arithmetic, dispatch); about
-    TASKS_PER_THREAD tasks per thread keep the guided schedule balanced.
-    When there are fewer row pairs than threads (a long 1-D signal, a few
-    wide rows), rows are split into column chunks of at least
-    MIN_COLUMN_CHUNK outputs instead.
-
-    Returns
-    -------
-    run, colw : int
-        Row pairs per task and output columns per task.
-    """
+    """Row pairs and output columns per task of the direct kernel (see
+    fastconv._schedule.direct_schedule)."""
     planes = problem.batch * problem.out_channels * math.prod(problem.out_size[:-2])
-    pairs = (problem.out_size[-2] + 1) // 2 if problem.nd >= 2 else 1
-    ow = problem.out_size[-1]
-    run = max(1, min(pairs, planes * pairs // (TASKS_PER_THREAD * nthreads)))
-    colw = ow
-    if nthreads > 1 and planes * pairs < nthreads:
-        chunks = min(TASKS_PER_THREAD * nthreads // (planes * pairs), ow // MIN_COLUMN_CHUNK)
-        if chunks > 1:
-            colw = -(-ow // chunks)
-    return run, max(colw, 1)
-
-
-_workspaces = threading.local()
-
-
-def workspace(nbytes: int, dtype) -> np.ndarray:
-    """A scratch array of `nbytes` bytes for the calling Python thread.
-
-    The buffer is kept per Python thread and grown on demand, so repeated
-    calls do not pay for fresh pages (a new multi-megabyte allocation is
-    page-faulted in on every call).
-    """
-    buf = getattr(_workspaces, "buf", None)
-    if buf is None or buf.nbytes < nbytes:
-        buf = _workspaces.buf = np.empty(max(nbytes, 1), dtype=np.uint8)
-    return buf[: nbytes - nbytes % np.dtype(dtype).itemsize].view(dtype)
+    oh = problem.out_size[-2] if problem.nd >= 2 else 1
+    return direct_schedule(planes, oh, problem.out_size[-1], nthreads)
 
 
 class CPUBackend:
@@ -228,13 +185,17 @@ class CPUBackend:
     """
 
     name = "numpy"
-    algorithms = ("direct", "im2col", "fft")
+    algorithms = ("direct", "im2col", "fft", "winograd", "separable")
 
     @staticmethod
     def is_array(a) -> bool:
         return isinstance(a, np.ndarray)
 
     def unsupported_reason(self, problem, algorithm):
+        if algorithm == "winograd":
+            return _winograd.supported(problem)
+        if algorithm == "separable":
+            return _separable_shape_reason(problem)
         if algorithm == "im2col":
             k = problem.in_channels_per_group * math.prod(problem.kernel_size)
             p = math.prod(problem.out_size)
@@ -245,10 +206,25 @@ class CPUBackend:
                 )
         return None
 
-    def choose_algorithm(self, problem) -> str:
+    def estimate(self, problem, weight=None) -> dict:
+        """Estimated seconds of each candidate of "auto" (fastconv._cost).
+
+        "separable" is a candidate only when `weight` is given and its
+        kernels have a low enough rank (fastconv._separable.factorize).
+        """
+        est = _cost.nn_estimates(problem, self._dense_choice(problem),
+                                 _winograd.supported(problem) is None)
+        if weight is not None and _separable_shape_reason(problem) is None:
+            geo = _geometry(problem)
+            factors = _separable.factorize(np.asarray(weight).reshape(geo.w5), problem.dtype)
+            if factors is not None:
+                est["separable"] = _cost.separable_time(problem, factors[0].shape[0])
+        return est
+
+    def choose_algorithm(self, problem, weight=None) -> str:
         """The "auto" choice for `problem` (before the finiteness check)."""
-        choice = self._dense_choice(problem)
-        return "fft" if _cost.nn_fft_faster(problem, choice) else choice
+        est = self.estimate(problem, weight)
+        return min(est, key=est.get)
 
     def _dense_choice(self, problem) -> str:
         """direct or im2col, by the channel rule of the module docstring."""
@@ -256,25 +232,70 @@ class CPUBackend:
             return "direct"
         return "im2col" if self.unsupported_reason(problem, "im2col") is None else "direct"
 
-    def _layout(self, x, weight, bias, p, geo):
-        """5-D C-contiguous operands in the result dtype, non-zero padding applied."""
-        dt = p.dtype
+    def _layout_input(self, x, p, geo):
+        """5-D C-contiguous input in the result dtype, non-zero padding applied."""
         x5 = np.asarray(x).reshape(geo.x5)
         if p.padding_mode != "zeros":
             x5 = np.pad(x5, geo.pad_widths, mode=_NP_PAD_MODE[p.padding_mode])
-        x5 = np.ascontiguousarray(x5, dtype=dt)
-        w5 = np.ascontiguousarray(weight, dtype=dt).reshape(geo.w5)
-        b = np.ascontiguousarray(bias, dtype=dt) if bias is not None else np.empty(0, dt)
-        return x5, w5, b
+        return np.ascontiguousarray(x5, dtype=p.dtype)
 
-    def conv(self, x, weight, bias, problem, algorithm, out, nthreads):
+    def prepare(self, problem, algorithm, weight, bias, nthreads) -> "Prepared":
+        """Lay out the weights for `algorithm` (not "auto") once.
+
+        The returned state holds what does not depend on the input: the
+        weights in the problem's dtype and layout, and per algorithm the
+        Winograd-domain filters, the filter spectra of the FFT path, or the
+        banded weights of the banded im2col.  Plans keep it between calls.
+        """
         p = problem
         geo = _geometry(p)
+        dt = p.dtype
+        w5 = np.ascontiguousarray(weight, dtype=dt).reshape(geo.w5)
+        b = np.ascontiguousarray(bias, dtype=dt) if bias is not None else np.empty(0, dt)
+        state = None
+        if p.in_channels_per_group == 0 or 0 in geo.out5:
+            pass
+        elif algorithm == "winograd":
+            m = _winograd.choose_variant(p)
+            with _threads.blas_limit(1):
+                state = (m, np.ascontiguousarray(
+                    _winograd.filter_transform(w5[:, :, 0], p.groups, m, dt)))
+        elif algorithm == "fft":
+            state = _fft.nn_filters(w5, geo.out5[2:], geo.stride, geo.dilation, nthreads)
+        elif algorithm == "im2col" and banded_im2col(p):
+            state = band_matrix(w5, p)
+        elif algorithm == "separable":
+            kh, kw = geo.w5[3:]
+            state = _separable.factorize(w5, dt, max(1, _separable.default_max_rank(kh, kw)))
+            if state is None:
+                rank = _separable.kernel_rank(w5, dt)
+                raise ValueError(
+                    f"algorithm='separable' cannot serve these arguments: the kernel has "
+                    f"rank {rank}, too high for 1-D passes to save work on a {kh}x{kw} kernel")
+        return Prepared(algorithm, p, geo, w5, b, state)
+
+    @staticmethod
+    def all_finite(*arrays) -> bool:
+        """Whether every given array holds only finite values."""
+        return all_finite(*arrays)
+
+    def auto_algorithm(self, problem, x, weight) -> str:
+        """The algorithm "auto" runs for these arrays: the estimated fastest,
+        but never a transform method when an input holds NaN or Inf."""
+        algorithm = self.choose_algorithm(problem, weight)
+        if algorithm in ("fft", "winograd") and not all_finite(x, weight):
+            algorithm = self._dense_choice(problem)
+        return algorithm
+
+    def conv(self, x, weight, bias, problem, algorithm, out, nthreads):
         if algorithm == "auto":
-            algorithm = self.choose_algorithm(p)
-            if algorithm == "fft" and not all(
-                    bool(np.isfinite(a).all()) for a in (x, weight)):
-                algorithm = self._dense_choice(p)
+            algorithm = self.auto_algorithm(problem, x, weight)
+        prepared = self.prepare(problem, algorithm, weight, bias, nthreads)
+        return self.execute(prepared, x, out, nthreads)
+
+    def execute(self, prepared: "Prepared", x, out, nthreads):
+        """Run a prepared convolution on `x` (validated against its problem)."""
+        algorithm, p, geo, w5, b, state = prepared
         # Small problems run on fewer threads: a tiny call should not wake
         # (or wait for) a whole team.
         nthreads = max(1, min(nthreads, p.flops // (2 * MIN_WORK_PER_THREAD)))
@@ -284,7 +305,7 @@ class CPUBackend:
             out is not None
             and out.flags.c_contiguous
             and out.flags.writeable
-            and not any(a is not None and np.may_share_memory(out, a) for a in (x, weight, bias))
+            and not any(np.may_share_memory(out, a) for a in (x, w5, b))
         ):
             target = out.reshape(geo.out5)
         if target is None:
@@ -292,9 +313,9 @@ class CPUBackend:
         if target.size == 0:
             pass
         elif p.in_channels_per_group == 0:
-            target[...] = 0 if bias is None else np.asarray(bias, p.dtype).reshape(-1, 1, 1, 1)
+            target[...] = 0 if b.size == 0 else b.reshape(-1, 1, 1, 1)
         else:
-            x5, w5, b = self._layout(x, weight, bias, p, geo)
+            x5 = self._layout_input(x, p, geo)
             args = (geo.stride, geo.pad_before, geo.dilation)
             if algorithm == "direct":
                 plane = p.in_channels_per_group == 1
@@ -302,11 +323,18 @@ class CPUBackend:
                 run, colw = direct_run(p, nthreads)
                 _direct.conv_direct(x5, w5, b, target, *args, p.groups, nthreads, run,
                                     scratch, colw)
+            elif algorithm == "separable":
+                cols, rows = state
+                _separable.conv_separable(x5, cols, rows, b, target, geo.stride, geo.pad_before,
+                                          geo.dilation, p.groups, nthreads, workspace)
+            elif algorithm == "winograd":
+                m, u = state
+                _winograd.conv(x5, w5, b, target, geo.pad_before, p, nthreads, m=m, u=u)
             elif algorithm == "fft":
-                _fft.conv_nn(x5, w5, b, target, geo.stride, geo.pad_before, geo.dilation,
-                             p.groups, nthreads)
-            elif banded_im2col(p):
-                rows, cols, band = band_matrix(w5, p)
+                _fft.conv_nn(x5, state, b, target, geo.stride, geo.pad_before, p.groups,
+                             nthreads)
+            elif state is not None:  # banded im2col
+                rows, cols, band = state
                 with _threads.blas_limit(1):
                     _im2col.conv_im2col_banded(x5, band, b, target, *args, geo.w5[3],
                                                geo.w5[4], rows, cols, nthreads)
@@ -322,3 +350,31 @@ class CPUBackend:
         if not np.may_share_memory(result, out):
             out[...] = result
         return out
+
+
+def _separable_shape_reason(problem):
+    """Why the shape rules out "separable" (None when the weights decide)."""
+    if problem.nd == 1:
+        return "separable needs a 2-D kernel; a 1-D kernel is already one pass"
+    if problem.in_channels_per_group != 1 or problem.out_channels_per_group != 1:
+        return ("separable serves groups of one input and one output channel "
+                "(one-channel images, depthwise layers)")
+    if problem.nd == 3 and problem.kernel_size[0] != 1:
+        return "separable serves kernels of depth 1"
+    return None
+
+
+class Prepared(NamedTuple):
+    """A convolution laid out for one algorithm (see CPUBackend.prepare)."""
+
+    algorithm: str
+    problem: object
+    geometry: _Geometry
+    w5: np.ndarray
+    bias: np.ndarray
+    state: object
+
+
+def all_finite(*arrays) -> bool:
+    """Whether every given array holds only finite values."""
+    return all(bool(np.isfinite(a).all()) for a in arrays if a is not None)

@@ -36,12 +36,15 @@ from __future__ import annotations
 import functools
 import math
 
+from typing import NamedTuple
+
 import numpy as np
 import scipy.fft as sfft
 
 from . import _threads
 
-__all__ = ["convolve", "oaconvolve", "conv_nn", "mode_window", "fft_length", "oa_block"]
+__all__ = ["convolve", "oaconvolve", "nn_filters", "conv_nn", "mode_window", "fft_length",
+           "oa_block"]
 
 
 def mode_window(n1: int, n2: int, mode: str) -> tuple:
@@ -223,37 +226,54 @@ def oaconvolve(a, b, axes, mode, workers):
     return _crop(y, s1, s2, axes, mode)
 
 
-def conv_nn(x5, w5, bias, out5, stride, pad_before, dilation, groups, nthreads):
+class NNFilters(NamedTuple):
+    """Filter spectra of the FFT path of conv1d/2d/3d (kept by plans)."""
+
+    lengths: tuple  # transform length per spatial axis
+    reach: tuple    # (k - 1) * dilation + 1 per spatial axis
+    extent: tuple   # padded input extent the outputs read, per axis
+    wf: np.ndarray  # rfftn of the dilated, flipped filters: (C_out, C_in/g, *F)
+
+
+def nn_filters(w5, out_size, stride, dilation, nthreads) -> NNFilters:
+    """Transform the (C_out, C_in/g, kD, kH, kW) filters for outputs of
+    `out_size` (3 spatial sizes) at `stride` and `dilation`."""
+    reach = tuple((k - 1) * d + 1 for k, d in zip(w5.shape[2:], dilation))
+    extent = tuple((o - 1) * s + r for o, s, r in zip(out_size, stride, reach))
+    lengths = tuple(sfft.next_fast_len(e, real=True) for e in extent)
+    wd = np.zeros(w5.shape[:2] + reach, dtype=w5.dtype)
+    wd[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dilation)] = w5
+    wd = wd[:, :, ::-1, ::-1, ::-1]
+    with _threads.blas_limit(nthreads):
+        wf = sfft.rfftn(wd, lengths, axes=(2, 3, 4), workers=nthreads)
+    return NNFilters(lengths, reach, extent, wf)
+
+
+def conv_nn(x5, filters: NNFilters, bias, out5, stride, pad_before, groups, nthreads):
     """Batched, grouped cross-correlation by FFT into `out5` (conv1d/2d/3d).
 
     `x5` is (N, C_in, D, H, W) with any non-zero padding already applied,
-    `w5` is (C_out, C_in/groups, kD, kH, kW), `out5` (N, C_out, oD, oH, oW);
+    `filters` from :func:`nn_filters`, `out5` (N, C_out, oD, oH, oW);
     `pad_before` is the leading zero padding of each spatial axis (the
     trailing padding follows from the output size).  Channels are summed in
     the frequency domain as one batched matrix product per frequency.
     """
-    n, c_in = x5.shape[:2]
-    c_out, cin_g = w5.shape[:2]
+    n = x5.shape[0]
+    wf = filters.wf
+    c_out, cin_g = wf.shape[:2]
     cout_g = c_out // groups
     osz = out5.shape[2:]
-    reach = [(k - 1) * d + 1 for k, d in zip(w5.shape[2:], dilation)]
-    # The padded input extent the outputs read, then x cropped/zero-padded to it.
-    extent = [(o - 1) * s + r for o, s, r in zip(osz, stride, reach)]
+    # x cropped/zero-padded to the padded extent the outputs read.
     index, pads = [slice(None), slice(None)], [(0, 0), (0, 0)]
-    for size, before, ext in zip(x5.shape[2:], pad_before, extent):
+    for size, before, ext in zip(x5.shape[2:], pad_before, filters.extent):
         stop = max(0, min(size, ext - before))
         index.append(slice(0, stop))
         pads.append((min(before, ext), max(0, ext - before - stop)))
     xp = np.pad(x5[tuple(index)], pads)
     axes = (2, 3, 4)
-    lengths = [sfft.next_fast_len(e, real=True) for e in extent]
-    # Dilated, flipped filters: correlation as convolution.
-    wd = np.zeros(w5.shape[:2] + tuple(reach), dtype=w5.dtype)
-    wd[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dilation)] = w5
-    wd = wd[:, :, ::-1, ::-1, ::-1]
+    lengths = filters.lengths
     with _threads.blas_limit(nthreads):
         xf = sfft.rfftn(xp, lengths, axes=axes, workers=nthreads)
-        wf = sfft.rfftn(wd, lengths, axes=axes, workers=nthreads)
         fshape = xf.shape[2:]
         nfreq = math.prod(fshape)
         yf = np.empty((n, c_out) + fshape, dtype=xf.dtype)
@@ -267,7 +287,8 @@ def conv_nn(x5, w5, bias, out5, stride, pad_before, dilation, groups, nthreads):
                 yg = np.matmul(xg.transpose(2, 0, 1), wg.transpose(2, 1, 0)).transpose(1, 2, 0)
             yf[:, g * cout_g:(g + 1) * cout_g] = yg.reshape((n, cout_g) + fshape)
         y = sfft.irfftn(yf, lengths, axes=axes, workers=nthreads)
-    sample = tuple(slice(r - 1, r - 1 + (o - 1) * s + 1, s) for r, o, s in zip(reach, osz, stride))
+    sample = tuple(slice(r - 1, r - 1 + (o - 1) * s + 1, s)
+                   for r, o, s in zip(filters.reach, osz, stride))
     result = y[(slice(None), slice(None)) + sample]
     if bias.shape[0]:
         result = result + bias.reshape(1, -1, 1, 1, 1)

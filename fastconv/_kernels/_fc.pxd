@@ -40,6 +40,30 @@ cdef extern from "fc_kernels.h" nogil:
     void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
                             Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
     const char *fc_simd_level()
+    void fc_wino_input_f32_m2(const float *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t y0,
+                              Py_ssize_t x0, Py_ssize_t tW, float *V, Py_ssize_t plane,
+                              float *scratch)
+    void fc_wino_input_f64_m2(const double *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t y0,
+                              Py_ssize_t x0, Py_ssize_t tW, double *V, Py_ssize_t plane,
+                              double *scratch)
+    void fc_wino_input_f32_m4(const float *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t y0,
+                              Py_ssize_t x0, Py_ssize_t tW, float *V, Py_ssize_t plane,
+                              float *scratch)
+    void fc_wino_input_f64_m4(const double *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t y0,
+                              Py_ssize_t x0, Py_ssize_t tW, double *V, Py_ssize_t plane,
+                              double *scratch)
+    void fc_wino_output_f32_m2(const float *Mt, Py_ssize_t plane, Py_ssize_t tW, float *y,
+                               Py_ssize_t ldy, Py_ssize_t rows, Py_ssize_t cols, float bias,
+                               float *scratch)
+    void fc_wino_output_f64_m2(const double *Mt, Py_ssize_t plane, Py_ssize_t tW, double *y,
+                               Py_ssize_t ldy, Py_ssize_t rows, Py_ssize_t cols, double bias,
+                               double *scratch)
+    void fc_wino_output_f32_m4(const float *Mt, Py_ssize_t plane, Py_ssize_t tW, float *y,
+                               Py_ssize_t ldy, Py_ssize_t rows, Py_ssize_t cols, float bias,
+                               float *scratch)
+    void fc_wino_output_f64_m4(const double *Mt, Py_ssize_t plane, Py_ssize_t tW, double *y,
+                               Py_ssize_t ldy, Py_ssize_t rows, Py_ssize_t cols, double bias,
+                               double *scratch)
 
 
 cdef inline fc_geometry make_geometry(tuple in_shape, tuple kernel, tuple out_shape,

@@ -27,36 +27,9 @@ itself is the (K, P) matrix and goes to GEMM directly.
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
 
 from ._fc cimport real, fc_geometry, make_geometry, fc_im2col_tile_f32, fc_im2col_tile_f64
-
-
-cdef inline void _gemm_rowmajor(int M, int Ncols, int K, const real *A, int lda,
-                                const real *B, int ldb, real *C, int ldc) noexcept nogil:
-    """C[M, Ncols] = A[M, K] @ B[K, Ncols], all row-major.
-
-    BLAS is column-major, so compute C^T = B^T A^T with the operands swapped.
-    A single output row (M == 1, one output channel per group) is the
-    matrix-vector product C^T = B^T a, done by GEMV.
-    """
-    cdef char trans = b'N'
-    cdef real one = 1, zero = 0
-    cdef int inc = 1
-    if M == 1:
-        if real is float:
-            sgemv(&trans, &Ncols, &K, &one, <float *> B, &ldb, <float *> A, &inc,
-                  &zero, C, &inc)
-        else:
-            dgemv(&trans, &Ncols, &K, &one, <double *> B, &ldb, <double *> A, &inc,
-                  &zero, C, &inc)
-        return
-    if real is float:
-        sgemm(&trans, &trans, &Ncols, &M, &K, &one, <float *> B, &ldb,
-              <float *> A, &lda, &zero, C, &ldc)
-    else:
-        dgemm(&trans, &trans, &Ncols, &M, &K, &one, <double *> B, &ldb,
-              <double *> A, &lda, &zero, C, &ldc)
+from ._gemm cimport _gemm_rowmajor
 
 
 cdef inline void _tile(real *col, const real *x, const fc_geometry *g,

@@ -141,3 +141,50 @@ const char *fc_simd_level(void)
 #include "fc_im2col_impl.h"
 #undef FC_T
 #undef FC_SFX
+
+/* ---- Winograd F(m x m, 3 x 3) tile transforms ------------------------------- */
+/* Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR
+ * 2016): F(2,3) with interpolation points 0, 1, -1, inf; F(4,3) with
+ * 0, 1, -1, 2, -2, inf.  fastconv/_winograd.py holds the same matrices
+ * (and G, the filter transform) and the tests check them. */
+static const double fc_bt2[4][4] = {
+    {1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+static const double fc_at2[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+static const double fc_bt4[6][6] = {
+    {4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+    {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+static const double fc_at4[4][6] = {
+    {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+
+#define FC_T float
+#define FC_M 2
+#define FC_BT fc_bt2
+#define FC_AT fc_at2
+#define FC_SFX f32_m2
+#include "fc_winograd_impl.h"
+#undef FC_SFX
+#define FC_SFX f64_m2
+#undef FC_T
+#define FC_T double
+#include "fc_winograd_impl.h"
+#undef FC_SFX
+#undef FC_T
+#undef FC_M
+#undef FC_BT
+#undef FC_AT
+#define FC_M 4
+#define FC_BT fc_bt4
+#define FC_AT fc_at4
+#define FC_T float
+#define FC_SFX f32_m4
+#include "fc_winograd_impl.h"
+#undef FC_SFX
+#undef FC_T
+#define FC_T double
+#define FC_SFX f64_m4
+#include "fc_winograd_impl.h"
+#undef FC_SFX
+#undef FC_T
+#undef FC_M
+#undef FC_BT
+#undef FC_AT

@@ -96,6 +96,32 @@ void fc_im2col_tile_f32(float *col, const float *x, const fc_geometry *g,
 void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
                         ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
 
+/*
+ * Winograd F(m x m, 3 x 3) tile transforms (m = 2 or 4, a = m + 2) for one
+ * row of tW tiles of one channel.
+ *
+ * fc_wino_input: the tiles' a x a input patches start at row y0 and columns
+ * x0 + tw*m of the H x W plane x (entries outside it are zero padding);
+ * V[(xi*a + nu)*plane + tw] receives (B^T d B)[xi][nu] of tile tw.
+ * scratch holds at least 2*a*(tW + 1)*m elements.
+ *
+ * fc_wino_output: Mt[(xi*a + nu)*plane + tw] is the transform-domain
+ * product of tile tw; y[i*ldy + tw*m + j] = bias + (A^T M A)[i][j] for the
+ * first `rows` rows and `cols` columns.  scratch holds a*m*tW + m*m*tW.
+ */
+#define FC_WINO_DECL(T, SFX)                                                    \
+    void fc_wino_input_##SFX(const T *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t y0,\
+                             ptrdiff_t x0, ptrdiff_t tW, T *V, ptrdiff_t plane, \
+                             T *scratch);                                       \
+    void fc_wino_output_##SFX(const T *Mt, ptrdiff_t plane, ptrdiff_t tW, T *y, \
+                              ptrdiff_t ldy, ptrdiff_t rows, ptrdiff_t cols,    \
+                              T bias, T *scratch);
+FC_WINO_DECL(float, f32_m2)
+FC_WINO_DECL(double, f64_m2)
+FC_WINO_DECL(float, f32_m4)
+FC_WINO_DECL(double, f64_m4)
+#undef FC_WINO_DECL
+
 /* The instruction set the row kernels run with on this CPU. */
 const char *fc_simd_level(void);
 

@@ -1,0 +1,139 @@
+/*
+ * fc_winograd_impl.h -- Winograd F(m x m, 3 x 3) input and output tile
+ * transforms, one instantiation per (dtype, m).  Included by fc_kernels.c
+ * with FC_T (the C type), FC_SFX (name suffix, e.g. f32_m4), FC_M (2 or 4)
+ * and FC_BT, FC_AT (the transform matrices, FC_A = FC_M + 2 points)
+ * defined.  Do not include it anywhere else.
+ *
+ * Both transforms are separable (B^T d B, A^T m A) and run one tile row at
+ * a time with every tile of the row processed together, so each step is a
+ * loop over columns or tiles that the compiler vectorises:
+ *   input : zero-padded rows -> vertical B^T (over columns) -> horizontal B
+ *           (over tiles, reading columns tw*m + j);
+ *   output: horizontal A^T (over tiles) -> vertical A^T -> interleaved store.
+ */
+#define FC_A (FC_M + 2)
+#define FC_WFN(name) FC_CAT(name, FC_SFX)
+
+/* The 1-D transforms written out (Lavin & Gray's matrices with common
+ * subexpressions shared): B^T d for a points d0..d(a-1), and A^T s for a
+ * points s0..s(a-1).  Multiplications by the matrices' zeros are never
+ * issued. */
+#if FC_M == 2
+#define FC_BT_APPLY(D, O)                                                       \
+    do {                                                                        \
+        O(0, D(0) - D(2));                                                      \
+        O(1, D(1) + D(2));                                                      \
+        O(2, D(2) - D(1));                                                      \
+        O(3, D(1) - D(3));                                                      \
+    } while (0)
+#define FC_AT_APPLY(S, O)                                                       \
+    do {                                                                        \
+        O(0, S(0) + S(1) + S(2));                                               \
+        O(1, S(1) - S(2) - S(3));                                               \
+    } while (0)
+#else
+#define FC_BT_APPLY(D, O)                                                       \
+    do {                                                                        \
+        const FC_T q12 = D(1) + D(2), q34 = D(3) + D(4);                        \
+        const FC_T p12 = D(1) - D(2), p43 = D(4) - D(3);                        \
+        const FC_T p13 = D(1) - D(3), p42 = D(4) - D(2);                        \
+        O(0, 4 * D(0) - 5 * D(2) + D(4));                                       \
+        O(1, q34 - 4 * q12);                                                    \
+        O(2, p43 + 4 * p12);                                                    \
+        O(3, p42 - 2 * p13);                                                    \
+        O(4, p42 + 2 * p13);                                                    \
+        O(5, 4 * D(1) - 5 * D(3) + D(5));                                       \
+    } while (0)
+#define FC_AT_APPLY(S, O)                                                       \
+    do {                                                                        \
+        const FC_T a12 = S(1) + S(2), s12 = S(1) - S(2);                        \
+        const FC_T a34 = S(3) + S(4), s34 = S(3) - S(4);                        \
+        O(0, S(0) + a12 + a34);                                                 \
+        O(1, s12 + 2 * s34);                                                    \
+        O(2, a12 + 4 * a34);                                                    \
+        O(3, s12 + 8 * s34 + S(5));                                             \
+    } while (0)
+#endif
+
+FC_MULTIVERSION void FC_WFN(fc_wino_input)(const FC_T *x, ptrdiff_t H, ptrdiff_t W,
+                                          ptrdiff_t y0, ptrdiff_t x0, ptrdiff_t tW,
+                                          FC_T *V, ptrdiff_t plane, FC_T *scratch)
+{
+    const ptrdiff_t Wp = tW * FC_M + 2;       /* input columns the row of tiles reads */
+    const ptrdiff_t Wt = (tW + 1) * FC_M;     /* >= Wp: room for unconditional reads */
+    FC_T *rows = scratch;                     /* FC_A x Wt */
+    FC_T *t = rows + FC_A * Wt;               /* FC_A x Wt, vertical transform */
+
+    for (int i = 0; i < FC_A; ++i) {
+        FC_T *r = rows + i * Wt;
+        const ptrdiff_t y = y0 + i;
+        ptrdiff_t c0 = x0 < 0 ? -x0 : 0, c1 = W - x0;
+        if (c1 > Wp) c1 = Wp;
+        if (y < 0 || y >= H || c1 <= c0) {
+            memset(r, 0, (size_t)Wt * sizeof(FC_T));
+            continue;
+        }
+        memset(r, 0, (size_t)c0 * sizeof(FC_T));
+        memcpy(r + c0, x + y * W + x0 + c0, (size_t)(c1 - c0) * sizeof(FC_T));
+        memset(r + c1, 0, (size_t)(Wt - c1) * sizeof(FC_T));
+    }
+    /* t[xi][c] = (B^T d)[xi] over every column c */
+#define FC_D(i) rows[(i) * Wt + c]
+#define FC_O(i, v) t[(i) * Wt + c] = (v)
+    for (ptrdiff_t c = 0; c < Wt; ++c)
+        FC_BT_APPLY(FC_D, FC_O);
+#undef FC_D
+#undef FC_O
+    /* V[xi][nu][tw] = (t[xi] B)[nu] for the columns tw*m .. tw*m + a - 1 */
+    for (int xi = 0; xi < FC_A; ++xi) {
+        const FC_T *tx = t + xi * Wt;
+        FC_T *vx = V + xi * FC_A * plane;
+#define FC_D(j) tx[tw * FC_M + (j)]
+#define FC_O(nu, v) vx[(nu) * plane + tw] = (v)
+        for (ptrdiff_t tw = 0; tw < tW; ++tw)
+            FC_BT_APPLY(FC_D, FC_O);
+#undef FC_D
+#undef FC_O
+    }
+}
+
+FC_MULTIVERSION void FC_WFN(fc_wino_output)(const FC_T *Mt, ptrdiff_t plane, ptrdiff_t tW,
+                                           FC_T *y, ptrdiff_t ldy, ptrdiff_t rows,
+                                           ptrdiff_t cols, FC_T bias, FC_T *scratch)
+{
+    FC_T *s = scratch;                        /* FC_A x FC_M x tW: A^T along nu */
+    FC_T *o = s + FC_A * FC_M * tW;           /* FC_M x FC_M x tW */
+    for (int xi = 0; xi < FC_A; ++xi) {
+        const FC_T *mx = Mt + xi * FC_A * plane;
+        FC_T *sx = s + xi * FC_M * tW;
+#define FC_S(nu) mx[(nu) * plane + tw]
+#define FC_O(j, v) sx[(j) * tW + tw] = (v)
+        for (ptrdiff_t tw = 0; tw < tW; ++tw)
+            FC_AT_APPLY(FC_S, FC_O);
+#undef FC_S
+#undef FC_O
+    }
+    for (int j = 0; j < FC_M; ++j) {
+#define FC_S(xi) s[((xi) * FC_M + j) * tW + tw]
+#define FC_O(i, v) o[((i) * FC_M + j) * tW + tw] = (v) + bias
+        for (ptrdiff_t tw = 0; tw < tW; ++tw)
+            FC_AT_APPLY(FC_S, FC_O);
+#undef FC_S
+#undef FC_O
+    }
+    for (ptrdiff_t i = 0; i < rows; ++i) {
+        FC_T *restrict yr = y + i * ldy;
+        const ptrdiff_t full = cols / FC_M < tW ? cols / FC_M : tW;
+        for (ptrdiff_t tw = 0; tw < full; ++tw)
+            for (int j = 0; j < FC_M; ++j)
+                yr[tw * FC_M + j] = o[(i * FC_M + j) * tW + tw];
+        for (ptrdiff_t c = full * FC_M; c < cols; ++c)
+            yr[c] = o[(i * FC_M + c % FC_M) * tW + c / FC_M];
+    }
+}
+
+#undef FC_BT_APPLY
+#undef FC_AT_APPLY
+#undef FC_A
+#undef FC_WFN

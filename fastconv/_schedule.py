@@ -1,0 +1,62 @@
+"""Work split and scratch memory of the direct kernel, shared by the CPU paths
+that call it (fastconv._cpu, fastconv._separable)."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+__all__ = ["MIN_COLUMN_CHUNK", "MIN_WORK_PER_THREAD", "PLANE_SCRATCH_BYTES",
+           "TASKS_PER_THREAD", "direct_schedule", "workspace"]
+
+#: Narrowest column chunk when the direct kernel splits rows across threads.
+MIN_COLUMN_CHUNK = 2048
+#: Multiply-adds below which another thread costs more than it saves
+#: (an OpenMP fork/join is a few microseconds; this is about ten).
+MIN_WORK_PER_THREAD = 1 << 18
+#: Per-thread scratch (bytes) of the direct kernel's one-input-channel path:
+#: zero-padded copies of the input rows a chunk of output rows reads (see
+#: fc_conv_plane), kept between calls.
+PLANE_SCRATCH_BYTES = 512 * 1024
+#: Tasks per thread the direct kernel aims for (load balance vs. setup cost).
+TASKS_PER_THREAD = 16
+
+
+def direct_schedule(planes: int, oh: int, ow: int, nthreads: int):
+    """Row pairs and output columns per task of the direct kernel.
+
+    `planes` output planes of `oh` x `ow`.  Long runs amortise a task's
+    setup (index arithmetic, dispatch); about TASKS_PER_THREAD tasks per
+    thread keep the guided schedule balanced.  When there are fewer row
+    pairs than threads (a long 1-D signal, a few wide rows), rows are split
+    into column chunks of at least MIN_COLUMN_CHUNK outputs instead.
+
+    Returns
+    -------
+    run, colw : int
+        Row pairs per task and output columns per task.
+    """
+    pairs = (oh + 1) // 2
+    run = max(1, min(pairs, planes * pairs // (TASKS_PER_THREAD * nthreads)))
+    colw = ow
+    if nthreads > 1 and planes * pairs < nthreads:
+        chunks = min(TASKS_PER_THREAD * nthreads // (planes * pairs), ow // MIN_COLUMN_CHUNK)
+        if chunks > 1:
+            colw = -(-ow // chunks)
+    return run, max(colw, 1)
+
+
+_workspaces = threading.local()
+
+
+def workspace(nbytes: int, dtype) -> np.ndarray:
+    """A scratch array of `nbytes` bytes for the calling Python thread.
+
+    The buffer is kept per Python thread and grown on demand, so repeated
+    calls do not pay for fresh pages (a new multi-megabyte allocation is
+    page-faulted in on every call).
+    """
+    buf = getattr(_workspaces, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _workspaces.buf = np.empty(max(nbytes, 1), dtype=np.uint8)
+    return buf[: nbytes - nbytes % np.dtype(dtype).itemsize].view(dtype)

