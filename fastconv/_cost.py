@@ -141,11 +141,13 @@ def winograd_features(problem) -> tuple:
             a2 * k * cin_g, 1)
 
 
+@functools.lru_cache(maxsize=512)
 def nn_estimates(problem, dense: str, winograd_ok: bool) -> dict:
     """Estimated seconds of each candidate algorithm of conv1d/2d/3d.
 
     `dense` is the direct/im2col choice of the channel rule; "fft" is always
-    a candidate and "winograd" when `winograd_ok`.
+    a candidate and "winograd" when `winograd_ok`.  Cached per problem: do
+    not modify the returned dict.
     """
     macs = problem.flops // 2
     outputs = problem.batch * problem.out_channels * math.prod(problem.out_size)

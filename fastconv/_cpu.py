@@ -212,8 +212,14 @@ class CPUBackend:
         "separable" is a candidate only when `weight` is given and its
         kernels have a low enough rank (fastconv._separable.factorize).
         """
-        est = _cost.nn_estimates(problem, self._dense_choice(problem),
-                                 _winograd.supported(problem) is None)
+        # Winograd is a candidate for "auto" when its transform-domain GEMMs
+        # have channels on both sides (measured slower than direct on
+        # depthwise and one-channel layers, where they are matrix-vector
+        # products); forcing it still works.
+        winograd = (_winograd.supported(problem) is None
+                    and problem.in_channels_per_group > 1
+                    and problem.out_channels_per_group > 1)
+        est = dict(_cost.nn_estimates(problem, self._dense_choice(problem), winograd))
         if weight is not None and _separable_shape_reason(problem) is None:
             geo = _geometry(problem)
             factors = _separable.factorize(np.asarray(weight).reshape(geo.w5), problem.dtype)
@@ -239,13 +245,14 @@ class CPUBackend:
             x5 = np.pad(x5, geo.pad_widths, mode=_NP_PAD_MODE[p.padding_mode])
         return np.ascontiguousarray(x5, dtype=p.dtype)
 
-    def prepare(self, problem, algorithm, weight, bias, nthreads) -> "Prepared":
+    def prepare(self, problem, algorithm, weight, bias, nthreads, transient=False) -> "Prepared":
         """Lay out the weights for `algorithm` (not "auto") once.
 
         The returned state holds what does not depend on the input: the
         weights in the problem's dtype and layout, and per algorithm the
         Winograd-domain filters, the filter spectra of the FFT path, or the
-        banded weights of the banded im2col.  Plans keep it between calls.
+        banded weights of the banded im2col.  Plans keep it between calls;
+        a `transient` state (one call's) may live in reused scratch memory.
         """
         p = problem
         geo = _geometry(p)
@@ -257,9 +264,9 @@ class CPUBackend:
             pass
         elif algorithm == "winograd":
             m = _winograd.choose_variant(p)
-            with _threads.blas_limit(1):
-                state = (m, np.ascontiguousarray(
-                    _winograd.filter_transform(w5[:, :, 0], p.groups, m, dt)))
+            buf = (workspace((m + 2) ** 2 * w5.size // 9 * dt.itemsize, dt, "winograd-filters")
+                   if transient else None)
+            state = (m, _winograd.filter_transform(w5[:, :, 0], p.groups, m, dt, nthreads, buf))
         elif algorithm == "fft":
             state = _fft.nn_filters(w5, geo.out5[2:], geo.stride, geo.dilation, nthreads)
         elif algorithm == "im2col" and banded_im2col(p):
@@ -290,7 +297,7 @@ class CPUBackend:
     def conv(self, x, weight, bias, problem, algorithm, out, nthreads):
         if algorithm == "auto":
             algorithm = self.auto_algorithm(problem, x, weight)
-        prepared = self.prepare(problem, algorithm, weight, bias, nthreads)
+        prepared = self.prepare(problem, algorithm, weight, bias, nthreads, transient=True)
         return self.execute(prepared, x, out, nthreads)
 
     def execute(self, prepared: "Prepared", x, out, nthreads):
@@ -376,5 +383,12 @@ class Prepared(NamedTuple):
 
 
 def all_finite(*arrays) -> bool:
-    """Whether every given array holds only finite values."""
-    return all(bool(np.isfinite(a).all()) for a in arrays if a is not None)
+    """Whether every given array holds only finite values.
+
+    One reduction per array: a finite sum proves every term finite (a NaN
+    or Inf term makes the sum NaN or Inf), with no temporary the size of
+    the array.  A sum that overflows reports "not finite" for finite data,
+    which only costs the transform methods' speed, never correctness.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(math.isfinite(float(np.sum(a))) for a in arrays if a is not None)

@@ -49,14 +49,18 @@ def direct_schedule(planes: int, oh: int, ow: int, nthreads: int):
 _workspaces = threading.local()
 
 
-def workspace(nbytes: int, dtype) -> np.ndarray:
+def workspace(nbytes: int, dtype, slot: str = "kernel") -> np.ndarray:
     """A scratch array of `nbytes` bytes for the calling Python thread.
 
-    The buffer is kept per Python thread and grown on demand, so repeated
-    calls do not pay for fresh pages (a new multi-megabyte allocation is
+    The buffer is kept per Python thread and `slot` (independent uses in one
+    call take different slots) and grown on demand, so repeated calls do
+    not pay for fresh pages (a new multi-megabyte allocation is
     page-faulted in on every call).
     """
-    buf = getattr(_workspaces, "buf", None)
+    bufs = getattr(_workspaces, "bufs", None)
+    if bufs is None:
+        bufs = _workspaces.bufs = {}
+    buf = bufs.get(slot)
     if buf is None or buf.nbytes < nbytes:
-        buf = _workspaces.buf = np.empty(max(nbytes, 1), dtype=np.uint8)
+        buf = bufs[slot] = np.empty(max(nbytes, 1), dtype=np.uint8)
     return buf[: nbytes - nbytes % np.dtype(dtype).itemsize].view(dtype)

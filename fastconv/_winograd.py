@@ -47,6 +47,12 @@ ERROR_BOUND = {np.dtype(np.float32): 5e-5, np.dtype(np.float64): 1e-12}
 #: Working-memory budget per task buffer (bytes): the transformed input and
 #: output tiles of a run of tile rows, a*a*(C_in/g + C_out/g)*P elements.
 TASK_BYTES = 2 << 20
+#: Fewest tiles per task (the GEMMs' column count) while memory allows, and
+#: the most memory a task may then take (see schedule).
+MIN_GEMM_TILES = 96
+MAX_TASK_BYTES = 16 << 20
+#: Outputs (OH*OW) below which F(2x2,3x3) is used (see choose_variant).
+SMALL_OUTPUT = 400
 
 
 @functools.lru_cache(maxsize=None)
@@ -81,50 +87,65 @@ def supported(problem) -> str | None:
     return None
 
 
-def filter_transform(w4, groups: int, m: int, dtype, out=None) -> np.ndarray:
+def filter_transform(w4, groups: int, m: int, dtype, nthreads: int = 1,
+                     out=None) -> np.ndarray:
     """U = G g G^T of every filter, laid out (a*a, groups, C_out/g, C_in/g).
 
-    `w4` is (C_out, C_in/groups, 3, 3).  vec(G g G^T) = (G kron G) vec(g),
-    so the whole transform is one (a*a, 9) x (9, C_out*C_in/g) GEMM in
-    `dtype` (for float32 that rounds G's entries such as 1/6 once more, an
-    error far below ERROR_BOUND).  `out`, if given, is a buffer of at least
-    a*a*C_out*C_in/g elements of `dtype` to write into.
+    `w4` is (C_out, C_in/groups, 3, 3).  Computed by the compiled
+    ``fc_wino_filter`` in `dtype` (for float32 that rounds G's entries such
+    as 1/6 once more, an error far below ERROR_BOUND) on `nthreads` threads,
+    into `out` (a 1-D buffer of at least a*a*C_out*C_in/g values) if given.
     """
-    _, g, _ = transform_matrices(m)
     a = m + 2
     cout, cin_g = w4.shape[:2]
-    kron = np.kron(g, g).astype(dtype)
-    flat = np.asarray(w4, dtype=dtype).reshape(cout * cin_g, 9)
-    if out is not None:
-        out = out[: a * a * cout * cin_g].reshape(a * a, cout * cin_g)
-    u = np.matmul(kron, flat.T, out=out)
+    flat = np.ascontiguousarray(w4, dtype=dtype).reshape(cout * cin_g, 9)
+    size = a * a * cout * cin_g
+    u = (np.empty(size, dtype=dtype) if out is None else out[:size]).reshape(a * a, -1)
+    _winograd.filter_transform(flat, u, m, nthreads)
     return u.reshape(a * a, groups, cout // groups, cin_g)
 
 
 def choose_variant(problem) -> int:
-    """F(4x4,3x3) unless the output is too small to fill its 4x4 tiles."""
+    """F(4x4,3x3) for large outputs, F(2x2,3x3) for small ones.
+
+    F(4,3) does 2.25 multiplications per output against F(2,3)'s 4, but its
+    filters take 36 values instead of 16 (transformed on every call without
+    a plan) and its 4x4 tiles waste more on ragged edges; on outputs of
+    fewer than SMALL_OUTPUT pixels F(2,3) measured faster here (3x3
+    256-channel layers at 14x14 and 512 channels at 7x7).
+    """
     oh, ow = problem.out_size
-    return 2 if min(oh, ow) < 4 else 4
+    return 2 if min(oh, ow) < 4 or oh * ow < SMALL_OUTPUT else 4
 
 
 def schedule(problem, m: int, nthreads: int):
     """(rows_per_task, parallel_tasks) for conv_winograd.
 
-    A task takes as many rows of tiles as TASK_BYTES allows (at least one).
-    With fewer tasks than threads, tasks run in sequence and BLAS gets the
-    threads instead.
+    The tile rows of all images form one sequence, cut into tasks.  A task
+    holds its tiles' transforms, ``a*a*(C_in/g + C_out/g)*P`` values for P
+    tiles, within TASK_BYTES -- but takes at least MIN_GEMM_TILES tiles
+    (memory permitting up to MAX_TASK_BYTES), because each task's GEMMs
+    read all of the transformed filters, ``a*a*C_out*C_in/g`` values, once.
+    With at least one task per thread, threads run whole tasks; otherwise
+    tasks run in sequence, the threads sharing each one's transforms and
+    GEMMs.  BLAS is single-threaded inside the team either way.
     """
     a2 = (m + 2) ** 2
     oh, ow = problem.out_size
     th, tw = -(-oh // m), -(-ow // m)
+    total = problem.batch * th
     per_row = a2 * (problem.in_channels_per_group + problem.out_channels_per_group) * tw
-    rows = max(1, min(th, TASK_BYTES // (per_row * problem.dtype.itemsize)))
-    tasks = problem.batch * problem.groups * -(-th // rows)
-    if tasks < 2 * nthreads and nthreads > 1:
-        # Split finer so every thread gets work, down to one tile row.
-        rows = max(1, -(-th * problem.batch * problem.groups // (2 * nthreads))
-                   // (problem.batch * problem.groups))
-        tasks = problem.batch * problem.groups * -(-th // rows)
+    row_bytes = per_row * problem.dtype.itemsize
+    rows = max(1, TASK_BYTES // row_bytes, -(-MIN_GEMM_TILES // tw))
+    rows = min(total, rows, max(1, MAX_TASK_BYTES // row_bytes))
+    per_group = -(-total // rows)
+    if nthreads > 1 and problem.groups * per_group >= nthreads:
+        # Round the task count up to a multiple of the threads.
+        want = -(-problem.groups * per_group // nthreads) * nthreads
+        per_group = min(total, max(1, -(-want // problem.groups)))
+    # Equal tasks: the last one is not left with a sliver (or a double share).
+    rows = -(-total // per_group)
+    tasks = problem.groups * -(-total // rows)
     return rows, tasks >= nthreads
 
 
@@ -138,11 +159,8 @@ def conv(x5, w5, bias, out5, pad_before, problem, nthreads, m=None, u=None):
     """
     m = choose_variant(problem) if m is None else m
     rows, parallel_tasks = schedule(problem, m, nthreads)
-    # BLAS is held for the filter transform too: BLAS threads woken here would
-    # still be spinning when the OpenMP team starts, and on a small machine
-    # the two sets of spinning threads slow each other down tenfold.
-    with _threads.blas_limit(1 if parallel_tasks else nthreads):
+    with _threads.blas_limit(1):
         if u is None:
-            u = filter_transform(w5[:, :, 0], problem.groups, m, problem.dtype)
+            u = filter_transform(w5[:, :, 0], problem.groups, m, problem.dtype, nthreads)
         _winograd.conv_winograd(x5[:, :, 0], u, bias, out5[:, :, 0], m, pad_before[1],
                                 pad_before[2], problem.groups, rows, nthreads, parallel_tasks)

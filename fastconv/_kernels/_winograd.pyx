@@ -11,17 +11,21 @@ input channels c at each of the a*a transform positions is a matrix product,
 so a task (one image, one group, a run of tile rows) does
 
 1. input transform of its tiles (fc_wino_input, one tile row and channel at
-   a time) into V: (a*a, C_in/groups, P) with P = tiles of the task;
+   a time) into V: (a*a, C_in/groups, P) with P = tiles of the task (its
+   rows of tiles may come from several images, so small images still give
+   the GEMMs many columns);
 2. a*a GEMMs M[e] = U[e] @ V[e] through BLAS, U being the transformed
    filters (a*a, groups, C_out/groups, C_in/groups) that the caller keeps;
 3. output transform (fc_wino_output) of M into the output rows, bias added,
    ragged edge tiles cropped.
 
 Working memory is ``a*a * (C_in/groups + C_out/groups) * P`` elements per
-buffer, P bounded by the caller's tile-row budget.  Two schedules: tasks in
-an OpenMP ``prange`` with single-threaded BLAS (``parallel_tasks``), or
-tasks in sequence on the calling thread with BLAS using the thread budget
-(few tasks, large GEMMs).  The caller (fastconv._winograd) validated every
+buffer, P bounded by the caller's tile-row budget.  Two schedules, both
+with BLAS single-threaded inside the OpenMP team: tasks in an OpenMP
+``prange``, each thread with its own buffers (``parallel_tasks``), or, for
+few large tasks, tasks in sequence with the threads sharing each task's
+buffers and splitting its transforms (by channel) and GEMMs (by transform
+position).  The caller (fastconv._winograd) validated every
 size; bounds checks are off.
 """
 from cython.parallel cimport prange, parallel, threadid
@@ -29,7 +33,8 @@ from libc.stdlib cimport malloc, free
 
 from ._fc cimport (real, fc_wino_input_f32_m2, fc_wino_input_f64_m2, fc_wino_input_f32_m4,
                    fc_wino_input_f64_m4, fc_wino_output_f32_m2, fc_wino_output_f64_m2,
-                   fc_wino_output_f32_m4, fc_wino_output_f64_m4)
+                   fc_wino_output_f32_m4, fc_wino_output_f64_m4, fc_wino_filter_f32_m2,
+                   fc_wino_filter_f64_m2, fc_wino_filter_f32_m4, fc_wino_filter_f64_m4)
 from ._gemm cimport _gemm_rowmajor
 
 
@@ -63,6 +68,65 @@ cdef inline void _output(Py_ssize_t m, const real *Mt, Py_ssize_t plane, Py_ssiz
             fc_wino_output_f64_m4(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
 
 
+cdef inline void _input_rows(const real[:, :, :, ::1] x, Py_ssize_t ci, Py_ssize_t m,
+                             Py_ssize_t tH, Py_ssize_t tW, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t r0,
+                             Py_ssize_t r1, real *V, Py_ssize_t plane,
+                             real *scratch) noexcept nogil:
+    """Input transform of channel ci for tile rows r0..r1-1 of the sequence of
+    all images' tile rows; row rr lands at V + (rr - r0) * tW."""
+    cdef Py_ssize_t rr, n, th
+    for rr in range(r0, r1):
+        n = rr // tH
+        th = rr - n * tH
+        _input(m, &x[n, ci, 0, 0], H, W, th * m - pad_top, -pad_left, tW,
+               V + (rr - r0) * tW, plane, scratch)
+
+
+cdef inline void _output_rows(real[:, :, :, ::1] out, const real[::1] bias, bint has_bias,
+                              Py_ssize_t k, Py_ssize_t m, Py_ssize_t tH, Py_ssize_t tW,
+                              Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0, Py_ssize_t r1,
+                              const real *Mt, Py_ssize_t plane, real *scratch) noexcept nogil:
+    """Output transform of output channel k for tile rows r0..r1-1."""
+    cdef Py_ssize_t rr, n, th, nrows
+    cdef real b = bias[k] if has_bias else 0
+    for rr in range(r0, r1):
+        n = rr // tH
+        th = rr - n * tH
+        nrows = OH - th * m if OH - th * m < m else m
+        _output(m, Mt + (rr - r0) * tW, plane, tW, &out[n, k, th * m, 0], OW, nrows, OW, b,
+                scratch)
+
+
+cdef inline void _products(const real[:, :, :, ::1] U, Py_ssize_t gi, Py_ssize_t a2,
+                           Py_ssize_t Kg, Py_ssize_t Cg, Py_ssize_t P, const real *V,
+                           real *Mb) noexcept nogil:
+    """M[e] = U[e, gi] @ V[e] for every transform position e (BLAS GEMMs)."""
+    cdef Py_ssize_t e
+    for e in range(a2):
+        _gemm_rowmajor(<int> Kg, <int> P, <int> Cg, &U[e, gi, 0, 0], <int> Cg,
+                       V + e * Cg * P, <int> P, Mb + e * Kg * P, <int> P)
+
+
+def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, int nthreads):
+    """U[xi*a + nu, f] = (G g_f G^T)[xi, nu] for the (n, 9) filters g, on
+    `nthreads` OpenMP threads; U is (a*a, n)."""
+    cdef Py_ssize_t n = g.shape[0]
+    if n == 0:
+        return
+    with nogil:
+        if real is float:
+            if m == 2:
+                fc_wino_filter_f32_m2(&g[0, 0], n, &U[0, 0], nthreads)
+            else:
+                fc_wino_filter_f32_m4(&g[0, 0], n, &U[0, 0], nthreads)
+        else:
+            if m == 2:
+                fc_wino_filter_f64_m2(&g[0, 0], n, &U[0, 0], nthreads)
+            else:
+                fc_wino_filter_f64_m4(&g[0, 0], n, &U[0, 0], nthreads)
+
+
 def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
                   const real[::1] bias, real[:, :, :, ::1] out, Py_ssize_t m,
                   Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t groups,
@@ -73,58 +137,77 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     transformed filters (a*a, groups, C_out/groups, C_in/groups), ``bias``
     length C_out or 0.  Stride 1, dilation 1, 3 x 3 filters; ``pad_top`` and
     ``pad_left`` are the leading zero padding (trailing padding follows from
-    the output size).  A task covers ``rows_per_task`` rows of tiles.
+    the output size).  A task covers ``rows_per_task`` rows of tiles of the
+    sequence of all images' tile rows, for one group.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t a = m + 2, a2 = (m + 2) * (m + 2)
     cdef Py_ssize_t Cg = C // groups, Kg = K // groups
     cdef Py_ssize_t tH = (OH + m - 1) // m, tW = (OW + m - 1) // m
-    cdef Py_ssize_t chunks = (tH + rows_per_task - 1) // rows_per_task
-    cdef Py_ssize_t ntasks = N * groups * chunks
+    # Tile rows of all images in one sequence: a task's GEMMs may span images.
+    cdef Py_ssize_t R = N * tH
+    cdef Py_ssize_t chunks = (R + rows_per_task - 1) // rows_per_task
+    cdef Py_ssize_t ntasks = groups * chunks
     cdef Py_ssize_t pmax = rows_per_task * tW
     cdef Py_ssize_t scratch_len = 2 * a * (tW + 1) * m + a * m * tW + m * m * tW
-    cdef Py_ssize_t per = a2 * (Cg + Kg) * pmax + scratch_len
-    cdef Py_ssize_t nbuf = nthreads if parallel_tasks else 1
+    cdef Py_ssize_t tiles_len = a2 * (Cg + Kg) * pmax
     cdef bint has_bias = bias.shape[0] > 0
     cdef real *all_buf
     cdef real *V
     cdef real *Mb
     cdef real *scratch
-    cdef const real *xc
-    cdef Py_ssize_t t, r, chunk, gi, n, th0, th1, th, P, c, e, k, nrows
-    cdef real b
+    cdef Py_ssize_t t, chunk, gi, r0, r1, P, c, e, k
     if ntasks == 0 or OH == 0 or OW == 0:
         return
-    all_buf = <real *> malloc(nbuf * per * sizeof(real))
+    if parallel_tasks:
+        # Each thread runs whole tasks in its own buffers; BLAS single-threaded.
+        all_buf = <real *> malloc(nthreads * (tiles_len + scratch_len) * sizeof(real))
+    else:
+        # Tasks in sequence: threads share the tile buffers, each with its own
+        # scratch, and split the transforms by channel and the GEMMs by
+        # transform position (BLAS single-threaded inside the team).
+        all_buf = <real *> malloc((tiles_len + nthreads * scratch_len) * sizeof(real))
     if all_buf == NULL:
         raise MemoryError("fastconv: cannot allocate the Winograd workspace")
     try:
-        with nogil, parallel(num_threads=nbuf):
-            V = all_buf + threadid() * per
+        if parallel_tasks:
+            with nogil, parallel(num_threads=nthreads):
+                V = all_buf + threadid() * (tiles_len + scratch_len)
+                Mb = V + a2 * Cg * pmax
+                scratch = Mb + a2 * Kg * pmax
+                for t in prange(ntasks, schedule='guided'):
+                    chunk = t % chunks
+                    gi = t // chunks
+                    r0 = chunk * rows_per_task
+                    r1 = r0 + rows_per_task if r0 + rows_per_task < R else R
+                    P = (r1 - r0) * tW
+                    for c in range(Cg):
+                        _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
+                                    V + c * P, Cg * P, scratch)
+                    _products(U, gi, a2, Kg, Cg, P, V, Mb)
+                    for k in range(Kg):
+                        _output_rows(out, bias, has_bias, gi * Kg + k, m, tH, tW, OH, OW, r0, r1,
+                                     Mb + k * P, Kg * P, scratch)
+        else:
+            V = all_buf
             Mb = V + a2 * Cg * pmax
-            scratch = Mb + a2 * Kg * pmax
-            for t in prange(ntasks, schedule='guided'):
+            for t in range(ntasks):
                 chunk = t % chunks
-                r = t // chunks
-                gi = r % groups
-                n = r // groups
-                th0 = chunk * rows_per_task
-                th1 = th0 + rows_per_task if th0 + rows_per_task < tH else tH
-                P = (th1 - th0) * tW
-                for c in range(Cg):
-                    xc = &x[n, gi * Cg + c, 0, 0]
-                    for th in range(th0, th1):
-                        _input(m, xc, H, W, th * m - pad_top, -pad_left, tW,
-                               V + c * P + (th - th0) * tW, Cg * P, scratch)
-                for e in range(a2):
-                    _gemm_rowmajor(<int> Kg, <int> P, <int> Cg, &U[e, gi, 0, 0], <int> Cg,
-                                   V + e * Cg * P, <int> P, Mb + e * Kg * P, <int> P)
-                for k in range(Kg):
-                    b = bias[gi * Kg + k] if has_bias else 0
-                    for th in range(th0, th1):
-                        nrows = OH - th * m if OH - th * m < m else m
-                        _output(m, Mb + k * P + (th - th0) * tW, Kg * P, tW,
-                                &out[n, gi * Kg + k, th * m, 0], OW, nrows, OW, b, scratch)
+                gi = t // chunks
+                r0 = chunk * rows_per_task
+                r1 = r0 + rows_per_task if r0 + rows_per_task < R else R
+                P = (r1 - r0) * tW
+                with nogil, parallel(num_threads=nthreads):
+                    scratch = all_buf + tiles_len + threadid() * scratch_len
+                    for c in prange(Cg, schedule='static'):
+                        _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
+                                    V + c * P, Cg * P, scratch)
+                    for e in prange(a2, schedule='dynamic'):
+                        _gemm_rowmajor(<int> Kg, <int> P, <int> Cg, &U[e, gi, 0, 0], <int> Cg,
+                                       V + e * Cg * P, <int> P, Mb + e * Kg * P, <int> P)
+                    for k in prange(Kg, schedule='static'):
+                        _output_rows(out, bias, has_bias, gi * Kg + k, m, tH, tW, OH, OW, r0, r1,
+                                     Mb + k * P, Kg * P, scratch)
     finally:
         free(all_buf)

@@ -155,11 +155,16 @@ static const double fc_bt4[6][6] = {
     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
 static const double fc_at4[4][6] = {
     {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+static const double fc_g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double fc_g4[6][3] = {
+    {1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
 
 #define FC_T float
 #define FC_M 2
 #define FC_BT fc_bt2
 #define FC_AT fc_at2
+#define FC_G fc_g2
 #define FC_SFX f32_m2
 #include "fc_winograd_impl.h"
 #undef FC_SFX
@@ -172,9 +177,11 @@ static const double fc_at4[4][6] = {
 #undef FC_M
 #undef FC_BT
 #undef FC_AT
+#undef FC_G
 #define FC_M 4
 #define FC_BT fc_bt4
 #define FC_AT fc_at4
+#define FC_G fc_g4
 #define FC_T float
 #define FC_SFX f32_m4
 #include "fc_winograd_impl.h"
@@ -188,3 +195,4 @@ static const double fc_at4[4][6] = {
 #undef FC_M
 #undef FC_BT
 #undef FC_AT
+#undef FC_G

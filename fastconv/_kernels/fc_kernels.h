@@ -108,6 +108,9 @@ void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
  * fc_wino_output: Mt[(xi*a + nu)*plane + tw] is the transform-domain
  * product of tile tw; y[i*ldy + tw*m + j] = bias + (A^T M A)[i][j] for the
  * first `rows` rows and `cols` columns.  scratch holds a*m*tW + m*m*tW.
+ *
+ * fc_wino_filter: U[(xi*a + nu)*n + f] = (G g_f G^T)[xi][nu] for the n 3x3
+ * filters g_f stored one after another (9 values each), on nthreads threads.
  */
 #define FC_WINO_DECL(T, SFX)                                                    \
     void fc_wino_input_##SFX(const T *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t y0,\
@@ -115,7 +118,8 @@ void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
                              T *scratch);                                       \
     void fc_wino_output_##SFX(const T *Mt, ptrdiff_t plane, ptrdiff_t tW, T *y, \
                               ptrdiff_t ldy, ptrdiff_t rows, ptrdiff_t cols,    \
-                              T bias, T *scratch);
+                              T bias, T *scratch);                             \
+    void fc_wino_filter_##SFX(const T *g, ptrdiff_t n, T *U, int nthreads);
 FC_WINO_DECL(float, f32_m2)
 FC_WINO_DECL(double, f64_m2)
 FC_WINO_DECL(float, f32_m4)

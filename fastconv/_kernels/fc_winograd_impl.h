@@ -133,6 +133,39 @@ FC_MULTIVERSION void FC_WFN(fc_wino_output)(const FC_T *Mt, ptrdiff_t plane, ptr
     }
 }
 
+
+/* Filter transform U = G g G^T of n 3x3 filters g (n x 9, row-major each):
+ * U[(xi*a + nu)*n + f] for filter f.  Filters go in blocks of FC_WF_BLOCK,
+ * gathered so that every step is a unit-stride loop over the block, and
+ * blocks are spread over `nthreads` OpenMP threads. */
+#define FC_WF_BLOCK 32
+FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, int nthreads)
+{
+    const ptrdiff_t nblocks = (n + FC_WF_BLOCK - 1) / FC_WF_BLOCK;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (ptrdiff_t blk = 0; blk < nblocks; ++blk) {
+        const ptrdiff_t f0 = blk * FC_WF_BLOCK;
+        const ptrdiff_t nb = n - f0 < FC_WF_BLOCK ? n - f0 : FC_WF_BLOCK;
+        FC_T gin[9][FC_WF_BLOCK], t[FC_A][3][FC_WF_BLOCK];
+        for (ptrdiff_t q = 0; q < nb; ++q)
+            for (int i = 0; i < 9; ++i)
+                gin[i][q] = g[(f0 + q) * 9 + i];
+        for (int xi = 0; xi < FC_A; ++xi)
+            for (int j = 0; j < 3; ++j)
+                for (ptrdiff_t q = 0; q < nb; ++q)
+                    t[xi][j][q] = (FC_T)FC_G[xi][0] * gin[j][q] + (FC_T)FC_G[xi][1] * gin[3 + j][q]
+                                + (FC_T)FC_G[xi][2] * gin[6 + j][q];
+        for (int xi = 0; xi < FC_A; ++xi)
+            for (int nu = 0; nu < FC_A; ++nu) {
+                FC_T *restrict u = U + (xi * FC_A + nu) * n + f0;
+                for (ptrdiff_t q = 0; q < nb; ++q)
+                    u[q] = (FC_T)FC_G[nu][0] * t[xi][0][q] + (FC_T)FC_G[nu][1] * t[xi][1][q]
+                         + (FC_T)FC_G[nu][2] * t[xi][2][q];
+            }
+    }
+}
+#undef FC_WF_BLOCK
+
 #undef FC_BT_APPLY
 #undef FC_AT_APPLY
 #undef FC_A
