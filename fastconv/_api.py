@@ -123,11 +123,14 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         ``groups == C_in`` is a depthwise convolution.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
         Values used for the padding, as in ``torch.nn.Conv1d``.
-    algorithm : {"auto", "direct", "im2col", "fft"}, default "auto"
-        Kernel to run; "auto" uses the rule of ``fastconv._cpu`` (direct
-        or im2col by the channel counts, FFT where the fitted cost model
-        of ``fastconv._cost`` estimates it faster and the inputs are all
-        finite).
+    algorithm : {"auto", "direct", "im2col", "fft", "winograd", "separable"}, default "auto"
+        Kernel to run.  "auto" runs the candidate the fitted cost model of
+        ``fastconv._cost`` estimates fastest (or, with autotuning on, the
+        measured fastest), never a transform method (FFT, Winograd) on
+        inputs holding NaN or Inf; :func:`fastconv.choose_algorithm` shows
+        the choice.  "winograd" serves 3x3 kernels with stride 1 and
+        dilation 1 (conv2d); "separable" serves low-rank 2-D kernels of
+        one-channel and depthwise convolutions.
     out : array, optional
         Array of the result's shape and dtype to write into.
     workers : int, optional
@@ -162,8 +165,10 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     weights by tiles of the im2col matrix with BLAS GEMM (Chellapilla et
     al., 2006, "High Performance Convolutional Neural Networks for Document
     Processing"), never materialising the whole matrix.  Both accumulate in
-    the input dtype.  "fft" transforms the padded input and the dilated,
-    flipped filters with pocketfft (``scipy.fft`` real transforms, lengths
+    the input dtype ("winograd" and "separable" serve 2-D kernels only:
+    see :func:`conv2d`).  "fft"
+    transforms the padded input and the dilated, flipped filters with
+    pocketfft (``scipy.fft`` real transforms, lengths
     from ``next_fast_len``), sums the channels of each group in the
     frequency domain (one small matrix product per frequency) and samples
     the stride-1 result at the stride; its error is normwise, measured
@@ -214,11 +219,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         ``groups == C_in`` is a depthwise convolution.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
         Values used for the padding, as in ``torch.nn.Conv2d``.
-    algorithm : {"auto", "direct", "im2col", "fft"}, default "auto"
-        Kernel to run; "auto" uses the rule of ``fastconv._cpu`` (direct
-        or im2col by the channel counts, FFT where the fitted cost model
-        of ``fastconv._cost`` estimates it faster and the inputs are all
-        finite).
+    algorithm : {"auto", "direct", "im2col", "fft", "winograd", "separable"}, default "auto"
+        Kernel to run.  "auto" runs the candidate the fitted cost model of
+        ``fastconv._cost`` estimates fastest (or, with autotuning on, the
+        measured fastest), never a transform method (FFT, Winograd) on
+        inputs holding NaN or Inf; :func:`fastconv.choose_algorithm` shows
+        the choice.  "winograd" serves 3x3 kernels with stride 1 and
+        dilation 1 (conv2d); "separable" serves low-rank 2-D kernels of
+        one-channel and depthwise convolutions.
     out : array, optional
         Array of the result's shape and dtype to write into.
     workers : int, optional
@@ -260,8 +268,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     cache-sized tiles of the im2col matrix with BLAS GEMM (Chellapilla et
     al., 2006, "High Performance Convolutional Neural Networks for Document
     Processing"), never materialising the whole matrix.  Both accumulate in
-    the input dtype.  "fft" transforms the padded input and the dilated,
-    flipped filters with pocketfft (``scipy.fft`` real transforms, lengths
+    the input dtype.  "winograd" computes 4x4 (or 2x2) output tiles with
+    Winograd's minimal filtering F(4x4,3x3) / F(2x2,3x3) (Lavin & Gray,
+    2016, "Fast Algorithms for Convolutional Neural Networks"): 2.25 (or 4)
+    multiplications per output instead of 9, as one BLAS GEMM per transform
+    position; its error is normwise, within
+    ``fastconv._winograd.ERROR_BOUND`` times ``max|result|``.  "separable"
+    runs a kernel of low rank (SVD) as pairs of 1-D passes.  "fft"
+    transforms the padded input and the dilated, flipped filters with
+    pocketfft (``scipy.fft`` real transforms, lengths
     from ``next_fast_len``), sums the channels of each group in the
     frequency domain (one small matrix product per frequency) and samples
     the stride-1 result at the stride; its error is normwise, measured
@@ -312,11 +327,14 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         Channel groups; C_in and C_out must both be divisible by it.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
         Values used for the padding, as in ``torch.nn.Conv3d``.
-    algorithm : {"auto", "direct", "im2col", "fft"}, default "auto"
-        Kernel to run; "auto" uses the rule of ``fastconv._cpu`` (direct
-        or im2col by the channel counts, FFT where the fitted cost model
-        of ``fastconv._cost`` estimates it faster and the inputs are all
-        finite).
+    algorithm : {"auto", "direct", "im2col", "fft", "winograd", "separable"}, default "auto"
+        Kernel to run.  "auto" runs the candidate the fitted cost model of
+        ``fastconv._cost`` estimates fastest (or, with autotuning on, the
+        measured fastest), never a transform method (FFT, Winograd) on
+        inputs holding NaN or Inf; :func:`fastconv.choose_algorithm` shows
+        the choice.  "winograd" serves 3x3 kernels with stride 1 and
+        dilation 1 (conv2d); "separable" serves low-rank 2-D kernels of
+        one-channel and depthwise convolutions.
     out : array, optional
         Array of the result's shape and dtype to write into.
     workers : int, optional

@@ -93,7 +93,7 @@ def choose_algorithm(conv, x, weight, bias=None, stride=1, padding=0, dilation=1
     >>> choice.algorithm in choice.seconds
     True
     >>> sorted(choice.unavailable)
-    []
+    ['separable']
     """
     nd = _nd_of(conv)
     if not isinstance(measure, bool):

@@ -126,9 +126,10 @@ def schedule(problem, m: int, nthreads: int):
     tiles, within TASK_BYTES -- but takes at least MIN_GEMM_TILES tiles
     (memory permitting up to MAX_TASK_BYTES), because each task's GEMMs
     read all of the transformed filters, ``a*a*C_out*C_in/g`` values, once.
-    With at least one task per thread, threads run whole tasks; otherwise
-    tasks run in sequence, the threads sharing each one's transforms and
-    GEMMs.  BLAS is single-threaded inside the team either way.
+    With at least one task per thread, threads run whole tasks; otherwise,
+    or when the transformed filters outgrow TASK_BYTES, tasks run in
+    sequence with the threads sharing each one's transforms and GEMMs.
+    BLAS is single-threaded inside the team either way.
     """
     a2 = (m + 2) ** 2
     oh, ow = problem.out_size
@@ -136,8 +137,19 @@ def schedule(problem, m: int, nthreads: int):
     total = problem.batch * th
     per_row = a2 * (problem.in_channels_per_group + problem.out_channels_per_group) * tw
     row_bytes = per_row * problem.dtype.itemsize
+    cap = max(1, MAX_TASK_BYTES // row_bytes)
+    filter_bytes = a2 * problem.out_channels_per_group * problem.in_channels_per_group \
+        * problem.dtype.itemsize
+    if filter_bytes > TASK_BYTES:
+        # Transformed filters larger than a task's tiles: every task would
+        # stream them through the cache again, so take the widest GEMMs the
+        # memory cap allows and let the threads share each task (measured
+        # here: 3x3 512-channel layers at 7x7, N=8, 8.3 ms shared vs 8.9-10.8
+        # in parallel tasks; 256 channels at 14x14, N=1, 0.73 vs 0.80 ms).
+        rows = min(total, cap)
+        return rows, False
     rows = max(1, TASK_BYTES // row_bytes, -(-MIN_GEMM_TILES // tw))
-    rows = min(total, rows, max(1, MAX_TASK_BYTES // row_bytes))
+    rows = min(total, rows, cap)
     per_group = -(-total // rows)
     if nthreads > 1 and problem.groups * per_group >= nthreads:
         # Round the task count up to a multiple of the threads.

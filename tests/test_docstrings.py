@@ -6,7 +6,8 @@ import importlib
 
 import pytest
 
-MODULES = ["fastconv._api", "fastconv.signal", "fastconv._threads", "fastconv._info"]
+MODULES = ["fastconv._api", "fastconv.signal", "fastconv._threads", "fastconv._info",
+           "fastconv._plan", "fastconv._tuning"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -160,39 +160,16 @@ static const double fc_g4[6][3] = {
     {1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
     {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
 
-#define FC_T float
 #define FC_M 2
+#define FC_MNAME m2
 #define FC_BT fc_bt2
 #define FC_AT fc_at2
 #define FC_G fc_g2
-#define FC_SFX f32_m2
-#include "fc_winograd_impl.h"
-#undef FC_SFX
-#define FC_SFX f64_m2
-#undef FC_T
-#define FC_T double
-#include "fc_winograd_impl.h"
-#undef FC_SFX
-#undef FC_T
-#undef FC_M
-#undef FC_BT
-#undef FC_AT
-#undef FC_G
+#include "fc_winograd_inst.h"
+
 #define FC_M 4
+#define FC_MNAME m4
 #define FC_BT fc_bt4
 #define FC_AT fc_at4
 #define FC_G fc_g4
-#define FC_T float
-#define FC_SFX f32_m4
-#include "fc_winograd_impl.h"
-#undef FC_SFX
-#undef FC_T
-#define FC_T double
-#define FC_SFX f64_m4
-#include "fc_winograd_impl.h"
-#undef FC_SFX
-#undef FC_T
-#undef FC_M
-#undef FC_BT
-#undef FC_AT
-#undef FC_G
+#include "fc_winograd_inst.h"
