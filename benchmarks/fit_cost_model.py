@@ -7,6 +7,7 @@ dimensionality and precision (fastconv/_cost.py defines the features):
 * ``direct``: fastconv.signal.convolve(method="direct");
 * ``fft``: fastconv.signal.convolve(method="fft");
 * ``im2col``: fastconv.conv2d(algorithm="im2col") on CNN-like layers;
+* ``nndirect``: fastconv.conv2d(algorithm="direct") on the multi-channel ones;
 * ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers;
 * ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3 layers.
 
@@ -43,14 +44,23 @@ SIGNAL_GRID = {
     2: [((n, n), (k, k)) for n in (128, 512) for k in (3, 7, 15, 31)],
     3: [((n, n, n), (k, k, k)) for n in (32, 64) for k in (3, 5, 7, 9)],
 }
-CNN_GRID = [  # N, C_in, C_out, H, k
+CNN_GRID = [  # N, C_in, C_out, H, k: large layers and small calls (fixed costs)
     (1, 16, 16, 56, 3), (1, 64, 64, 28, 3), (1, 32, 32, 28, 7), (2, 8, 8, 64, 11),
     (1, 128, 128, 14, 3), (1, 16, 32, 32, 15), (1, 4, 4, 128, 9), (4, 8, 16, 32, 5),
-    (1, 32, 32, 64, 13),
+    (1, 32, 32, 64, 13), (1, 1, 1, 17, 3), (4, 1, 1, 22, 3), (1, 1, 1, 33, 11),
+    (2, 1, 1, 96, 7), (1, 1, 1, 160, 15), (1, 4, 4, 16, 3), (2, 8, 8, 12, 5),
+    (1, 2, 3, 32, 7), (3, 3, 8, 24, 5), (1, 33, 5, 24, 3), (1, 64, 16, 32, 1),
+    (2, 3, 7, 48, 1), (1, 1, 30, 27, 3), (2, 1, 16, 64, 5), (3, 119, 6, 19, 9),
+    (1, 24, 8, 20, 7),
+]
+STRIDED_GRID = [  # N, C_in, C_out, H, k, stride: the direct kernel's scalar rows
+    (1, 6, 2, 56, 11, 2), (1, 16, 16, 56, 3, 2), (2, 8, 8, 64, 5, 2), (1, 3, 16, 96, 7, 2),
 ]
 WINOGRAD_GRID = [  # N, C_in, C_out, H
     (1, 16, 16, 56), (1, 64, 64, 56), (1, 128, 128, 28), (1, 256, 256, 14), (1, 512, 512, 7),
     (4, 64, 64, 56), (2, 128, 128, 28), (4, 256, 256, 14), (1, 32, 64, 112), (2, 8, 8, 128),
+    (2, 7, 7, 16), (1, 4, 4, 12), (3, 33, 5, 24), (4, 118, 49, 17), (2, 9, 6, 37),
+    (4, 2, 3, 51), (1, 3, 16, 96), (2, 16, 4, 40),
 ]
 
 
@@ -87,7 +97,7 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true", help="rewrite _cost_model.json")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    model = {"direct": {}, "fft": {}, "im2col": {}, "nnfft": {}, "winograd": {}}
+    model = {"direct": {}, "fft": {}, "im2col": {}, "nndirect": {}, "nnfft": {}, "winograd": {}}
     for dt in (np.float32, np.float64):
         dtn = np.dtype(dt).name
         for nd, grid in SIGNAL_GRID.items():
@@ -104,18 +114,28 @@ def main(argv=None):
             model["fft"][key] = fit(fft)
             report(f"direct {key}", direct, model["direct"][key])
             report(f"fft {key}", fft, model["fft"][key])
-        gemm, nnfft = [], []
+        gemm, nnfft, nndirect = [], [], []
         for n, cin, cout, h, k in CNN_GRID:
             x = rng.standard_normal((n, cin, h, h)).astype(dt)
             w = rng.standard_normal((cout, cin, k, k)).astype(dt)
             pad = k // 2
             problem = _problem(x, w, pad)
-            macs = problem.flops // 2
-            outputs = n * cout * h * h
-            gemm.append(((macs, outputs, 1), best_time(
-                lambda: fastconv.conv2d(x, w, padding=pad, algorithm="im2col"))))
+            if cout > 1:  # one output channel is never im2col's in "auto"
+                gemm.append((_cost.im2col_features(problem), best_time(
+                    lambda: fastconv.conv2d(x, w, padding=pad, algorithm="im2col"))))
+            if cin > 1:
+                nndirect.append((_cost.nndirect_features(problem), best_time(
+                    lambda: fastconv.conv2d(x, w, padding=pad, algorithm="direct"))))
             nnfft.append((_cost.nn_fft_features(problem), best_time(
                 lambda: fastconv.conv2d(x, w, padding=pad, algorithm="fft"))))
+        for n, cin, cout, h, k, stride in STRIDED_GRID:
+            x = rng.standard_normal((n, cin, h, h)).astype(dt)
+            w = rng.standard_normal((cout, cin, k, k)).astype(dt)
+            problem = _problem(x, w, k // 2, stride)
+            nndirect.append((_cost.nndirect_features(problem), best_time(
+                lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="direct"))))
+            gemm.append((_cost.im2col_features(problem), best_time(
+                lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="im2col"))))
         wino = []
         for n, cin, cout, h in WINOGRAD_GRID:
             x = rng.standard_normal((n, cin, h, h)).astype(dt)
@@ -123,10 +143,13 @@ def main(argv=None):
             problem = _problem(x, w, 1)
             wino.append((_cost.winograd_features(problem), best_time(
                 lambda: fastconv.conv2d(x, w, padding=1, algorithm="winograd"))))
-            gemm.append(((problem.flops // 2, n * cout * h * h, 1), best_time(
+            gemm.append((_cost.im2col_features(problem), best_time(
                 lambda: fastconv.conv2d(x, w, padding=1, algorithm="im2col"))))
+            nndirect.append((_cost.nndirect_features(problem), best_time(
+                lambda: fastconv.conv2d(x, w, padding=1, algorithm="direct"))))
         key = f"2d-{dtn}"
-        for path, samples in (("im2col", gemm), ("nnfft", nnfft), ("winograd", wino)):
+        for path, samples in (("im2col", gemm), ("nndirect", nndirect), ("nnfft", nnfft),
+                              ("winograd", wino)):
             model[path][key] = fit(samples)
             report(f"{path} {key}", samples, model[path][key])
     model["machine"] = (f"{platform.machine()} {platform.processor() or ''} "
@@ -138,9 +161,9 @@ def main(argv=None):
         print(f"wrote {MODEL_PATH}")
 
 
-def _problem(x, w, pad):
+def _problem(x, w, pad, stride=1):
     from fastconv._validation import plan_conv
-    return plan_conv(2, x, w, None, 1, pad, 1, 1, "zeros")
+    return plan_conv(2, x, w, None, stride, pad, 1, 1, "zeros")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 
 Usage::
 
-    python benchmarks/report.py bench.json [--png ratios.png] [--stat median]
+    python benchmarks/report.py bench.json [--png ratios.png] [--stat median] [--no-groups]
 
 For every benchmark group (one case: a CNN layer and batch size, or an image
 size / kernel / dtype) it prints one table with, per implementation, the
@@ -14,13 +14,35 @@ the geometric mean of each (fastconv implementation, peer) speed-up over the
 groups of each family (``extra_info["family"]``), plus the machine
 information and the date stored in the JSON.
 
-Performance targets: a fastconv benchmark whose ``extra_info["target"]`` is
-``{"peer": <peer impl>, "min_ratio": <minimum speed-up>}`` gets a row in a
-final "Targets" table: its group, the peer, the measured speed-up against
-that peer (same statistic as above), the target and whether it is met. A
-benchmark file declares its targets in one dict (case -> (peer, minimum
-ratio), e.g. ``TARGETS`` of ``test_bench_signal.py``) and copies each into
-the extra_info of the case's fastconv benchmarks; nothing else is needed.
+A table's "runs" column, shown when a group has it, gives the algorithm
+each fastconv benchmark ran: ``extra_info["auto_choice"]`` (what
+``algorithm="auto"`` chose, by ``fastconv.choose_algorithm``) or else
+``extra_info["algorithm"]`` (a forced algorithm).
+
+Performance targets, all printed in a final "Targets" section:
+
+* Per case: a fastconv benchmark whose ``extra_info["target"]`` is
+  ``{"peer": <impl>, "min_ratio": <minimum speed-up>}`` gets a row: its
+  group, the peer, the measured speed-up ``peer time / its time`` (same
+  statistic as above), the target and whether it is met. The "peer" may be
+  any implementation of the same group, also another fastconv one (e.g.
+  ``fastconv-direct``). A benchmark file declares its targets in one dict
+  (case -> (peer, minimum ratio), e.g. ``TARGETS`` of
+  ``test_bench_signal.py``) and copies each into the extra_info of the
+  case's fastconv benchmarks; nothing else is needed.
+* Geometric mean over a set of cases: ``extra_info["geomean_targets"]`` is
+  a list of ``{"name", "groups": [group, ...], "peer", "min_ratio"}``; put
+  it on the benchmarks of the implementation it judges (in any of the
+  groups). The row gives the geometric mean of that implementation's
+  speed-up against the peer over the groups, and is met when every group
+  was measured and the mean reaches ``min_ratio``.
+* Selector: benchmarks carrying ``extra_info["problem"]`` (an id) and
+  ``extra_info["algorithm"]`` ("auto" or a forced algorithm) make a
+  "Selector" section per family: per problem, auto's time / the fastest
+  forced algorithm's time, then the geometric mean and the maximum of that
+  ratio. ``extra_info["selector_target"] = {"max_geomean": .., "max_ratio":
+  ..}`` on the "auto" benchmarks sets the family's targets (ratios at most
+  these).
 
 Benchmarks written by fastconv's suite carry ``extra_info`` keys ``impl``,
 ``role`` ("fastconv" or "peer"), ``family`` and ``flops``; for other JSON
@@ -76,6 +98,7 @@ def load(path, stat="median"):
         data = json.load(f)
     groups = OrderedDict()
     for bench in data.get("benchmarks", []):
+        # rows also carry "info": the benchmark's whole extra_info.
         stats = bench.get("stats") or {}
         if stat not in stats:
             continue
@@ -91,6 +114,7 @@ def load(path, stat="median"):
             "rounds": stats.get("rounds"),
             "threads": info.get("threads"),
             "target": _target_of(info),
+            "info": info,
         })
     return data, groups
 
@@ -106,6 +130,28 @@ def ratios(group):
     return out
 
 
+def speedup(group, mine, other):
+    """``other``'s seconds / ``mine``'s seconds in a group (any roles), or None."""
+    if not group:
+        return None
+    secs = {}
+    for r in group["rows"]:
+        secs.setdefault(r["impl"], r["seconds"])
+    if mine not in secs or other not in secs or secs[mine] <= 0:
+        return None
+    return secs[other] / secs[mine]
+
+
+def _geomean(vals):
+    return math.exp(sum(math.log(v) for v in vals) / len(vals))
+
+
+def _runs(row):
+    """The algorithm a fastconv row ran (auto's choice, else the forced one), or None."""
+    info = row.get("info") or {}
+    return info.get("auto_choice") or info.get("algorithm")
+
+
 def targets(groups):
     """Rows ``(group, fastconv impl, peer, measured speed-up or None, target, met or None)``.
 
@@ -114,13 +160,88 @@ def targets(groups):
     """
     out = []
     for gname, group in groups.items():
-        rat = ratios(group)
         for r in group["rows"]:
             if r["role"] != "fastconv" or not r.get("target"):
                 continue
             peer, want = r["target"]
-            got = rat.get((r["impl"], peer))
+            got = speedup(group, r["impl"], peer)
             out.append((gname, r["impl"], peer, got, want, None if got is None else got >= want))
+    return out
+
+
+def geomean_targets(groups):
+    """One dict per (geomean target name, impl): name, impl, peer, groups (declared),
+    measured (count), geomean, min (None when nothing measured), target, met
+    (None unless every group was measured)."""
+    specs = OrderedDict()
+    for group in groups.values():
+        for r in group["rows"]:
+            declared = (r.get("info") or {}).get("geomean_targets") or []
+            for spec in [declared] if isinstance(declared, dict) else declared:
+                specs.setdefault((str(spec["name"]), r["impl"]),
+                                 (tuple(spec["groups"]), str(spec["peer"]),
+                                  float(spec["min_ratio"])))
+    out = []
+    for (name, impl), (gnames, peer, want) in specs.items():
+        vals = [v for v in (speedup(groups.get(g), impl, peer) for g in gnames)
+                if v is not None]
+        gm = _geomean(vals) if vals else None
+        met = None if gm is None or len(vals) < len(gnames) else gm >= want
+        out.append(dict(name=name, impl=impl, peer=peer, groups=len(gnames),
+                        measured=len(vals), geomean=gm, min=min(vals) if vals else None,
+                        target=want, met=met))
+    return out
+
+
+def selector(groups):
+    """Auto vs the fastest forced algorithm, per family and problem.
+
+    Returns ``{family: {"problems": [...], "target": dict or None, "geomean",
+    "max", "worst"}}``; each problem is a dict with ``problem``, ``group``,
+    ``choice`` (what auto ran), ``auto`` and ``best`` seconds, ``best_alg``
+    (fastest forced algorithm), ``forced`` (how many were timed) and
+    ``ratio`` (auto / best; None without both).
+    """
+    fams = OrderedDict()
+    for gname, group in groups.items():
+        for r in group["rows"]:
+            info = r.get("info") or {}
+            if "problem" not in info or "algorithm" not in info:
+                continue
+            fam = fams.setdefault(group["family"], {"problems": OrderedDict(), "target": None})
+            prob = fam["problems"].setdefault(str(info["problem"]), {
+                "problem": str(info["problem"]), "group": gname, "choice": None,
+                "auto": None, "best": None, "best_alg": None, "forced": 0, "ratio": None})
+            if info["algorithm"] == "auto":
+                prob["auto"], prob["choice"] = r["seconds"], info.get("auto_choice")
+                if info.get("selector_target") and fam["target"] is None:
+                    fam["target"] = dict(info["selector_target"])
+            else:
+                prob["forced"] += 1
+                if prob["best"] is None or r["seconds"] < prob["best"]:
+                    prob["best"], prob["best_alg"] = r["seconds"], str(info["algorithm"])
+    for fam in fams.values():
+        fam["problems"] = list(fam["problems"].values())
+        for prob in fam["problems"]:
+            if prob["auto"] is not None and prob["best"]:
+                prob["ratio"] = prob["auto"] / prob["best"]
+        rated = [p for p in fam["problems"] if p["ratio"] is not None]
+        fam["geomean"] = _geomean([p["ratio"] for p in rated]) if rated else None
+        fam["worst"] = max(rated, key=lambda p: p["ratio"]) if rated else None
+        fam["max"] = fam["worst"]["ratio"] if rated else None
+    return fams
+
+
+def selector_targets(fams):
+    """Rows ``(family, statistic, measured or None, maximum, met or None)``."""
+    out = []
+    for fam_name, fam in fams.items():
+        t = fam["target"] or {}
+        for key, stat in (("max_geomean", "geomean"), ("max_ratio", "max")):
+            if key in t:
+                got = fam[stat]
+                out.append((fam_name, f"{stat} of auto / fastest forced", got, float(t[key]),
+                            None if got is None else got <= float(t[key])))
     return out
 
 
@@ -166,7 +287,7 @@ def _machine_lines(data):
     return lines
 
 
-def render(data, groups, stat="median"):
+def render(data, groups, stat="median", show_groups=True):
     out = ["# fastconv benchmark report", ""]
     out += _machine_lines(data)
     out += ["", f"Times are the {stat} over rounds; speed-up = peer time / fastconv time "
@@ -181,47 +302,118 @@ def render(data, groups, stat="median"):
         for (mine, peer), r in rat.items():
             per_family[group["family"]][(mine, peer)].append(r)
 
+        if not show_groups:
+            continue
+        show_runs = any(_runs(r) for r in rows if r["role"] == "fastconv")
         out.append(f"## {gname}")
         out.append("")
-        head = ["impl", f"{stat} ms", "GFLOP/s", "threads"] + [f"vs {p}" for p in peers]
+        head = (["impl"] + (["runs"] if show_runs else []) + [f"{stat} ms", "GFLOP/s", "threads"]
+                + [f"vs {p}" for p in peers])
         out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+        text_cols = 2 if show_runs else 1  # impl (and runs) left-aligned
+        out.append("|" + "|".join(["---"] * text_cols + ["---:"] * (len(head) - text_cols))
+                   + "|")
         for r in rows:
             gf = (f"{r['flops'] / r['seconds'] / 1e9:.2f}"
                   if r["flops"] and r["seconds"] > 0 else "—")
-            cells = [r["impl"], _fmt_ms(r["seconds"]), gf,
-                     "—" if r["threads"] is None else str(r["threads"])]
+            cells = ([r["impl"]]
+                     + ([(_runs(r) if r["role"] == "fastconv" else None) or "—"]
+                        if show_runs else [])
+                     + [_fmt_ms(r["seconds"]), gf,
+                        "—" if r["threads"] is None else str(r["threads"])])
             for p in peers:
                 cells.append(_fmt_ratio(rat.get((r["impl"], p))) if r["role"] == "fastconv"
                              else "—")
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
 
-    out.append("## Geometric means of the speed-ups per family")
-    out.append("")
-    out.append("| family | fastconv impl | peer | geomean speed-up | min | max | groups |")
-    out.append("|---|---|---|---:|---:|---:|---:|")
-    for fam, pairs in per_family.items():
-        for (mine, peer), vals in sorted(pairs.items()):
-            gm = math.exp(sum(math.log(v) for v in vals) / len(vals))
-            out.append(f"| {fam} | {mine} | {peer} | {_fmt_ratio(gm)} | "
-                       f"{_fmt_ratio(min(vals))} | {_fmt_ratio(max(vals))} | {len(vals)} |")
-    out.append("")
+    if per_family:
+        out.append("## Geometric means of the speed-ups per family")
+        out.append("")
+        out.append("| family | fastconv impl | peer | geomean speed-up | min | max | groups |")
+        out.append("|---|---|---|---:|---:|---:|---:|")
+        for fam, pairs in per_family.items():
+            for (mine, peer), vals in sorted(pairs.items()):
+                out.append(f"| {fam} | {mine} | {peer} | {_fmt_ratio(_geomean(vals))} | "
+                           f"{_fmt_ratio(min(vals))} | {_fmt_ratio(max(vals))} | {len(vals)} |")
+        out.append("")
+
+    fams = selector(groups)
+    for fam_name, fam in fams.items():
+        out.append(f"## Selector ({fam_name}): auto vs the fastest forced algorithm")
+        out.append("")
+        out.append(f"Per problem, the {stat} time of algorithm=\"auto\" over that of the "
+                   "fastest forced algorithm timed (> 1: auto slower; forced algorithms "
+                   "that cannot serve a problem or were skipped as too slow are not "
+                   "counted).")
+        out.append("")
+        out.append("| problem | auto runs | fastest forced | auto ms | fastest ms | "
+                   "auto / fastest | forced timed |")
+        out.append("|---|---|---|---:|---:|---:|---:|")
+        for p in fam["problems"]:
+            label = p["group"] if p["group"].startswith(p["problem"]) else \
+                f"{p['problem']} ({p['group']})"
+            ratio = "—" if p["ratio"] is None else f"{p['ratio']:.2f}"
+            out.append(f"| {label} | {p['choice'] or '—'} | {p['best_alg'] or '—'} | "
+                       f"{'—' if p['auto'] is None else _fmt_ms(p['auto'])} | "
+                       f"{'—' if p['best'] is None else _fmt_ms(p['best'])} | "
+                       f"{ratio} | {p['forced']} |")
+        out.append("")
+        rated = [p for p in fam["problems"] if p["ratio"] is not None]
+        if rated:
+            picked = sum(1 for p in rated if p["choice"] and p["choice"] == p["best_alg"])
+            within = sum(1 for p in rated if p["ratio"] <= 1.1)
+            out.append(f"{len(rated)} problems: geometric mean of auto / fastest "
+                       f"{fam['geomean']:.3f}, max {fam['max']:.2f} "
+                       f"({fam['worst']['problem']}); auto ran the fastest forced algorithm "
+                       f"on {picked}, and was within 1.1x of it on {within}.")
+            out.append("")
 
     rows = targets(groups)
-    if rows:
-        met = sum(1 for row in rows if row[5])
+    geo = geomean_targets(groups)
+    sel = selector_targets(fams)
+    if rows or geo or sel:
+        met = (sum(1 for row in rows if row[5]) + sum(1 for g in geo if g["met"])
+               + sum(1 for row in sel if row[4]))
         out.append("## Targets")
         out.append("")
-        out.append(f"Speed-up ({stat}) of each fastconv implementation against the peer "
-                   f"its target names; {met} of {len(rows)} met.")
+        out.append(f"{met} of {len(rows) + len(geo) + len(sel)} targets met "
+                   f"(times: {stat} over rounds).")
+        out.append("")
+
+    def verdict(ok):
+        return "—" if ok is None else ("yes" if ok else "**no**")
+
+    if rows:
+        out.append("Per case: speed-up = the named peer's time / the fastconv "
+                   "implementation's time.")
         out.append("")
         out.append("| case | fastconv impl | peer | measured | target | met |")
         out.append("|---|---|---|---:|---:|---|")
         for gname, mine, peer, got, want, ok in rows:
-            verdict = "—" if ok is None else ("yes" if ok else "**no**")
             out.append(f"| {gname} | {mine} | {peer} | {_fmt_ratio(got)} | "
-                       f">= {want:g}x | {verdict} |")
+                       f">= {want:g}x | {verdict(ok)} |")
+        out.append("")
+    if geo:
+        out.append("Geometric mean of the speed-up over a set of cases (met only when "
+                   "every case was measured):")
+        out.append("")
+        out.append("| cases | fastconv impl | peer | measured cases | geomean | min | "
+                   "target | met |")
+        out.append("|---|---|---|---:|---:|---:|---:|---|")
+        for g in geo:
+            out.append(f"| {g['name']} | {g['impl']} | {g['peer']} | "
+                       f"{g['measured']} of {g['groups']} | {_fmt_ratio(g['geomean'])} | "
+                       f"{_fmt_ratio(g['min'])} | >= {g['target']:g}x | {verdict(g['met'])} |")
+        out.append("")
+    if sel:
+        out.append("Selector: auto's time / the fastest forced algorithm's time.")
+        out.append("")
+        out.append("| family | statistic | measured | target | met |")
+        out.append("|---|---|---:|---:|---|")
+        for fam_name, what, got, want, ok in sel:
+            shown = "—" if got is None else f"{got:.3f}"
+            out.append(f"| {fam_name} | {what} | {shown} | <= {want:g} | {verdict(ok)} |")
         out.append("")
     return "\n".join(out), per_family
 
@@ -289,6 +481,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     ap.add_argument("json", help="pytest-benchmark JSON file (--benchmark-json=...)")
     ap.add_argument("--png", metavar="PATH", help="also draw the speed-ups as a bar chart")
+    ap.add_argument("--no-groups", action="store_true",
+                    help="leave out the per-group tables (summaries and targets only)")
     ap.add_argument("--stat", default="median",
                     choices=("median", "min", "mean"), help="statistic to compare (default median)")
     args = ap.parse_args(argv)
@@ -296,7 +490,7 @@ def main(argv=None):
     if not groups:
         print(f"report.py: no benchmarks in {args.json}", file=sys.stderr)
         return 1
-    text, _ = render(data, groups, args.stat)
+    text, _ = render(data, groups, args.stat, show_groups=not args.no_groups)
     print(text)
     if args.png:
         print(f"bar chart written to {plot(groups, args.png)}")

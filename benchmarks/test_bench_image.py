@@ -2,20 +2,25 @@
 
 * scikit-image's 512x512 camera photograph, float32 and float64, with
   square kernels k = 3, 5, 7, 15, 31, 63 (seeded random, non-separable,
-  normalised to sum 1) and a separable Gaussian (sigma 2, 13x13):
-  ``fastconv.conv2d(img, k, padding="same")`` against
+  normalised to sum 1) and separable Gaussians (13x13 with sigma 2, 15x15
+  with sigma 2.5): ``fastconv.conv2d(img, k, padding="same")`` against
   ``scipy.ndimage.correlate(img, k, mode="constant")``,
   ``scipy.signal.correlate2d(img, k, mode="same")`` (skipped when one call
   takes more than ``SIGNAL_BUDGET_S``), torch ``conv2d`` (float32 only, if
-  installed) and, for the Gaussian only, two ``scipy.ndimage.correlate1d``
+  installed) and, for the Gaussians only, two ``scipy.ndimage.correlate1d``
   passes (what a SciPy user would write for a separable kernel).
+* the 15x15 Gaussian in float32 also times ``algorithm="direct"``
+  (``fastconv-direct``): ``TARGETS`` asks "auto" (which should take the
+  separable path) to be at least 3x faster than the direct path.
 * an 8192x8192 float32 image with a 7x7 kernel, every implementation writing
   into a preallocated output: fastconv ``out=`` with ``algorithm`` "auto"
   and "im2col", ``scipy.ndimage.correlate(..., output=out)``.
 
 All these compute the same zero-padded "same"-size cross-correlation.
 FLOPs are counted as for the dense kernel (2 * H * W * kH * kW), also for
-the separable Gaussian, so its GFLOP/s is an "effective" rate.
+the separable Gaussians, so their GFLOP/s is an "effective" rate. The
+``fastconv-auto`` benchmarks record the algorithm "auto" runs
+(``fastconv.choose_algorithm``) in ``extra_info["auto_choice"]``.
 """
 
 from __future__ import annotations
@@ -26,19 +31,25 @@ import scipy.ndimage
 import scipy.signal
 
 SIGNAL_BUDGET_S = 3.0
-KERNELS = ("k3", "k5", "k7", "k15", "k31", "k63", "gauss13")
+KERNELS = ("k3", "k5", "k7", "k15", "k31", "k63", "gauss13", "gauss15")
+GAUSS_SIGMA = {13: 2.0, 15: 2.5}  # Gaussian size -> sigma
 CI_KERNELS = {"k3", "k7"}
 DTYPES = ("float32", "float64")
 LARGE = 8192
 LARGE_K = 7
 
+# Case (benchmark group) -> (other impl of the group, minimum speed-up of
+# fastconv-auto = that impl's time / auto's time).
+TARGETS = {
+    "image 512x512 gauss15 float32": ("fastconv-direct", 3.0),
+}
+# Cases that also time fastconv's forced algorithm="direct".
+DIRECT_CASES = (("float32", "gauss15"),)
+
 
 def make_kernel(seeded, kname, dtype):
     if kname.startswith("gauss"):
-        size, sigma = int(kname[5:]), 2.0
-        r = np.arange(size) - (size - 1) / 2.0
-        g = np.exp(-0.5 * (r / sigma) ** 2)
-        g /= g.sum()
+        g = gaussian_1d(kname, np.float64)
         return np.outer(g, g).astype(dtype)
     size = int(kname[1:])
     k = seeded("image-kernel", size).random((size, size))
@@ -48,7 +59,7 @@ def make_kernel(seeded, kname, dtype):
 def gaussian_1d(kname, dtype):
     size = int(kname[5:])
     r = np.arange(size) - (size - 1) / 2.0
-    g = np.exp(-0.5 * (r / 2.0) ** 2)
+    g = np.exp(-0.5 * (r / GAUSS_SIGMA[size]) ** 2)
     return (g / g.sum()).astype(dtype)
 
 
@@ -63,11 +74,15 @@ def _case_params():
 
 def _describe(benchmark, img, k, dtype, kname, impl, role, threads):
     h, w = img.shape
-    benchmark.group = f"image {h}x{w} {kname} {dtype}"
+    group = f"image {h}x{w} {kname} {dtype}"
+    benchmark.group = group
     benchmark.extra_info.update(
         impl=impl, role=role, family=f"image-{dtype}", dtype=dtype, kernel=kname,
         image=f"{h}x{w}", flops=2 * h * w * k.shape[0] * k.shape[1], threads=threads,
     )
+    if impl == "fastconv-auto" and group in TARGETS:
+        peer, min_ratio = TARGETS[group]
+        benchmark.extra_info["target"] = {"peer": peer, "min_ratio": min_ratio}
 
 
 _REFERENCE = {}
@@ -106,8 +121,26 @@ def test_fastconv(benchmark, fastconv_mod, n_threads, seeded, images, dtype, kna
 
     call()  # warm-up
     _describe(benchmark, img, k, dtype, kname, "fastconv-auto", "fastconv", n_threads)
+    benchmark.extra_info["auto_choice"] = fastconv_mod.choose_algorithm(
+        fastconv_mod.conv2d, img, k, padding="same").algorithm
     result = benchmark(call)
     _check(benchmark, result, _reference(img, k, dtype, kname), k, dtype, "fastconv.conv2d")
+
+
+@pytest.mark.parametrize("dtype, kname", DIRECT_CASES)
+def test_fastconv_direct(benchmark, fastconv_mod, n_threads, seeded, images, dtype, kname):
+    """fastconv's forced direct path, the reference of auto's target on the Gaussian."""
+    img, k = images[dtype], make_kernel(seeded, kname, dtype)
+
+    def call():
+        return fastconv_mod.conv2d(img, k, padding="same", algorithm="direct")
+
+    call()  # warm-up
+    _describe(benchmark, img, k, dtype, kname, "fastconv-direct", "fastconv", n_threads)
+    benchmark.extra_info["algorithm"] = "direct"
+    result = benchmark(call)
+    _check(benchmark, result, _reference(img, k, dtype, kname), k, dtype,
+           "fastconv.conv2d(algorithm='direct')")
 
 
 @pytest.mark.parametrize("dtype, kname", _case_params())
@@ -147,10 +180,10 @@ def test_torch(benchmark, torch_mod, seeded, images, dtype, kname):
     benchmark(call)
 
 
+@pytest.mark.parametrize("kname", [kn for kn in KERNELS if kn.startswith("gauss")])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_ndimage_separable(benchmark, images, dtype):
-    """The Gaussian as two 1-D ndimage passes: a strong SciPy peer for separable kernels."""
-    kname = "gauss13"
+def test_ndimage_separable(benchmark, images, dtype, kname):
+    """A Gaussian as two 1-D ndimage passes: a strong SciPy peer for separable kernels."""
     img = images[dtype]
     g = gaussian_1d(kname, dtype)
     k2 = np.outer(g, g)

@@ -9,11 +9,15 @@ Each path's time is estimated as a linear function of a few work counts,
   forward, one inverse; halved for real data), transform points ``sum M``
   (the copies, padding and spectrum product), 1; with the overlap-add block
   layout when that is cheaper;
-* ``im2col``: multiply-adds, outputs, 1;
+* ``im2col``: multiply-adds, multiply-adds with the output channels of a
+  group rounded up to GEMM_ROWS, im2col elements copied, 1;
+* ``nndirect`` (the direct kernel with several input channels per group):
+  vectorised and scalar (border, strided) multiply-adds, input-row visits, 1;
 * ``nnfft`` (conv1d/2d/3d ``algorithm="fft"``): transform work, complex
   multiply-adds of the frequency-domain channel sum, 1;
 * ``winograd``: transform-domain GEMM multiply-adds, transformed tile
-  points (input and output transforms), filter-transform points, 1.
+  points (input and output transforms), filter-transform points, transform
+  calls (one channel of one row of tiles each), 1.
 
 The coefficients are fitted per path, dimensionality (1, 2, 3; more
 dimensions use 3) and precision by ``benchmarks/fit_cost_model.py``, a
@@ -32,6 +36,10 @@ from importlib import resources
 import scipy.fft as sfft
 
 from . import _fft
+
+#: Row block of BLAS's GEMM kernel: a GEMM with fewer rows (output channels
+#: per group) costs about as much as one with this many.
+GEMM_ROWS = 16
 
 __all__ = ["coefficients", "direct_time", "fft_time", "fft_faster", "prefer_overlap_add",
            "nn_estimates", "separable_time"]
@@ -127,48 +135,107 @@ def nn_fft_features(problem) -> tuple:
 
 
 def winograd_features(problem) -> tuple:
-    """(GEMM multiply-adds, transformed tile points, filter-transform points, 1)
-    of Winograd F(m x m, 3 x 3) for `problem` (m as fastconv._winograd picks)."""
+    """(GEMM multiply-adds, transformed tile points, filter-transform points,
+    transform calls, 1) of Winograd F(m x m, 3 x 3) for `problem` (m as
+    fastconv._winograd picks); a transform call handles one channel of one
+    row of tiles, so layers with few channels pay its fixed cost per point."""
     from ._winograd import choose_variant
 
     m = choose_variant(problem)
     a2 = (m + 2) ** 2
     oh, ow = problem.out_size
-    tiles = problem.batch * -(-oh // m) * -(-ow // m)
+    rows = problem.batch * -(-oh // m)
+    tiles = rows * -(-ow // m)
     cin_g = problem.in_channels_per_group
     k = problem.out_channels
     return (a2 * k * cin_g * tiles, a2 * (problem.in_channels + k) * tiles,
-            a2 * k * cin_g, 1)
+            a2 * k * cin_g, rows * (problem.in_channels + k), 1)
+
+
+def im2col_features(problem) -> tuple:
+    """(multiply-adds, multiply-adds with C_out/g rounded up to a multiple of
+    GEMM_ROWS, im2col elements copied, 1) of the im2col path: BLAS runs
+    GEMMs with few rows (output channels) well below its peak, and nothing
+    is copied for a 1x1 kernel with unit stride and no padding."""
+    macs = problem.flops // 2
+    cout_g = problem.out_channels_per_group
+    padded = macs // max(1, cout_g) * (-(-cout_g // GEMM_ROWS) * GEMM_ROWS)
+    identity = (all(k == 1 for k in problem.kernel_size) and all(s == 1 for s in problem.stride)
+                and all(p == (0, 0) for p in problem.padding))
+    copies = 0 if identity else (problem.batch * problem.in_channels
+                                 * math.prod(problem.kernel_size) * math.prod(problem.out_size))
+    return (macs, padded, copies, 1)
+
+
+def _scalar_fraction(problem) -> float:
+    """Share of the direct kernel's outputs computed by its scalar code: the
+    columns whose taps reach into the zero padding, and every column of a
+    horizontally strided row (the row kernel vectorises unit stride only)."""
+    ow = problem.out_size[-1]
+    if problem.stride[-1] != 1:
+        return 1.0
+    if ow == 0 or problem.padding_mode != "zeros":
+        return 0.0  # other modes are padded explicitly: no border columns
+    pw = problem.padding[-1][0]
+    last = problem.in_size[-1] - 1 + pw - (problem.kernel_size[-1] - 1) * problem.dilation[-1]
+    lo = min(pw, ow)
+    hi = max(lo, 0 if last < 0 else min(last + 1, ow))
+    return (lo + ow - hi) / ow
+
+
+def nndirect_features(problem) -> tuple:
+    """(vectorised multiply-adds, scalar multiply-adds, input-row visits, 1)
+    of the multi-channel direct kernel: each pair of output rows lists and
+    streams C_in/g * kD*kH input rows, a fixed cost per row that short rows
+    cannot hide; border and strided columns run scalar code."""
+    macs = problem.flops // 2
+    scalar = macs * _scalar_fraction(problem)
+    outputs = problem.batch * problem.out_channels * math.prod(problem.out_size)
+    rows = outputs // max(1, problem.out_size[-1])
+    visits = rows * problem.in_channels_per_group * math.prod(problem.kernel_size[:-1])
+    return (macs - scalar, scalar, visits, 1)
 
 
 @functools.lru_cache(maxsize=512)
-def nn_estimates(problem, dense: str, winograd_ok: bool) -> dict:
-    """Estimated seconds of each candidate algorithm of conv1d/2d/3d.
+def nn_estimates(problem, candidates: tuple) -> dict:
+    """Estimated seconds of each of `candidates` (names among "direct",
+    "im2col", "fft", "winograd") for a conv1d/2d/3d problem.
 
-    `dense` is the direct/im2col choice of the channel rule; "fft" is always
-    a candidate and "winograd" when `winograd_ok`.  Cached per problem: do
-    not modify the returned dict.
+    The direct kernel has two models: one-input-channel planes (the
+    signal family's "direct", fitted on one-channel problems) and the
+    multi-channel row kernel ("nndirect").  Cached per problem: do not
+    modify the returned dict.
     """
     macs = problem.flops // 2
     outputs = problem.batch * problem.out_channels * math.prod(problem.out_size)
     key = _key(2, problem.dtype)
-    if dense == "im2col":
-        dense_time = _predict("im2col", key, (macs, outputs, 1))
-    else:
-        dense_time = _predict("direct", _key(problem.nd, problem.dtype), (macs, outputs, 1))
-    est = {dense: dense_time, "fft": _predict("nnfft", key, nn_fft_features(problem))}
-    if winograd_ok:
-        est["winograd"] = _predict("winograd", key, winograd_features(problem))
+    est = {}
+    for name in candidates:
+        if name == "direct":
+            if problem.in_channels_per_group == 1:
+                est[name] = _predict("direct", _key(problem.nd, problem.dtype),
+                                     (macs, outputs, 1))
+            else:
+                est[name] = _predict("nndirect", key, nndirect_features(problem))
+        elif name == "im2col":
+            est[name] = _predict("im2col", key, im2col_features(problem))
+        elif name == "fft":
+            est[name] = _predict("nnfft", key, nn_fft_features(problem))
+        elif name == "winograd":
+            est[name] = _predict("winograd", key, winograd_features(problem))
     return est
 
 
 def separable_time(problem, rank: int) -> float:
     """Estimated seconds of the separable path: two direct passes per rank
-    term, vertical (kH taps over OH x W) then horizontal (kW over OH x OW)."""
+    term, vertical (kH taps over OH x W) then horizontal (kW over OH x OW),
+    each paying the direct kernel's fixed cost."""
     kh, kw = problem.kernel_size[-2:]
     oh, ow = problem.out_size[-2:]
     w = problem.in_size[-1]
     planes = problem.batch * problem.out_channels * math.prod(problem.out_size[:-2])
     macs = rank * planes * oh * (kh * w + kw * ow)
     outputs = rank * planes * oh * (w + ow)
-    return _predict("direct", _key(2, problem.dtype), (macs, outputs, 1))
+    key = _key(2, problem.dtype)
+    fixed = coefficients()["direct"][key][-1]
+    return _predict("direct", key, (macs, outputs, 1)) + (2 * rank - 1) * fixed

@@ -7,19 +7,15 @@ for the non-zero padding modes (zero padding is done inside the kernels, so
 large images cost no padded copy).  It then runs one kernel of
 ``fastconv._kernels`` under the thread budget of the call.
 
-Algorithm rule for ``"auto"``:
-
-* ``"direct"`` when each output channel reads one input channel
-  (C_in/groups == 1: one-channel images, depthwise layers) or each group
-  has a single output channel (C_out/groups == 1): GEMM would be a
-  matrix-vector product there, while the direct kernel keeps a row of
-  outputs in vector registers;
-* ``"im2col"`` otherwise: the GEMM runs near the machine's BLAS peak;
-* ``"fft"`` or ``"winograd"`` (3x3, stride 1, dilation 1) instead when the
-  cost model of :mod:`fastconv._cost` (fitted to this package's timings)
-  estimates it faster, and only when `x` and `weight` are all finite:
-  both transforms mix a whole tile or signal, so a NaN or Inf would spoil
-  outputs whose window does not cover it.
+Algorithm choice for ``"auto"``: the candidate with the least estimated
+time by the cost model of :mod:`fastconv._cost` (linear models fitted to
+this package's timings by ``benchmarks/fit_cost_model.py``): direct, FFT,
+im2col when each group has more than one output channel, Winograd (3x3,
+stride 1, dilation 1) when it has 8 or more input and output channels,
+and, when the weights have a low enough rank, separable.  The transform
+methods (FFT, Winograd) are dropped for inputs holding NaN or Inf: they
+mix a whole tile or signal, so a NaN or Inf would spoil outputs whose
+window does not cover it.
 """
 from __future__ import annotations
 
@@ -48,6 +44,12 @@ MIN_PARALLEL_TILE = 64
 BAND_ROWS = 4
 BAND_TILE_BYTES = 256 * 1024
 _INT_MAX = 2**31 - 1
+#: Fewest input and output channels per group for "auto" to weigh Winograd
+#: (9 -> 6 channels at 37x37 measured 2.2x slower than im2col).
+WINOGRAD_MIN_CHANNELS = 8
+#: "auto" looks at the weights' rank (an SVD, cached) only when the dense
+#: estimate exceeds this: below it the check costs as much as it can save.
+SEPARABLE_MIN_SECONDS = 1e-4
 _NP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
@@ -212,20 +214,36 @@ class CPUBackend:
         "separable" is a candidate only when `weight` is given and its
         kernels have a low enough rank (fastconv._separable.factorize).
         """
-        # Winograd is a candidate for "auto" when its transform-domain GEMMs
-        # have channels on both sides (measured slower than direct on
-        # depthwise and one-channel layers, where they are matrix-vector
-        # products); forcing it still works.
-        winograd = (_winograd.supported(problem) is None
-                    and problem.in_channels_per_group > 1
-                    and problem.out_channels_per_group > 1)
-        est = dict(_cost.nn_estimates(problem, self._dense_choice(problem), winograd))
-        if weight is not None and _separable_shape_reason(problem) is None:
+        est = dict(_cost.nn_estimates(problem, self._candidates(problem)))
+        if (weight is not None and _separable_shape_reason(problem) is None
+                and min(est.values()) > SEPARABLE_MIN_SECONDS):
             geo = _geometry(problem)
             factors = _separable.factorize(np.asarray(weight).reshape(geo.w5), problem.dtype)
             if factors is not None:
                 est["separable"] = _cost.separable_time(problem, factors[0].shape[0])
         return est
+
+    def _candidates(self, problem, transforms=True) -> tuple:
+        """The algorithms "auto" weighs for `problem` (weights aside).
+
+        im2col is in when each group has several output channels, Winograd
+        when it has WINOGRAD_MIN_CHANNELS input and output channels or more:
+        with fewer, their GEMMs are (nearly) matrix-vector products and the
+        transforms dominate; they measured slower than the direct kernel,
+        which keeps a row of outputs in registers, or im2col.  Forcing
+        either still works.
+        """
+        names = ["direct"]
+        if (self.unsupported_reason(problem, "im2col") is None
+                and problem.out_channels_per_group > 1):
+            names.append("im2col")
+        if transforms:
+            names.append("fft")
+            if (_winograd.supported(problem) is None
+                    and problem.in_channels_per_group >= WINOGRAD_MIN_CHANNELS
+                    and problem.out_channels_per_group >= WINOGRAD_MIN_CHANNELS):
+                names.append("winograd")
+        return tuple(names)
 
     def choose_algorithm(self, problem, weight=None) -> str:
         """The "auto" choice for `problem` (before the finiteness check)."""
@@ -233,10 +251,10 @@ class CPUBackend:
         return min(est, key=est.get)
 
     def _dense_choice(self, problem) -> str:
-        """direct or im2col, by the channel rule of the module docstring."""
-        if problem.in_channels_per_group == 1 or problem.out_channels_per_group == 1:
-            return "direct"
-        return "im2col" if self.unsupported_reason(problem, "im2col") is None else "direct"
+        """The faster of direct and im2col by the cost model: what "auto"
+        runs when the transform methods are ruled out."""
+        est = _cost.nn_estimates(problem, self._candidates(problem, transforms=False))
+        return min(est, key=est.get)
 
     def _layout_input(self, x, p, geo):
         """5-D C-contiguous input in the result dtype, non-zero padding applied."""

@@ -38,12 +38,14 @@ class AlgorithmChoice(NamedTuple):
     seconds : dict
         Candidate algorithm -> estimated (cost model) or measured seconds.
     measured : bool
-        Whether `seconds` are timings (autotuning or ``measure=True``).
+        Whether `seconds` are timings (autotuning or ``measure=True``; never
+        for inputs holding NaN or Inf).
     unavailable : dict
         Algorithm -> the reason it cannot serve these arguments.
     note : str
-        Why `algorithm` is not the fastest of `seconds`, when it is not
-        (inputs holding NaN or Inf rule out the transform methods).
+        Why `algorithm` is not the fastest of `seconds`, or why nothing was
+        timed, when the inputs hold NaN or Inf (they rule out the transform
+        methods, and autotuning never times on them).
     """
 
     algorithm: str
@@ -103,17 +105,21 @@ def choose_algorithm(conv, x, weight, bias=None, stride=1, padding=0, dilation=1
         workers)
     _, unavailable = _api._candidates(backend, problem)
     finite = backend.all_finite(x, weight)
-    if measure or _tuning.get_autotune():
+    if (measure or _tuning.get_autotune()) and finite:
+        # Timed (and cached) on finite data only, as conv2d's autotuning is.
         entry = _api._tuned(backend, problem, x, weight, bias, nthreads)
         seconds, measured, best = dict(entry["seconds"]), True, entry["algorithm"]
     else:
         seconds, measured = backend.estimate(problem, weight), False
         best = min(seconds, key=seconds.get)
     algorithm, note = best, ""
-    if not finite and best in ("fft", "winograd"):
-        algorithm = backend.auto_algorithm(problem, x, weight)
-        note = (f"{best!r} is estimated fastest, but an input holds NaN or Inf, which a "
-                f"transform method would spread beyond the windows that cover it")
+    if not finite:
+        if measure or _tuning.get_autotune():
+            note = "an input holds NaN or Inf: estimates only, nothing timed"
+        if best in ("fft", "winograd"):
+            algorithm = backend.auto_algorithm(problem, x, weight)
+            note = (f"{best!r} is estimated fastest, but an input holds NaN or Inf, which "
+                    f"a transform method would spread beyond the windows that cover it")
     return AlgorithmChoice(algorithm, seconds, measured, unavailable, note)
 
 

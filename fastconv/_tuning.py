@@ -253,7 +253,8 @@ def load_autotune_cache(path) -> int:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path!s} is not a fastconv autotuning file: {exc}") from None
     machines = data.get("machines") if isinstance(data, dict) else None
-    if data.get("format") != _FORMAT or not isinstance(machines, dict) or not all(
+    if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(
+            machines, dict) or not all(
             isinstance(v, dict) and all(isinstance(e, dict) and isinstance(
                 e.get("algorithm"), str) for e in v.values()) for v in machines.values()):
         raise ValueError(f"{path!s} is not a fastconv autotuning file ({_FORMAT})")
