@@ -47,7 +47,14 @@ __all__ = ["coefficients", "direct_time", "fft_time", "fft_faster", "prefer_over
 
 @functools.lru_cache(maxsize=1)
 def coefficients() -> dict:
-    """The fitted model: ``{path: {"<nd>d-<float32|float64>": coefficients}}``."""
+    """The fitted model, read once from ``_cost_model.json``.
+
+    Returns
+    -------
+    model : dict
+        ``{path: {"<nd>d-<float32|float64>": [coefficients]}}`` plus a
+        ``"machine"`` string naming where and when it was fitted.
+    """
     text = resources.files("fastconv").joinpath("_cost_model.json").read_text()
     return json.loads(text)
 
@@ -69,7 +76,21 @@ def _outputs(s1, s2, mode) -> int:
 
 
 def direct_features(s1, s2, mode, complex_=False) -> tuple:
-    """(multiply-adds, outputs, 1) of the direct path."""
+    """(multiply-adds, outputs, 1) of the direct path.
+
+    Parameters
+    ----------
+    s1, s2 : tuple of int
+        Shapes of the two operands (same length; `s1` the larger in "valid").
+    mode : {"full", "same", "valid"}
+        Output size, as in :func:`fastconv.signal.convolve`.
+    complex_ : bool
+        Complex data (four real multiply-adds per complex one).
+
+    Returns
+    -------
+    features : tuple of int
+    """
     return (_macs(s1, s2, mode) * (4 if complex_ else 1), _outputs(s1, s2, mode), 1)
 
 
@@ -97,18 +118,62 @@ def fft_features(s1, s2, mode, complex_=False, threads=1) -> tuple:
 
 
 def direct_time(s1, s2, mode, real_dtype, complex_=False) -> float:
-    """Estimated seconds of the direct path (`s1` the larger operand in "valid")."""
+    """Estimated seconds of the direct path of the signal family.
+
+    Parameters
+    ----------
+    s1, s2 : tuple of int
+        Shapes of the two operands (same length; `s1` the larger in "valid").
+    mode : {"full", "same", "valid"}
+        Output size, as in :func:`fastconv.signal.convolve`.
+    real_dtype : numpy.dtype
+        float32 or float64: the precision computed in.
+    complex_ : bool
+        Complex data.
+
+    Returns
+    -------
+    seconds : float
+    """
     return _predict("direct", _key(len(s1), real_dtype), direct_features(s1, s2, mode, complex_))
 
 
 def fft_time(s1, s2, mode, real_dtype, complex_=False, threads=1) -> float:
-    """Estimated seconds of the FFT path."""
+    """Estimated seconds of the FFT path of the signal family.
+
+    Parameters
+    ----------
+    s1, s2 : tuple of int
+        Shapes of the two operands (same length; `s1` the larger in "valid").
+    mode : {"full", "same", "valid"}
+        Output size, as in :func:`fastconv.signal.convolve`.
+    real_dtype : numpy.dtype
+        float32 or float64.
+    complex_ : bool
+        Complex data (full, not real, transforms).
+    threads : int
+        Threads the transforms run on (overlap-add blocks run in parallel).
+
+    Returns
+    -------
+    seconds : float
+    """
     return _predict("fft", _key(len(s1), real_dtype),
                     fft_features(s1, s2, mode, complex_, threads))
 
 
 def fft_faster(s1, s2, mode, real_dtype, complex_=False, threads=1) -> bool:
-    """Whether the FFT path is estimated faster than the direct one."""
+    """Whether the FFT path is estimated faster than the direct one.
+
+    Parameters
+    ----------
+    s1, s2, mode, real_dtype, complex_, threads
+        As in :func:`fft_time`.
+
+    Returns
+    -------
+    bool
+    """
     direct = direct_time(s1, s2, mode, real_dtype, complex_)
     if direct < coefficients()["fft"][_key(len(s1), real_dtype)][-1]:
         return False  # cheaper than the FFT's fixed cost alone
@@ -116,13 +181,37 @@ def fft_faster(s1, s2, mode, real_dtype, complex_=False, threads=1) -> bool:
 
 
 def prefer_overlap_add(s1, s2, threads=1) -> bool:
-    """Whether a 1-D convolution is cheaper in overlap-add blocks."""
+    """Whether a 1-D convolution is cheaper in overlap-add blocks.
+
+    Parameters
+    ----------
+    s1, s2 : tuple of int
+        Operand shapes; only 1-D problems are ever blocked.
+    threads : int
+        Threads the block transforms can run on.
+
+    Returns
+    -------
+    bool
+    """
     return len(s1) == 1 and s2[0] <= s1[0] and _fft.oa_block(
         s1[0], s2[0], True, threads) is not None
 
 
 def nn_fft_features(problem) -> tuple:
-    """(transform work, complex multiply-adds, 1) of conv_nn for `problem`."""
+    """(transform work, complex multiply-adds, 1) of the FFT path of conv1d/2d/3d.
+
+    Parameters
+    ----------
+    problem : ConvProblem
+        The validated problem (fastconv._validation).
+
+    Returns
+    -------
+    features : tuple
+        ``sum M log2 M / 2`` over the real transforms (inputs, filters,
+        outputs), the frequency-domain channel-sum multiply-adds, and 1.
+    """
     freq = 1
     for k, d, s, o in zip(problem.kernel_size, problem.dilation, problem.stride,
                           problem.out_size):

@@ -390,7 +390,24 @@ def _separable_shape_reason(problem):
 
 
 class Prepared(NamedTuple):
-    """A convolution laid out for one algorithm (see CPUBackend.prepare)."""
+    """A convolution laid out for one algorithm (see CPUBackend.prepare).
+
+    Attributes
+    ----------
+    algorithm : str
+        The algorithm it runs (never "auto").
+    problem : ConvProblem
+        The validated problem.
+    geometry : _Geometry
+        Its 5-D kernel-side layout.
+    w5 : (C_out, C_in/groups, KD, KH, KW) ndarray
+        The weights in the problem's dtype, C-contiguous.
+    bias : (C_out,) or (0,) ndarray
+        The bias, or an empty array.
+    state : object
+        Per algorithm: Winograd ``(m, U)``, FFT ``NNFilters``, banded im2col
+        ``(rows, cols, band)``, separable ``(cols, rows)`` factors, or None.
+    """
 
     algorithm: str
     problem: object

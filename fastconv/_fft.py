@@ -48,7 +48,18 @@ __all__ = ["convolve", "oaconvolve", "nn_filters", "conv_nn", "mode_window", "ff
 
 
 def mode_window(n1: int, n2: int, mode: str) -> tuple:
-    """(start, length) of the `mode` output inside the full convolution."""
+    """Where a `mode` output sits inside the full convolution, along one axis.
+
+    Parameters
+    ----------
+    n1, n2 : int
+        Operand lengths (``n1 >= n2`` in "valid" mode).
+    mode : {"full", "same", "valid"}
+
+    Returns
+    -------
+    start, length : int
+    """
     if mode == "full":
         return 0, n1 + n2 - 1
     if mode == "same":
@@ -57,7 +68,20 @@ def mode_window(n1: int, n2: int, mode: str) -> tuple:
 
 
 def fft_length(n1: int, n2: int, mode: str, real: bool) -> int:
-    """Shortest fast transform length with no wrap-around onto `mode`'s outputs."""
+    """Shortest fast transform length with no wrap-around onto `mode`'s outputs.
+
+    Parameters
+    ----------
+    n1, n2 : int
+        Operand lengths along the axis.
+    mode : {"full", "same", "valid"}
+    real : bool
+        Real transforms (``scipy.fft.next_fast_len(..., real=True)``).
+
+    Returns
+    -------
+    length : int
+    """
     start, length = mode_window(n1, n2, mode)
     need = max(start + length, n1 + n2 - 1 - start, 1)
     return sfft.next_fast_len(need, real=real)
@@ -227,7 +251,19 @@ def oaconvolve(a, b, axes, mode, workers):
 
 
 class NNFilters(NamedTuple):
-    """Filter spectra of the FFT path of conv1d/2d/3d (kept by plans)."""
+    """Filter spectra of the FFT path of conv1d/2d/3d (kept by plans).
+
+    Attributes
+    ----------
+    lengths : tuple of int
+        Transform length per spatial axis.
+    reach : tuple of int
+        ``(k - 1) * dilation + 1`` per spatial axis.
+    extent : tuple of int
+        Padded input extent the outputs read, per axis.
+    wf : (C_out, C_in/groups, F0, F1, F2) complex ndarray
+        ``rfftn`` of the dilated, flipped filters.
+    """
 
     lengths: tuple  # transform length per spatial axis
     reach: tuple    # (k - 1) * dilation + 1 per spatial axis

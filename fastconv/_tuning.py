@@ -115,7 +115,14 @@ def autotune(enabled: bool = True):
 
 
 def machine_key() -> str:
-    """The machine part of a cache key: CPU model, ISA level, fastconv version."""
+    """The machine part of an autotuning cache key.
+
+    Returns
+    -------
+    key : str
+        Architecture, CPU model, CPU count, SIMD level in use and fastconv
+        version, e.g. ``"x86_64 | AMD EPYC | 2 cpus | avx512 ... | fastconv 0.1.0"``.
+    """
     from . import __version__
     from ._kernels import _runtime
 
@@ -133,7 +140,19 @@ def machine_key() -> str:
 
 
 def problem_key(problem, nthreads: int) -> str:
-    """A readable, stable text key for a ConvProblem at a thread count."""
+    """The problem part of an autotuning cache key.
+
+    Parameters
+    ----------
+    problem : ConvProblem
+    nthreads : int
+
+    Returns
+    -------
+    key : str
+        Readable and stable: dimensionality, shapes, size arguments, padding
+        mode, dtype, bias and thread count.
+    """
     p = problem
     return (f"conv{p.nd}d N={p.batch} C={p.in_channels}->{p.out_channels} "
             f"in={tuple(p.in_size)} k={tuple(p.kernel_size)} s={tuple(p.stride)} "
@@ -142,7 +161,18 @@ def problem_key(problem, nthreads: int) -> str:
 
 
 def lookup(problem, nthreads: int):
-    """The cached entry for `problem`, or None."""
+    """The cached autotuning entry of a problem on this machine.
+
+    Parameters
+    ----------
+    problem : ConvProblem
+    nthreads : int
+
+    Returns
+    -------
+    entry : dict or None
+        ``{"algorithm": str, "seconds": {name: float}}``, or None.
+    """
     with _lock:
         return _cache.get(machine_key(), {}).get(problem_key(problem, nthreads))
 

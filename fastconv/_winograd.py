@@ -60,7 +60,24 @@ SMALL_OUTPUT = 400
 
 @functools.lru_cache(maxsize=None)
 def transform_matrices(m: int):
-    """(B^T, G, A^T) of F(m, 3) in float64: shapes (a, a), (a, 3), (m, a)."""
+    """The transform matrices of F(m, 3) (Lavin & Gray 2016).
+
+    Parameters
+    ----------
+    m : {2, 4}
+        Output tile size.
+
+    Returns
+    -------
+    bt, g, at : ndarray of float64
+        B^T (a, a), G (a, 3) and A^T (m, a), with a = m + 2; the 1-D
+        correlation of d (a values) with g (3 taps) is ``at @ ((g @ w) * (bt @ d))``.
+
+    Raises
+    ------
+    ValueError
+        If `m` is not in VARIANTS.
+    """
     if m == 2:
         bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
         g = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
@@ -78,7 +95,18 @@ def transform_matrices(m: int):
 
 
 def supported(problem) -> str | None:
-    """None if Winograd serves `problem`, else the reason it cannot."""
+    """Whether Winograd serves a problem.
+
+    Parameters
+    ----------
+    problem : ConvProblem
+
+    Returns
+    -------
+    reason : str or None
+        None for conv2d with a 3x3 kernel, stride 1 and dilation 1 (any
+        padding, groups, batch); otherwise why not.
+    """
     if problem.nd != 2:
         return "Winograd is implemented for conv2d only"
     if tuple(problem.kernel_size) != (3, 3):
