@@ -7,7 +7,8 @@ dimensionality and precision (fastconv/_cost.py defines the features):
 * ``direct``: fastconv.signal.convolve(method="direct");
 * ``fft``: fastconv.signal.convolve(method="fft");
 * ``im2col``: fastconv.conv2d(algorithm="im2col") on CNN-like layers;
-* ``nndirect``: fastconv.conv2d(algorithm="direct") on the multi-channel ones;
+* ``nndirect`` / ``nnrows``: fastconv.conv2d(algorithm="direct") on the
+  multi-channel ones (channel-blocked kernel / row kernel);
 * ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers;
 * ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3 layers.
 
@@ -52,7 +53,8 @@ CNN_GRID = [  # N, C_in, C_out, H, k: large layers and small calls (fixed costs)
     (1, 2, 3, 32, 7), (3, 3, 8, 24, 5), (1, 33, 5, 24, 3), (1, 64, 16, 32, 1),
     (2, 3, 7, 48, 1), (1, 1, 30, 27, 3), (2, 1, 16, 64, 5), (3, 119, 6, 19, 9),
     (1, 24, 8, 20, 7), (2, 64, 8, 24, 7), (1, 128, 4, 28, 5), (2, 32, 2, 40, 7),
-    (1, 96, 6, 32, 3),
+    (1, 96, 6, 32, 3), (3, 43, 1, 64, 5), (1, 9, 1, 57, 5), (2, 16, 1, 40, 3),
+    (1, 64, 1, 28, 3),
 ]
 STRIDED_GRID = [  # N, C_in, C_out, H, k, stride: the direct kernel's scalar rows
     (1, 6, 2, 56, 11, 2), (1, 16, 16, 56, 3, 2), (2, 8, 8, 64, 5, 2), (1, 3, 16, 96, 7, 2),
@@ -98,7 +100,8 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true", help="rewrite _cost_model.json")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    model = {"direct": {}, "fft": {}, "im2col": {}, "nndirect": {}, "nnfft": {}, "winograd": {}}
+    model = {"direct": {}, "fft": {}, "im2col": {}, "nndirect": {}, "nnrows": {}, "nnfft": {},
+             "winograd": {}}
     for dt in (np.float32, np.float64):
         dtn = np.dtype(dt).name
         for nd, grid in SIGNAL_GRID.items():
@@ -115,7 +118,7 @@ def main(argv=None):
             model["fft"][key] = fit(fft)
             report(f"direct {key}", direct, model["direct"][key])
             report(f"fft {key}", fft, model["fft"][key])
-        gemm, nnfft, nndirect = [], [], []
+        gemm, nnfft, nndirect, nnrows = [], [], [], []
         for n, cin, cout, h, k in CNN_GRID:
             x = rng.standard_normal((n, cin, h, h)).astype(dt)
             w = rng.standard_normal((cout, cin, k, k)).astype(dt)
@@ -125,16 +128,16 @@ def main(argv=None):
                 gemm.append((_cost.im2col_features(problem), best_time(
                     lambda: fastconv.conv2d(x, w, padding=pad, algorithm="im2col"))))
             if cin > 1:
-                nndirect.append((_cost.nndirect_features(problem), best_time(
-                    lambda: fastconv.conv2d(x, w, padding=pad, algorithm="direct"))))
+                direct_sample(problem, nndirect, nnrows, best_time(
+                    lambda: fastconv.conv2d(x, w, padding=pad, algorithm="direct")))
             nnfft.append((_cost.nn_fft_features(problem), best_time(
                 lambda: fastconv.conv2d(x, w, padding=pad, algorithm="fft"))))
         for n, cin, cout, h, k, stride in STRIDED_GRID:
             x = rng.standard_normal((n, cin, h, h)).astype(dt)
             w = rng.standard_normal((cout, cin, k, k)).astype(dt)
             problem = _problem(x, w, k // 2, stride)
-            nndirect.append((_cost.nndirect_features(problem), best_time(
-                lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="direct"))))
+            direct_sample(problem, nndirect, nnrows, best_time(
+                lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="direct")))
             gemm.append((_cost.im2col_features(problem), best_time(
                 lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="im2col"))))
         wino = []
@@ -146,11 +149,11 @@ def main(argv=None):
                 lambda: fastconv.conv2d(x, w, padding=1, algorithm="winograd"))))
             gemm.append((_cost.im2col_features(problem), best_time(
                 lambda: fastconv.conv2d(x, w, padding=1, algorithm="im2col"))))
-            nndirect.append((_cost.nndirect_features(problem), best_time(
-                lambda: fastconv.conv2d(x, w, padding=1, algorithm="direct"))))
+            direct_sample(problem, nndirect, nnrows, best_time(
+                lambda: fastconv.conv2d(x, w, padding=1, algorithm="direct")))
         key = f"2d-{dtn}"
-        for path, samples in (("im2col", gemm), ("nndirect", nndirect), ("nnfft", nnfft),
-                              ("winograd", wino)):
+        for path, samples in (("im2col", gemm), ("nndirect", nndirect), ("nnrows", nnrows),
+                              ("nnfft", nnfft), ("winograd", wino)):
             model[path][key] = fit(samples)
             report(f"{path} {key}", samples, model[path][key])
     model["machine"] = (f"{platform.machine()} {platform.processor() or ''} "
@@ -160,6 +163,15 @@ def main(argv=None):
     if args.write:
         MODEL_PATH.write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
         print(f"wrote {MODEL_PATH}")
+
+
+def direct_sample(problem, blocked, rows, seconds):
+    """File a direct-kernel timing under the kernel the problem runs on."""
+    from fastconv._schedule import channel_blocked
+    if channel_blocked(problem):
+        blocked.append((_cost.nndirect_features(problem), seconds))
+    else:
+        rows.append((_cost.nnrows_features(problem), seconds))
 
 
 def _problem(x, w, pad, stride=1):

@@ -11,8 +11,12 @@ Each path's time is estimated as a linear function of a few work counts,
   layout when that is cheaper;
 * ``im2col``: multiply-adds, multiply-adds with the output channels of a
   group rounded up to GEMM_ROWS, im2col elements copied, 1;
-* ``nndirect`` (the direct kernel with several input channels per group):
-  vectorised and scalar (border, strided) multiply-adds, input-row visits, 1;
+* ``nndirect`` (the channel-blocked direct kernel, several input and output
+  channels per group): multiply-adds computed (lanes and pixel blocks
+  rounded up), weight-vector loads, weights packed, 1;
+* ``nnrows`` (the direct row kernel on several input channels: one output
+  channel per group, or 3-D kernels): vectorised and scalar (border,
+  strided) multiply-adds, input-row visits, 1;
 * ``nnfft`` (conv1d/2d/3d ``algorithm="fft"``): transform work, complex
   multiply-adds of the frequency-domain channel sum, 1;
 * ``winograd``: transform-domain GEMM multiply-adds, transformed tile
@@ -36,6 +40,7 @@ from importlib import resources
 import scipy.fft as sfft
 
 from . import _fft
+from ._schedule import channel_blocked
 
 #: Row block of BLAS's GEMM kernel: a GEMM with fewer rows (output channels
 #: per group) costs about as much as one with this many.
@@ -249,15 +254,44 @@ def im2col_features(problem) -> tuple:
     macs = problem.flops // 2
     cout_g = problem.out_channels_per_group
     padded = macs // max(1, cout_g) * (-(-cout_g // GEMM_ROWS) * GEMM_ROWS)
-    identity = (all(k == 1 for k in problem.kernel_size) and all(s == 1 for s in problem.stride)
-                and all(p == (0, 0) for p in problem.padding))
+    identity = (all(k == 1 for k in problem.kernel_size) and all(st == 1 for st in problem.stride)
+                and all(pad == (0, 0) for pad in problem.padding))
     copies = 0 if identity else (problem.batch * problem.in_channels
                                  * math.prod(problem.kernel_size) * math.prod(problem.out_size))
     return (macs, padded, copies, 1)
 
 
+def _blocked_row(ow: int, vector_bytes: int) -> tuple:
+    """(pixels computed, pixel blocks) for one output row of the blocked
+    kernel: blocks of 28 (64-byte vectors) or 12 pixels, then at most one of
+    half and one of a quarter of that, then blocks of 4 (fc_rows_impl.h)."""
+    ur = 28 if vector_bytes == 64 else 12
+    ladder = (ur, ur // 2, ur // 4)
+    full = ow // ladder[0]
+    done, blocks = full * ladder[0], full
+    for ur in ladder[1:]:
+        if ow - done >= ur:
+            done, blocks = done + ur, blocks + 1
+    rest = -(-(ow - done) // 4)
+    return done + 4 * rest, blocks + rest
+
+
+def nnrows_features(problem) -> tuple:
+    """(vectorised multiply-adds, scalar multiply-adds, input-row visits, 1)
+    of the direct row kernel on several input channels (groups with one
+    output channel, 3-D kernels): each pair of output rows lists and streams
+    C_in/g * kD*kH input rows, a fixed cost per row that short rows cannot
+    hide; border and strided columns run scalar code."""
+    macs = problem.flops // 2
+    scalar = macs * _scalar_fraction(problem)
+    outputs = problem.batch * problem.out_channels * math.prod(problem.out_size)
+    rows = outputs // max(1, problem.out_size[-1])
+    visits = rows * problem.in_channels_per_group * math.prod(problem.kernel_size[:-1])
+    return (macs - scalar, scalar, visits, 1)
+
+
 def _scalar_fraction(problem) -> float:
-    """Share of the direct kernel's outputs computed by its scalar code: the
+    """Share of the row kernel's outputs computed by its scalar code: the
     columns whose taps reach into the zero padding, and every column of a
     horizontally strided row (the row kernel vectorises unit stride only)."""
     ow = problem.out_size[-1]
@@ -273,16 +307,23 @@ def _scalar_fraction(problem) -> float:
 
 
 def nndirect_features(problem) -> tuple:
-    """(vectorised multiply-adds, scalar multiply-adds, input-row visits, 1)
-    of the multi-channel direct kernel: each pair of output rows lists and
-    streams C_in/g * kD*kH input rows, a fixed cost per row that short rows
-    cannot hide; border and strided columns run scalar code."""
-    macs = problem.flops // 2
-    scalar = macs * _scalar_fraction(problem)
-    outputs = problem.batch * problem.out_channels * math.prod(problem.out_size)
-    rows = outputs // max(1, problem.out_size[-1])
-    visits = rows * problem.in_channels_per_group * math.prod(problem.kernel_size[:-1])
-    return (macs - scalar, scalar, visits, 1)
+    """(multiply-adds computed, weight-vector loads, packed weights, 1) of the
+    channel-blocked direct kernel (several input and output channels per
+    group): output channels are rounded up to the vector lanes and each
+    row's pixels to the kernel's blocks; every pixel block loads one weight
+    vector per tap and input channel, which short rows cannot amortise, and
+    every call packs the weights into the kernel's layout first."""
+    from ._kernels import _direct
+
+    lanes = _direct.blocked_lanes(problem.dtype.itemsize)
+    cout_g, cin_g = problem.out_channels_per_group, problem.in_channels_per_group
+    blocks_oc = problem.groups * -(-cout_g // lanes)
+    ow = problem.out_size[-1]
+    rows = problem.batch * math.prod(problem.out_size[:-1])
+    pixels, pblocks = _blocked_row(ow, lanes * problem.dtype.itemsize)
+    taps = cin_g * math.prod(problem.kernel_size)
+    return (blocks_oc * lanes * rows * pixels * taps, blocks_oc * rows * pblocks * taps,
+            blocks_oc * lanes * taps, 1)
 
 
 @functools.lru_cache(maxsize=512)
@@ -304,8 +345,10 @@ def nn_estimates(problem, candidates: tuple) -> dict:
             if problem.in_channels_per_group == 1:
                 est[name] = _predict("direct", _key(problem.nd, problem.dtype),
                                      (macs, outputs, 1))
-            else:
+            elif channel_blocked(problem):
                 est[name] = _predict("nndirect", key, nndirect_features(problem))
+            else:
+                est[name] = _predict("nnrows", key, nnrows_features(problem))
         elif name == "im2col":
             est[name] = _predict("im2col", key, im2col_features(problem))
         elif name == "fft":

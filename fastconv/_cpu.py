@@ -26,8 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _cost, _fft, _separable, _threads, _winograd
-from ._schedule import (MIN_WORK_PER_THREAD, PLANE_SCRATCH_BYTES, direct_schedule,
-                        workspace)
+from ._schedule import (MIN_WORK_PER_THREAD, PLANE_SCRATCH_BYTES, channel_blocked,
+                        direct_schedule, workspace)
 from ._kernels import _direct, _im2col
 
 #: Per-thread im2col workspace budget in bytes (one tile of K x tile values).
@@ -237,6 +237,8 @@ class CPUBackend:
         if (self.unsupported_reason(problem, "im2col") is None
                 and problem.out_channels_per_group > 1):
             names.append("im2col")
+            if _identity_gemm(problem) and problem.in_channels_per_group > 1:
+                names.remove("direct")  # a 1x1 unit-stride layer is one plain GEMM
         if transforms:
             names.append("fft")
             if (_winograd.supported(problem) is None
@@ -287,6 +289,8 @@ class CPUBackend:
             state = (m, _winograd.filter_transform(w5[:, :, 0], p.groups, m, dt, nthreads, buf))
         elif algorithm == "fft":
             state = _fft.nn_filters(w5, geo.out5[2:], geo.stride, geo.dilation, nthreads)
+        elif algorithm == "direct" and channel_blocked(p):
+            state = _pack_blocked(w5, b, p, nthreads, transient)
         elif algorithm == "im2col" and banded_im2col(p):
             state = band_matrix(w5, p)
         elif algorithm == "separable":
@@ -342,7 +346,12 @@ class CPUBackend:
         else:
             x5 = self._layout_input(x, p, geo)
             args = (geo.stride, geo.pad_before, geo.dilation)
-            if algorithm == "direct":
+            if algorithm == "direct" and state is not None:
+                wp, bp = state
+                xp = _padded_input(x5, p, geo)
+                _direct.conv_blocked(xp, wp, bp, target[:, :, 0], geo.stride[1], geo.stride[2],
+                                     geo.dilation[1], geo.dilation[2], p.groups, nthreads)
+            elif algorithm == "direct":
                 plane = p.in_channels_per_group == 1
                 scratch = workspace(nthreads * PLANE_SCRATCH_BYTES if plane else 0, p.dtype)
                 run, colw = direct_run(p, nthreads)
@@ -375,6 +384,60 @@ class CPUBackend:
         if not np.may_share_memory(result, out):
             out[...] = result
         return out
+
+
+def _pack_blocked(w5, b, problem, nthreads=1, transient=False):
+    """Weights (groups, blocks, C_in/g, KH, KW, lanes) and bias (groups,
+    blocks, lanes) of the channel-blocked kernel, zero past C_out/g; a
+    `transient` packing (one call's) lives in reused scratch memory."""
+    lanes = _direct.blocked_lanes(problem.dtype.itemsize)
+    groups, cout_g = problem.groups, problem.out_channels_per_group
+    nb = -(-cout_g // lanes)
+    cin_g, kh, kw = w5.shape[1], w5.shape[3], w5.shape[4]
+    shape = (groups, nb, cin_g * kh * kw, lanes)
+    if transient:
+        size = math.prod(shape)
+        wp = workspace(size * w5.dtype.itemsize, w5.dtype, "blocked-weights")[:size]
+        wp = wp.reshape(shape)
+    else:
+        wp = np.empty(shape, dtype=w5.dtype)
+    _direct.pack_blocked(w5.reshape(w5.shape[0], -1), wp, cout_g, nthreads)
+    bp = np.zeros((groups, nb * lanes), dtype=w5.dtype)
+    if b.size:
+        bp[:, :cout_g] = b.reshape(groups, cout_g)
+    return wp.reshape(groups, nb, cin_g, kh, kw, lanes), bp.reshape(groups, nb, lanes)
+
+
+#: Elements after the padded input that the channel-blocked kernel may read
+#: (its last block of output pixels overhangs the row; see fc_rows_impl.h).
+_BLOCKED_SLACK = 8
+
+
+def _padded_input(x5, problem, geo):
+    """x5 zero-padded to the extent the outputs read, in reused scratch, with
+    slack after the last row: (N, C, Hp, Wp) for the channel-blocked kernel."""
+    n, c, _, h, w = x5.shape
+    (_, sy, sx), (_, dy, dx) = geo.stride, geo.dilation
+    (_, kh, kw), (_, oh, ow) = geo.w5[2:], geo.out5[2:]
+    hp, wpad = (oh - 1) * sy + (kh - 1) * dy + 1, (ow - 1) * sx + (kw - 1) * dx + 1
+    pt, pl = geo.pad_before[1], geo.pad_before[2]
+    size = n * c * hp * wpad
+    slack = _BLOCKED_SLACK * sx + _BLOCKED_SLACK
+    buf = workspace((size + slack) * x5.dtype.itemsize, x5.dtype, "blocked-input")
+    buf[size:] = 0
+    xp = buf[:size].reshape(n, c, hp, wpad)
+    rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wpad - pl))
+    if rows < hp or cols < wpad:
+        xp.fill(0)
+    xp[:, :, pt:pt + rows, pl:pl + cols] = x5[:, :, 0, :rows, :cols]
+    return xp
+
+
+def _identity_gemm(problem) -> bool:
+    """A 1x1 kernel with unit stride and no padding: im2col copies nothing
+    and the layer is one GEMM per image and group."""
+    return (all(k == 1 for k in problem.kernel_size) and all(st == 1 for st in problem.stride)
+            and all(pad == (0, 0) for pad in problem.padding))
 
 
 def _separable_shape_reason(problem):

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 
 __all__ = ["MIN_COLUMN_CHUNK", "MIN_WORK_PER_THREAD", "PLANE_SCRATCH_BYTES",
-           "TASKS_PER_THREAD", "direct_schedule", "workspace"]
+           "TASKS_PER_THREAD", "channel_blocked", "direct_schedule", "workspace"]
 
 #: Narrowest column chunk when the direct kernel splits rows across threads.
 MIN_COLUMN_CHUNK = 2048
@@ -64,3 +64,16 @@ def workspace(nbytes: int, dtype, slot: str = "kernel") -> np.ndarray:
     if buf is None or buf.nbytes < nbytes:
         buf = bufs[slot] = np.empty(max(nbytes, 1), dtype=np.uint8)
     return buf[: nbytes - nbytes % np.dtype(dtype).itemsize].view(dtype)
+
+
+def channel_blocked(problem) -> bool:
+    """Whether the direct path uses the channel-blocked kernel.
+
+    It serves layers with several input and output channels per group and
+    a kernel and input of depth 1 (conv1d, conv2d): output channels fill
+    the vector lanes, so each input value feeds a whole vector of FMAs.
+    One-channel planes keep the plane kernel, and a group with one output
+    channel the row kernel.
+    """
+    return (problem.in_channels_per_group > 1 and problem.out_channels_per_group > 1
+            and (problem.nd < 3 or (problem.kernel_size[0] == 1 and problem.in_size[0] == 1)))

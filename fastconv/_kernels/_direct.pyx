@@ -24,7 +24,8 @@ from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, free
 
 from ._fc cimport (real, fc_geometry, make_geometry, fc_conv_rows_f32, fc_conv_rows_f64,
-                   fc_conv_plane_f32, fc_conv_plane_f64, FC_PLANE_MAX_KH)
+                   fc_conv_plane_f32, fc_conv_plane_f64, FC_PLANE_MAX_KH, fc_conv_blocked_f32,
+                   fc_conv_blocked_f64, fc_blocked_lanes)
 
 
 cdef inline void _rows(real *out0, real *out1, const real **rows, const real **w0,
@@ -177,3 +178,72 @@ def conv_direct(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
                     _rows(out0, out1, rows, w0, w1, k, &g, init, ox0, width)
     finally:
         free(tables)
+
+
+def blocked_lanes(Py_ssize_t itemsize):
+    """Output channels per block of the channel-blocked kernel on this CPU."""
+    return fc_blocked_lanes(<int> itemsize)
+
+
+def conv_blocked(const real[:, :, :, ::1] xp, const real[:, :, :, :, :, ::1] wp,
+                 const real[:, :, ::1] bias, real[:, :, :, ::1] out, Py_ssize_t sy,
+                 Py_ssize_t sx, Py_ssize_t dy, Py_ssize_t dx, Py_ssize_t groups,
+                 int nthreads):
+    """out = correlate(xp, weights) + bias with the channel-blocked kernel.
+
+    ``xp`` is the zero-padded input (N, C_in, Hp, Wp) with slack after its
+    last row (see fc_rows_impl.h); ``wp`` the packed weights (groups,
+    blocks, C_in/groups, KH, KW, lanes), output channel ``g*C_out/groups +
+    b*lanes + l`` at [g, b, ..., l], zero past C_out/groups; ``bias``
+    (groups, blocks, lanes); ``out`` (N, C_out, OH, OW).  Tasks are
+    (image, group, channel block, output row), spread over OpenMP threads.
+    """
+    cdef Py_ssize_t N = xp.shape[0], Hp = xp.shape[2], Wp = xp.shape[3]
+    cdef Py_ssize_t nb = wp.shape[1], cin_g = wp.shape[2], KH = wp.shape[3], KW = wp.shape[4]
+    cdef Py_ssize_t lanes = wp.shape[5]
+    cdef Py_ssize_t Cout = out.shape[1], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t cout_g = Cout // groups
+    cdef Py_ssize_t total = N * groups * nb * OH
+    cdef Py_ssize_t t, r, oy, b, gi, n, oc0, nvalid
+    if total == 0 or OW == 0:
+        return
+    with nogil:
+        for t in prange(total, schedule='guided', num_threads=nthreads):
+            oy = t % OH
+            r = t // OH
+            b = r % nb
+            r = r // nb
+            gi = r % groups
+            n = r // groups
+            oc0 = gi * cout_g + b * lanes
+            nvalid = cout_g - b * lanes if cout_g - b * lanes < lanes else lanes
+            if real is float:
+                fc_conv_blocked_f32(&out[n, oc0, oy, 0], OH * OW, nvalid,
+                                    &xp[n, gi * cin_g, oy * sy, 0], cin_g, Hp * Wp, Wp,
+                                    &wp[gi, b, 0, 0, 0, 0], KH, KW, sx, dy, dx, OW,
+                                    &bias[gi, b, 0])
+            else:
+                fc_conv_blocked_f64(&out[n, oc0, oy, 0], OH * OW, nvalid,
+                                    &xp[n, gi * cin_g, oy * sy, 0], cin_g, Hp * Wp, Wp,
+                                    &wp[gi, b, 0, 0, 0, 0], KH, KW, sx, dy, dx, OW,
+                                    &bias[gi, b, 0])
+
+
+def pack_blocked(const real[:, ::1] w, real[:, :, :, ::1] out, Py_ssize_t cout_g,
+                 int nthreads):
+    """out[g, b, t, l] = w[g*cout_g + b*lanes + l, t] (0 past cout_g): the
+    (C_out, C_in/groups*KH*KW) weights packed for the channel-blocked kernel
+    as (groups, blocks, C_in/groups*KH*KW, lanes)."""
+    cdef Py_ssize_t G = out.shape[0], nb = out.shape[1], T = out.shape[2], lanes = out.shape[3]
+    cdef Py_ssize_t gb, g, b, t, l, oc
+    with nogil:
+        for gb in prange(G * nb, schedule='static', num_threads=nthreads):
+            g = gb // nb
+            b = gb % nb
+            for t in range(T):
+                for l in range(lanes):
+                    oc = b * lanes + l
+                    if oc < cout_g:
+                        out[g, b, t, l] = w[g * cout_g + oc, t]
+                    else:
+                        out[g, b, t, l] = 0

@@ -86,10 +86,12 @@ static int fc_isa(void)
 #define FC_ROWS_F64(isa) fc_rows_f64_##isa
 #define FC_PLANE_F32(isa) fc_rows_f32_##isa##_plane
 #define FC_PLANE_F64(isa) fc_rows_f64_##isa##_plane
+#define FC_BLOCKED_F32(isa) fc_rows_f32_##isa##_blocked
+#define FC_BLOCKED_F64(isa) fc_rows_f64_##isa##_blocked
 
 /* The public entry points of fc_kernels.h for one dtype: each dispatches to
  * the instruction-set build chosen by fc_isa(). */
-#define FC_ENTRY_POINTS(T, SFX, ROWS, PLANE)                                    \
+#define FC_ENTRY_POINTS(T, SFX, ROWS, PLANE, BLOCKED)                           \
     void fc_conv_rows_##SFX(T *out0, T *out1, ptrdiff_t OW, const T **rows,     \
                             const T **w0, const T **w1, ptrdiff_t nrows,        \
                             ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad,           \
@@ -108,10 +110,25 @@ static int fc_isa(void)
     {                                                                           \
         FC_DISPATCH(PLANE, out, ldo, oy0, nout, OW, in, ldi, H, W, ph, pw, w,   \
                     KH, KW, sh, sw, dh, dw, init, scratch, scratch_len);        \
+    }                                                                           \
+    void fc_conv_blocked_##SFX(T *out, ptrdiff_t ldo, ptrdiff_t nvalid,         \
+                               const T *x, ptrdiff_t C, ptrdiff_t ldc,          \
+                               ptrdiff_t ldr, const T *wp, ptrdiff_t KH,        \
+                               ptrdiff_t KW, ptrdiff_t sx, ptrdiff_t dy,        \
+                               ptrdiff_t dx, ptrdiff_t OW, const T *bias)       \
+    {                                                                           \
+        FC_DISPATCH(BLOCKED, out, ldo, nvalid, x, C, ldc, ldr, wp, KH, KW, sx,  \
+                    dy, dx, OW, bias);                                          \
     }
 
-FC_ENTRY_POINTS(float, f32, FC_ROWS_F32, FC_PLANE_F32)
-FC_ENTRY_POINTS(double, f64, FC_ROWS_F64, FC_PLANE_F64)
+FC_ENTRY_POINTS(float, f32, FC_ROWS_F32, FC_PLANE_F32, FC_BLOCKED_F32)
+FC_ENTRY_POINTS(double, f64, FC_ROWS_F64, FC_PLANE_F64, FC_BLOCKED_F64)
+
+int fc_blocked_lanes(int itemsize)
+{
+    const int bytes = fc_isa() == FC_ISA_AVX512 ? 64 : fc_isa() == FC_ISA_AVX2 ? 32 : 16;
+    return bytes / itemsize;
+}
 
 const char *fc_simd_level(void)
 {

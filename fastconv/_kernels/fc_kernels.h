@@ -72,6 +72,24 @@ void fc_conv_plane_f64(double *out, ptrdiff_t ldo, ptrdiff_t oy0, ptrdiff_t nout
                        ptrdiff_t scratch_len);
 
 /*
+ * Channel-blocked direct convolution of one output row for one block of
+ * output channels (see fc_rows_impl.h): out[l*ldo + ox] for l < nvalid and
+ * ox < OW, from the zero-padded input x (channel stride ldc, row stride
+ * ldr, horizontal stride sx, dilations dy/dx) and weights packed as
+ * (C, KH, KW, lanes), lanes = fc_blocked_lanes(sizeof(T)).
+ */
+void fc_conv_blocked_f32(float *out, ptrdiff_t ldo, ptrdiff_t nvalid, const float *x,
+                         ptrdiff_t C, ptrdiff_t ldc, ptrdiff_t ldr, const float *wp,
+                         ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sx, ptrdiff_t dy,
+                         ptrdiff_t dx, ptrdiff_t OW, const float *bias);
+void fc_conv_blocked_f64(double *out, ptrdiff_t ldo, ptrdiff_t nvalid, const double *x,
+                         ptrdiff_t C, ptrdiff_t ldc, ptrdiff_t ldr, const double *wp,
+                         ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sx, ptrdiff_t dy,
+                         ptrdiff_t dx, ptrdiff_t OW, const double *bias);
+/* Output channels per block of the blocked kernel on this CPU. */
+int fc_blocked_lanes(int itemsize);
+
+/*
  * One tile of the im2col matrix of a single image and group.
  *
  * x is the (C, D, H, W) C-contiguous input of the group.  The tile holds the

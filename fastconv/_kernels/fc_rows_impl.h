@@ -329,6 +329,90 @@ FC_TARGET static void FC_CAT(FC_NAME, plane)(
     }
 }
 
+/* Channel-blocked direct kernel (the layout of oneDNN's direct convolutions):
+ * the FC_VL lanes of a vector hold FC_VL output channels, and UR vectors of
+ * accumulators hold UR consecutive output pixels of one row.  For every
+ * (input channel, ky, kx) one vector of packed weights is loaded and
+ * multiplied by UR broadcast input values, so each weight load feeds UR
+ * FMAs and each input value FC_VL.  Rows go in blocks of FC_UR pixels (as
+ * many accumulators as the registers hold), then at most one block each of
+ * FC_UR/2 and FC_UR/4, then blocks of 4, so a row wastes at most 3 pixels
+ * of work and rows of 14 or 7 pixels none.  The input is zero-padded by the
+ * caller (no bounds checks) with at least 4 * sx values of slack after its
+ * last row (a last block of 4 may read, unused, past it).
+ *
+ * out:   out[l * ldo + ox] receives output channel l (l < nvalid) of the row
+ * x:     first input row the row's windows read, of input channel 0;
+ *        channel c row ky is x + c * ldc + ky * dy * ldr
+ * wp:    packed weights (C, KH, KW, FC_VL) of this block of output channels
+ * bias:  FC_VL values (zero past nvalid)
+ */
+#if FC_VBYTES == 64
+#define FC_UR 28 /* 28 accumulators + weights + broadcast of 32 registers */
+#else
+#define FC_UR 12 /* of 16 registers */
+#endif
+#define FC_BLOCKED_PIXELS(UR)                                                   \
+    do {                                                                        \
+        FC_VEC acc[UR];                                                         \
+        _Pragma("GCC unroll 32")                                                \
+        for (int u = 0; u < UR; ++u)                                            \
+            acc[u] = b;                                                         \
+        for (ptrdiff_t c = 0; c < C; ++c)                                       \
+            for (ptrdiff_t ky = 0; ky < KH; ++ky) {                             \
+                const FC_T *r = x + c * ldc + ky * dy * ldr + ox0 * sx;         \
+                const FC_T *w = wp + (c * KH + ky) * KW * FC_VL;                \
+                for (ptrdiff_t kx = 0; kx < KW; ++kx) {                         \
+                    FC_VEC wv;                                                  \
+                    FC_LOAD(wv, w + kx * FC_VL);                                \
+                    const FC_T *p = r + kx * dx;                                \
+                    if (sx == 1) {                                              \
+                        _Pragma("GCC unroll 32")                                \
+                        for (int u = 0; u < UR; ++u)                            \
+                            acc[u] += wv * p[u];                                \
+                    } else {                                                    \
+                        _Pragma("GCC unroll 32")                                \
+                        for (int u = 0; u < UR; ++u)                            \
+                            acc[u] += wv * p[u * sx];                           \
+                    }                                                           \
+                }                                                               \
+            }                                                                   \
+        const ptrdiff_t n = OW - ox0 < UR ? OW - ox0 : UR;                      \
+        for (ptrdiff_t l = 0; l < nvalid; ++l) {                                \
+            FC_T *o = out + l * ldo + ox0;                                      \
+            for (ptrdiff_t u = 0; u < n; ++u)                                   \
+                o[u] = acc[u][l];                                               \
+        }                                                                       \
+    } while (0)
+
+FC_TARGET static void FC_CAT(FC_NAME, blocked)(FC_T *out, ptrdiff_t ldo, ptrdiff_t nvalid,
+                                              const FC_T *x, ptrdiff_t C, ptrdiff_t ldc,
+                                              ptrdiff_t ldr, const FC_T *wp, ptrdiff_t KH,
+                                              ptrdiff_t KW, ptrdiff_t sx, ptrdiff_t dy,
+                                              ptrdiff_t dx, ptrdiff_t OW, const FC_T *bias)
+{
+    FC_VEC b;
+    FC_LOAD(b, bias);
+    /* Blocks of FC_UR, FC_UR/2, FC_UR/4 pixels, then 4 or fewer: short rows
+     * (14 or 7 pixels) use all their accumulators without waste. */
+    ptrdiff_t ox0 = 0;
+    for (; ox0 + FC_UR <= OW; ox0 += FC_UR)
+        FC_BLOCKED_PIXELS(FC_UR);
+    if (ox0 + FC_UR / 2 <= OW) {
+        FC_BLOCKED_PIXELS(FC_UR / 2);
+        ox0 += FC_UR / 2;
+    }
+    if (ox0 + FC_UR / 4 <= OW) {
+        FC_BLOCKED_PIXELS(FC_UR / 4);
+        ox0 += FC_UR / 4;
+    }
+    for (; ox0 < OW; ox0 += 4)
+        FC_BLOCKED_PIXELS(4);
+}
+#undef FC_BLOCKED_PIXELS
+#undef FC_UR
+
+
 #undef FC_INTERIOR
 #undef FC_BLOCK
 #undef FC_TAPS1
