@@ -69,11 +69,15 @@ def workspace(nbytes: int, dtype, slot: str = "kernel") -> np.ndarray:
 def channel_blocked(problem) -> bool:
     """Whether the direct path uses the channel-blocked kernel.
 
-    It serves layers with several input and output channels per group and
+    It serves layers with several input channels and at least half a
+    vector of output channels per group (at most half the lanes idle), and
     a kernel and input of depth 1 (conv1d, conv2d): output channels fill
     the vector lanes, so each input value feeds a whole vector of FMAs.
-    One-channel planes keep the plane kernel, and a group with one output
-    channel the row kernel.
+    One-channel planes keep the plane kernel, and groups with few output
+    channels the row kernel.
     """
-    return (problem.in_channels_per_group > 1 and problem.out_channels_per_group > 1
+    from ._kernels import _direct
+
+    lanes = _direct.blocked_lanes(problem.dtype.itemsize)
+    return (problem.in_channels_per_group > 1 and 2 * problem.out_channels_per_group >= lanes
             and (problem.nd < 3 or (problem.kernel_size[0] == 1 and problem.in_size[0] == 1)))
