@@ -289,7 +289,7 @@ class CPUBackend:
             state = (m, _winograd.filter_transform(w5[:, :, 0], p.groups, m, dt, nthreads, buf))
         elif algorithm == "fft":
             state = _fft.nn_filters(w5, geo.out5[2:], geo.stride, geo.dilation, nthreads)
-        elif algorithm == "direct" and channel_blocked(p):
+        elif algorithm == "direct" and channel_blocked(p):  # packed weights
             state = _pack_blocked(w5, b, p, nthreads, transient)
         elif algorithm == "im2col" and banded_im2col(p):
             state = band_matrix(w5, p)
