@@ -25,7 +25,8 @@ from libc.stdlib cimport malloc, free
 
 from ._fc cimport (real, fc_geometry, make_geometry, fc_conv_rows_f32, fc_conv_rows_f64,
                    fc_conv_plane_f32, fc_conv_plane_f64, FC_PLANE_MAX_KH, fc_conv_blocked_f32,
-                   fc_conv_blocked_f64, fc_blocked_lanes)
+                   fc_conv_blocked_f64, fc_blocked_lanes, fc_blocked_pixels,
+                   fc_conv_blocked_flat_f32, fc_conv_blocked_flat_f64)
 
 
 cdef inline void _rows(real *out0, real *out1, const real **rows, const real **w0,
@@ -196,35 +197,53 @@ def conv_blocked(const real[:, :, :, ::1] xp, const real[:, :, :, :, :, ::1] wp,
     blocks, C_in/groups, KH, KW, lanes), output channel ``g*C_out/groups +
     b*lanes + l`` at [g, b, ..., l], zero past C_out/groups; ``bias``
     (groups, blocks, lanes); ``out`` (N, C_out, OH, OW).  Tasks are
-    (image, group, channel block, output row), spread over OpenMP threads.
+    (image, group, channel block, output row), or, for rows shorter than
+    half a pixel block, (image, group, channel block, block of the
+    flattened plane), spread over OpenMP threads.
     """
     cdef Py_ssize_t N = xp.shape[0], Hp = xp.shape[2], Wp = xp.shape[3]
     cdef Py_ssize_t nb = wp.shape[1], cin_g = wp.shape[2], KH = wp.shape[3], KW = wp.shape[4]
     cdef Py_ssize_t lanes = wp.shape[5]
     cdef Py_ssize_t Cout = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t cout_g = Cout // groups
-    cdef Py_ssize_t total = N * groups * nb * OH
-    cdef Py_ssize_t t, r, oy, b, gi, n, oc0, nvalid
+    cdef Py_ssize_t ur = fc_blocked_pixels()
+    cdef bint flat = 2 * OW < ur
+    cdef Py_ssize_t per = (OH * OW + ur - 1) // ur if flat else OH
+    cdef Py_ssize_t total = N * groups * nb * per
+    cdef Py_ssize_t t, r, j, b, gi, n, oc0, nvalid, q0, nq
     if total == 0 or OW == 0:
         return
     with nogil:
         for t in prange(total, schedule='guided', num_threads=nthreads):
-            oy = t % OH
-            r = t // OH
+            j = t % per
+            r = t // per
             b = r % nb
             r = r // nb
             gi = r % groups
             n = r // groups
             oc0 = gi * cout_g + b * lanes
             nvalid = cout_g - b * lanes if cout_g - b * lanes < lanes else lanes
-            if real is float:
-                fc_conv_blocked_f32(&out[n, oc0, oy, 0], OH * OW, nvalid,
-                                    &xp[n, gi * cin_g, oy * sy, 0], cin_g, Hp * Wp, Wp,
+            if flat:
+                q0 = j * ur
+                nq = OH * OW - q0 if OH * OW - q0 < ur else ur
+                if real is float:
+                    fc_conv_blocked_flat_f32(&out[n, oc0, 0, 0], OH * OW, nvalid,
+                                             &xp[n, gi * cin_g, 0, 0], cin_g, Hp * Wp, Wp,
+                                             &wp[gi, b, 0, 0, 0, 0], KH, KW, sy, sx, dy, dx,
+                                             OW, q0, nq, &bias[gi, b, 0])
+                else:
+                    fc_conv_blocked_flat_f64(&out[n, oc0, 0, 0], OH * OW, nvalid,
+                                             &xp[n, gi * cin_g, 0, 0], cin_g, Hp * Wp, Wp,
+                                             &wp[gi, b, 0, 0, 0, 0], KH, KW, sy, sx, dy, dx,
+                                             OW, q0, nq, &bias[gi, b, 0])
+            elif real is float:
+                fc_conv_blocked_f32(&out[n, oc0, j, 0], OH * OW, nvalid,
+                                    &xp[n, gi * cin_g, j * sy, 0], cin_g, Hp * Wp, Wp,
                                     &wp[gi, b, 0, 0, 0, 0], KH, KW, sx, dy, dx, OW,
                                     &bias[gi, b, 0])
             else:
-                fc_conv_blocked_f64(&out[n, oc0, oy, 0], OH * OW, nvalid,
-                                    &xp[n, gi * cin_g, oy * sy, 0], cin_g, Hp * Wp, Wp,
+                fc_conv_blocked_f64(&out[n, oc0, j, 0], OH * OW, nvalid,
+                                    &xp[n, gi * cin_g, j * sy, 0], cin_g, Hp * Wp, Wp,
                                     &wp[gi, b, 0, 0, 0, 0], KH, KW, sx, dy, dx, OW,
                                     &bias[gi, b, 0])
 
@@ -233,17 +252,27 @@ def pack_blocked(const real[:, ::1] w, real[:, :, :, ::1] out, Py_ssize_t cout_g
                  int nthreads):
     """out[g, b, t, l] = w[g*cout_g + b*lanes + l, t] (0 past cout_g): the
     (C_out, C_in/groups*KH*KW) weights packed for the channel-blocked kernel
-    as (groups, blocks, C_in/groups*KH*KW, lanes)."""
+    as (groups, blocks, C_in/groups*KH*KW, lanes), transposed in tiles of
+    TILE taps so that reads and writes both stay in cache."""
     cdef Py_ssize_t G = out.shape[0], nb = out.shape[1], T = out.shape[2], lanes = out.shape[3]
-    cdef Py_ssize_t gb, g, b, t, l, oc
+    cdef Py_ssize_t gb, g, b, t, t0, t1, l, nvalid, k
+    cdef Py_ssize_t TILE = 64
+    cdef Py_ssize_t ntiles = (T + TILE - 1) // TILE
+    cdef const real *src
+    cdef real *dst
     with nogil:
         for gb in prange(G * nb, schedule='static', num_threads=nthreads):
             g = gb // nb
             b = gb % nb
-            for t in range(T):
-                for l in range(lanes):
-                    oc = b * lanes + l
-                    if oc < cout_g:
-                        out[g, b, t, l] = w[g * cout_g + oc, t]
-                    else:
-                        out[g, b, t, l] = 0
+            nvalid = cout_g - b * lanes if cout_g - b * lanes < lanes else lanes
+            dst = &out[g, b, 0, 0]
+            for k in range(ntiles):
+                t0 = k * TILE
+                t1 = t0 + TILE if t0 + TILE < T else T
+                for l in range(nvalid):
+                    src = &w[g * cout_g + b * lanes + l, 0]
+                    for t in range(t0, t1):
+                        dst[t * lanes + l] = src[t]
+                for l in range(nvalid, lanes):
+                    for t in range(t0, t1):
+                        dst[t * lanes + l] = 0

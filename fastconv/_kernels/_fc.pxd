@@ -49,6 +49,17 @@ cdef extern from "fc_kernels.h" nogil:
                              Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sx, Py_ssize_t dy,
                              Py_ssize_t dx, Py_ssize_t OW, const double *bias)
     int fc_blocked_lanes(int itemsize)
+    int fc_blocked_pixels()
+    void fc_conv_blocked_flat_f32(float *out, Py_ssize_t ldo, Py_ssize_t nvalid, const float *x,
+                                  Py_ssize_t C, Py_ssize_t ldc, Py_ssize_t ldr, const float *wp,
+                                  Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sy, Py_ssize_t sx,
+                                  Py_ssize_t dy, Py_ssize_t dx, Py_ssize_t OW, Py_ssize_t q0,
+                                  Py_ssize_t nq, const float *bias)
+    void fc_conv_blocked_flat_f64(double *out, Py_ssize_t ldo, Py_ssize_t nvalid,
+                                  const double *x, Py_ssize_t C, Py_ssize_t ldc, Py_ssize_t ldr,
+                                  const double *wp, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sy,
+                                  Py_ssize_t sx, Py_ssize_t dy, Py_ssize_t dx, Py_ssize_t OW,
+                                  Py_ssize_t q0, Py_ssize_t nq, const double *bias)
     void fc_wino_input_f32_m2(const float *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t y0,
                               Py_ssize_t x0, Py_ssize_t tW, float *V, Py_ssize_t plane,
                               float *scratch)

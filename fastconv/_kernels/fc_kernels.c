@@ -88,10 +88,12 @@ static int fc_isa(void)
 #define FC_PLANE_F64(isa) fc_rows_f64_##isa##_plane
 #define FC_BLOCKED_F32(isa) fc_rows_f32_##isa##_blocked
 #define FC_BLOCKED_F64(isa) fc_rows_f64_##isa##_blocked
+#define FC_FLAT_F32(isa) fc_rows_f32_##isa##_blocked_flat
+#define FC_FLAT_F64(isa) fc_rows_f64_##isa##_blocked_flat
 
 /* The public entry points of fc_kernels.h for one dtype: each dispatches to
  * the instruction-set build chosen by fc_isa(). */
-#define FC_ENTRY_POINTS(T, SFX, ROWS, PLANE, BLOCKED)                           \
+#define FC_ENTRY_POINTS(T, SFX, ROWS, PLANE, BLOCKED, FLAT)                     \
     void fc_conv_rows_##SFX(T *out0, T *out1, ptrdiff_t OW, const T **rows,     \
                             const T **w0, const T **w1, ptrdiff_t nrows,        \
                             ptrdiff_t KW, ptrdiff_t W, ptrdiff_t pad,           \
@@ -119,10 +121,25 @@ static int fc_isa(void)
     {                                                                           \
         FC_DISPATCH(BLOCKED, out, ldo, nvalid, x, C, ldc, ldr, wp, KH, KW, sx,  \
                     dy, dx, OW, bias);                                          \
+    }                                                                           \
+    void fc_conv_blocked_flat_##SFX(T *out, ptrdiff_t ldo, ptrdiff_t nvalid,    \
+                                    const T *x, ptrdiff_t C, ptrdiff_t ldc,     \
+                                    ptrdiff_t ldr, const T *wp, ptrdiff_t KH,   \
+                                    ptrdiff_t KW, ptrdiff_t sy, ptrdiff_t sx,   \
+                                    ptrdiff_t dy, ptrdiff_t dx, ptrdiff_t OW,   \
+                                    ptrdiff_t q0, ptrdiff_t nq, const T *bias)  \
+    {                                                                           \
+        FC_DISPATCH(FLAT, out, ldo, nvalid, x, C, ldc, ldr, wp, KH, KW, sy, sx, \
+                    dy, dx, OW, q0, nq, bias);                                  \
     }
 
-FC_ENTRY_POINTS(float, f32, FC_ROWS_F32, FC_PLANE_F32, FC_BLOCKED_F32)
-FC_ENTRY_POINTS(double, f64, FC_ROWS_F64, FC_PLANE_F64, FC_BLOCKED_F64)
+FC_ENTRY_POINTS(float, f32, FC_ROWS_F32, FC_PLANE_F32, FC_BLOCKED_F32, FC_FLAT_F32)
+FC_ENTRY_POINTS(double, f64, FC_ROWS_F64, FC_PLANE_F64, FC_BLOCKED_F64, FC_FLAT_F64)
+
+int fc_blocked_pixels(void)
+{
+    return fc_isa() == FC_ISA_AVX512 ? 28 : 12;
+}
 
 int fc_blocked_lanes(int itemsize)
 {

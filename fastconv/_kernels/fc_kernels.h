@@ -86,8 +86,23 @@ void fc_conv_blocked_f64(double *out, ptrdiff_t ldo, ptrdiff_t nvalid, const dou
                          ptrdiff_t C, ptrdiff_t ldc, ptrdiff_t ldr, const double *wp,
                          ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sx, ptrdiff_t dy,
                          ptrdiff_t dx, ptrdiff_t OW, const double *bias);
-/* Output channels per block of the blocked kernel on this CPU. */
+/* The same on pixels q0 .. q0+nq-1 (nq <= fc_blocked_pixels()) of the
+ * flattened output plane (out[l*ldo + q]; x is row 0 of the padded image),
+ * for short rows. */
+void fc_conv_blocked_flat_f32(float *out, ptrdiff_t ldo, ptrdiff_t nvalid, const float *x,
+                              ptrdiff_t C, ptrdiff_t ldc, ptrdiff_t ldr, const float *wp,
+                              ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sy, ptrdiff_t sx,
+                              ptrdiff_t dy, ptrdiff_t dx, ptrdiff_t OW, ptrdiff_t q0,
+                              ptrdiff_t nq, const float *bias);
+void fc_conv_blocked_flat_f64(double *out, ptrdiff_t ldo, ptrdiff_t nvalid, const double *x,
+                              ptrdiff_t C, ptrdiff_t ldc, ptrdiff_t ldr, const double *wp,
+                              ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sy, ptrdiff_t sx,
+                              ptrdiff_t dy, ptrdiff_t dx, ptrdiff_t OW, ptrdiff_t q0,
+                              ptrdiff_t nq, const double *bias);
+/* Output channels per block of the blocked kernel on this CPU, and the
+ * pixels per block of its flattened form. */
 int fc_blocked_lanes(int itemsize);
+int fc_blocked_pixels(void);
 
 /*
  * One tile of the im2col matrix of a single image and group.

@@ -410,6 +410,50 @@ FC_TARGET static void FC_CAT(FC_NAME, blocked)(FC_T *out, ptrdiff_t ldo, ptrdiff
         FC_BLOCKED_PIXELS(4);
 }
 #undef FC_BLOCKED_PIXELS
+
+/* The channel-blocked kernel on a block of FC_UR consecutive pixels of the
+ * flattened output plane (q0 .. q0+nq-1, nq <= FC_UR), for short rows (7 or
+ * 14 pixels) whose rows alone would use few accumulators: the pixels may
+ * span rows, each with its own input offset.  out[l*ldo + q] receives
+ * output channel l of pixel q; x is input channel 0, row 0 of the padded
+ * image; other arguments as in the row version. */
+FC_TARGET static void FC_CAT(FC_NAME, blocked_flat)(FC_T *out, ptrdiff_t ldo, ptrdiff_t nvalid,
+                                                   const FC_T *x, ptrdiff_t C, ptrdiff_t ldc,
+                                                   ptrdiff_t ldr, const FC_T *wp, ptrdiff_t KH,
+                                                   ptrdiff_t KW, ptrdiff_t sy, ptrdiff_t sx,
+                                                   ptrdiff_t dy, ptrdiff_t dx, ptrdiff_t OW,
+                                                   ptrdiff_t q0, ptrdiff_t nq, const FC_T *bias)
+{
+    ptrdiff_t off[FC_UR];
+    for (int u = 0; u < FC_UR; ++u) {
+        const ptrdiff_t q = q0 + (u < nq ? u : nq - 1);
+        off[u] = (q / OW) * sy * ldr + (q % OW) * sx;
+    }
+    FC_VEC b;
+    FC_LOAD(b, bias);
+    FC_VEC acc[FC_UR];
+#pragma GCC unroll 32
+    for (int u = 0; u < FC_UR; ++u)
+        acc[u] = b;
+    for (ptrdiff_t c = 0; c < C; ++c)
+        for (ptrdiff_t ky = 0; ky < KH; ++ky) {
+            const FC_T *r = x + c * ldc + ky * dy * ldr;
+            const FC_T *w = wp + (c * KH + ky) * KW * FC_VL;
+            for (ptrdiff_t kx = 0; kx < KW; ++kx) {
+                FC_VEC wv;
+                FC_LOAD(wv, w + kx * FC_VL);
+                const FC_T *p = r + kx * dx;
+#pragma GCC unroll 32
+                for (int u = 0; u < FC_UR; ++u)
+                    acc[u] += wv * p[off[u]];
+            }
+        }
+    for (ptrdiff_t l = 0; l < nvalid; ++l) {
+        FC_T *o = out + l * ldo + q0;
+        for (ptrdiff_t u = 0; u < nq; ++u)
+            o[u] = acc[u][l];
+    }
+}
 #undef FC_UR
 
 
