@@ -310,7 +310,8 @@ def nndirect_features(problem) -> tuple:
     """(multiply-adds computed, weight-vector loads, packed weights, 1) of the
     channel-blocked direct kernel (several input and output channels per
     group): output channels are rounded up to the vector lanes and each
-    row's pixels to the kernel's blocks; every pixel block loads one weight
+    row's (or, for short rows, the plane's) pixels to the kernel's blocks;
+    every pixel block loads one weight
     vector per tap and input channel, which short rows cannot amortise, and
     every call packs the weights into the kernel's layout first."""
     from ._kernels import _direct
@@ -319,8 +320,15 @@ def nndirect_features(problem) -> tuple:
     cout_g, cin_g = problem.out_channels_per_group, problem.in_channels_per_group
     blocks_oc = problem.groups * -(-cout_g // lanes)
     ow = problem.out_size[-1]
-    rows = problem.batch * math.prod(problem.out_size[:-1])
-    pixels, pblocks = _blocked_row(ow, lanes * problem.dtype.itemsize)
+    ur = 28 if lanes * problem.dtype.itemsize == 64 else 12
+    if 2 * ow < ur:  # short rows: blocks of the flattened plane
+        rows = problem.batch * math.prod(problem.out_size[:-2])
+        plane = problem.out_size[-2] * ow
+        pblocks = -(-plane // ur)
+        pixels = pblocks * ur
+    else:
+        rows = problem.batch * math.prod(problem.out_size[:-1])
+        pixels, pblocks = _blocked_row(ow, lanes * problem.dtype.itemsize)
     taps = cin_g * math.prod(problem.kernel_size)
     return (blocks_oc * lanes * rows * pixels * taps, blocks_oc * rows * pblocks * taps,
             blocks_oc * lanes * taps, 1)
