@@ -323,7 +323,7 @@ def nndirect_features(problem) -> tuple:
     ur = 28 if lanes * problem.dtype.itemsize == 64 else 12
     if 2 * ow < ur:  # short rows: blocks of the flattened plane
         rows = problem.batch * math.prod(problem.out_size[:-2])
-        plane = problem.out_size[-2] * ow
+        plane = (problem.out_size[-2] if problem.nd >= 2 else 1) * ow
         pblocks = -(-plane // ur)
         pixels = pblocks * ur
     else:
