@@ -25,6 +25,8 @@ A backend class provides:
     NaN or Inf, so ``"auto"`` avoids them on such data).
 ``auto_algorithm(problem, x, weight) -> str``
     The algorithm ``"auto"`` runs for these arrays.
+``fallback_algorithm(problem) -> str``
+    What ``"auto"`` runs when the transform methods are ruled out.
 ``prepare(problem, algorithm, weight, bias, nthreads) -> state``
     Weights laid out (and transformed) for `algorithm`; plans keep it.
 ``execute(state, x, out, nthreads) -> array``

@@ -28,6 +28,7 @@ import numpy as np
 from . import _cost, _fft, _separable, _threads, _winograd
 from ._schedule import (MIN_WORK_PER_THREAD, PLANE_SCRATCH_BYTES, channel_blocked,
                         direct_schedule, workspace)
+from ._validation import all_finite
 from ._kernels import _direct, _im2col
 
 #: Per-thread im2col workspace budget in bytes (one tile of K x tile values).
@@ -252,7 +253,7 @@ class CPUBackend:
         est = self.estimate(problem, weight)
         return min(est, key=est.get)
 
-    def _dense_choice(self, problem) -> str:
+    def fallback_algorithm(self, problem) -> str:
         """The faster of direct and im2col by the cost model: what "auto"
         runs when the transform methods are ruled out."""
         est = _cost.nn_estimates(problem, self._candidates(problem, transforms=False))
@@ -313,7 +314,7 @@ class CPUBackend:
         but never a transform method when an input holds NaN or Inf."""
         algorithm = self.choose_algorithm(problem, weight)
         if algorithm in ("fft", "winograd") and not all_finite(x, weight):
-            algorithm = self._dense_choice(problem)
+            algorithm = self.fallback_algorithm(problem)
         return algorithm
 
     def conv(self, x, weight, bias, problem, algorithm, out, nthreads):
@@ -478,15 +479,3 @@ class Prepared(NamedTuple):
     w5: np.ndarray
     bias: np.ndarray
     state: object
-
-
-def all_finite(*arrays) -> bool:
-    """Whether every given array holds only finite values.
-
-    One reduction per array: a finite sum proves every term finite (a NaN
-    or Inf term makes the sum NaN or Inf), with no temporary the size of
-    the array.  A sum that overflows reports "not finite" for finite data,
-    which only costs the transform methods' speed, never correctness.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        return all(math.isfinite(float(np.sum(a))) for a in arrays if a is not None)

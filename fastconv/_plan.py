@@ -155,7 +155,7 @@ class Plan:
                 stride, padding, dilation, groups, padding_mode=padding_mode, workers=workers)
             algorithm = self.choice.algorithm
             if not backend.all_finite(weight) and algorithm in ("fft", "winograd"):
-                algorithm = backend._dense_choice(problem)
+                algorithm = backend.fallback_algorithm(problem)
         self.algorithm = algorithm
         # The plan keeps its own copy of the weights: later changes to the
         # caller's array do not leak into some algorithms and not others.
@@ -214,7 +214,7 @@ class Plan:
         if self._auto and self.algorithm in ("fft", "winograd") and not backend.all_finite(x):
             if self._fallback is None:
                 self._fallback = backend.prepare(
-                    self._problem, backend._dense_choice(self._problem), self._weight,
+                    self._problem, backend.fallback_algorithm(self._problem), self._weight,
                     self._bias, nthreads)
             prepared = self._fallback
         return backend.execute(prepared, x, out, nthreads)

@@ -372,3 +372,16 @@ def check_out(out, problem: ConvProblem, namespace_check) -> None:
         raise ValueError(f"out has shape {shape}, expected {problem.user_out_shape}")
     if np.dtype(out.dtype) != problem.dtype:
         raise TypeError(f"out has dtype {out.dtype}, expected {problem.dtype} (the result dtype)")
+
+
+def all_finite(*arrays) -> bool:
+    """Whether every given array (None skipped) holds only finite values.
+
+    One reduction per array: a finite sum proves every term finite (a NaN
+    or Inf term makes the sum NaN or Inf), with no temporary the size of
+    the array.  A sum that overflows reports "not finite" for finite data,
+    which only costs the transform methods' speed, never correctness.
+    Integer and bool arrays are always finite.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(bool(np.isfinite(np.sum(a))) for a in arrays if a is not None)

@@ -76,6 +76,7 @@ import scipy.signal as _scipy_signal
 
 from . import _cost, _fft, _threads
 from ._api import _convnd
+from ._validation import all_finite
 
 __all__ = [
     "convolve",
@@ -231,7 +232,7 @@ def _convolve_direct(in1, in2, mode, workers):
     rt = np.result_type(in1, in2)
     if (rt.kind == "b" or not _kernel_dtype_ok(rt)
             or (rt.kind in "iu" and not _int_exact(in1, in2))
-            or (in1.ndim == 1 and not _all_finite(in2 if in1.size >= in2.size else in1))):
+            or (in1.ndim == 1 and not all_finite(in2 if in1.size >= in2.size else in1))):
         # SciPy's own direct path: bool and exotic dtypes (it accepts them in
         # 1-D through numpy.convolve and refuses them in N-D), integers beyond
         # float64's exact range, and 1-D kernels holding NaN/Inf, whose taps
@@ -306,10 +307,6 @@ def _convolve_fft(in1, in2, mode, workers):
     return out.astype(rt, copy=False)
 
 
-def _all_finite(*arrays) -> bool:
-    return all(a.dtype.kind in "biu" or bool(np.isfinite(a).all()) for a in arrays)
-
-
 # --------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------
@@ -378,7 +375,7 @@ def convolve(in1, in2, mode="full", method="auto", *, workers=None):
         return _scipy_signal.convolve(in1, in2, mode=mode, method=method)
     if method == "auto":
         method = _choose(in1, in2, mode, _threads.resolve_workers(workers))
-        if method == "fft" and not _all_finite(in1, in2):
+        if method == "fft" and not all_finite(in1, in2):
             method = "direct"
     if method == "fft":
         rt = np.result_type(in1, in2)
