@@ -37,6 +37,36 @@ def pytest_configure(config):
     )
 
 
+#: Parameters that name the implementation rather than the case.
+_IMPL_PARAMS = ("algorithm", "impl")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run each case's implementations back to back: fastconv "auto" first,
+    then the peers, then the forced algorithms.
+
+    pytest collects test function by test function, which would time every
+    fastconv case minutes before the peers' runs of the same case; the
+    machine's state drifts over minutes (clock, cache, neighbours), so a
+    ratio is only trustworthy between runs made one right after the other.
+    Items keep their order otherwise (the sort is stable).
+    """
+    first_seen = {}
+
+    def key(item):
+        spec = getattr(item, "callspec", None)
+        params = dict(spec.params) if spec is not None else {}
+        case = (str(item.path), tuple(sorted(
+            (k, repr(v)) for k, v in params.items() if k not in _IMPL_PARAMS)))
+        if not case[1]:  # unparametrized: its own case
+            case = (str(item.path), item.name)
+        order = first_seen.setdefault(case, len(first_seen))
+        forced = params.get("algorithm", "auto") != "auto"
+        return order, forced
+
+    items[:] = sorted(items, key=key)
+
+
 @pytest.fixture(scope="session")
 def fastconv_mod():
     """The installed fastconv package (fails loudly if it does not import)."""
