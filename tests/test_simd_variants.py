@@ -4,7 +4,9 @@ The row kernel is compiled for AVX-512, AVX2+FMA and SSE2 and the best one
 is picked at run time; FASTCONV_SIMD caps that choice.  Each variant runs in
 a fresh interpreter (the choice is made once per process) on cases whose
 rows are wide enough for full vector blocks, single vectors and ragged
-tails, and on strided and dilated rows.
+tails, and on strided and dilated rows; the cases with many output channels
+run the channel-blocked kernel (rows of pixel blocks, and for short rows the
+flattened-plane blocks with their 1/2, 1/4 and 4-pixel remainders).
 """
 import json
 import os
@@ -15,12 +17,18 @@ import numpy as np
 import pytest
 
 CASES = [
-    # (spatial, ksize, stride, padding, dilation, dtype)
-    ((5, 203), (3, 3), 1, 1, 1, np.float32),
-    ((6, 77), (2, 5), 1, (0, 2), (1, 2), np.float64),
-    ((4, 130), (3, 7), 1, "same", 1, np.float32),
-    ((7, 41), (3, 3), 2, 1, 1, np.float64),
-    ((3, 9), (1, 3), 1, 0, 1, np.float32),
+    # (spatial, ksize, stride, padding, dilation, dtype, C_in, C_out)
+    ((5, 203), (3, 3), 1, 1, 1, np.float32, 3, 4),
+    ((6, 77), (2, 5), 1, (0, 2), (1, 2), np.float64, 3, 4),
+    ((4, 130), (3, 7), 1, "same", 1, np.float32, 3, 4),
+    ((7, 41), (3, 3), 2, 1, 1, np.float64, 3, 4),
+    ((3, 9), (1, 3), 1, 0, 1, np.float32, 3, 4),
+    # channel-blocked: 9x9, 7x7 and 3x3 planes, strided and dilated rows
+    ((9, 9), (3, 3), 1, 1, 1, np.float32, 5, 24),
+    ((7, 7), (3, 3), 1, 1, 1, np.float64, 8, 20),
+    ((5, 5), (3, 3), 1, 0, 1, np.float32, 4, 40),
+    ((16, 61), (5, 5), 2, 2, 1, np.float32, 6, 18),
+    ((11, 47), (3, 3), 1, 2, 2, np.float64, 3, 17),
 ]
 
 SCRIPT = r"""
@@ -28,10 +36,10 @@ import json, sys, numpy as np, fastconv
 from fastconv._kernels import _runtime
 cases = json.loads(sys.argv[2])
 out = {}
-for i, (spatial, ksize, stride, padding, dilation, dt) in enumerate(cases):
+for i, (spatial, ksize, stride, padding, dilation, dt, cin, cout) in enumerate(cases):
     rng = np.random.default_rng(i)
-    x = rng.standard_normal([2, 3] + spatial).astype(dt)
-    w = rng.standard_normal([4, 3] + ksize).astype(dt)
+    x = rng.standard_normal([2, cin] + spatial).astype(dt)
+    w = rng.standard_normal([cout, cin] + ksize).astype(dt)
     out[f"c{i}"] = fastconv.conv2d(x, w, stride=stride,
                                    padding=tuple(padding) if isinstance(padding, list) else padding,
                                    dilation=dilation, algorithm="direct")
@@ -41,7 +49,8 @@ print(_runtime.simd_level())
 
 
 def _cases_json():
-    return json.dumps([(s, k, st, p, d, np.dtype(dt).name) for s, k, st, p, d, dt in CASES])
+    return json.dumps([(s, k, st, p, d, np.dtype(dt).name, ci, co)
+                       for s, k, st, p, d, dt, ci, co in CASES])
 
 
 @pytest.mark.parametrize("cap, expect_word", [("sse2", "sse2"), ("avx2", "avx2"), ("", None)])
@@ -57,9 +66,9 @@ def test_direct_kernel_variant(cap, expect_word, ref, tmp_path):
             pytest.skip(f"this CPU has no AVX2 (kernel level: {level})")
         pytest.fail(f"FASTCONV_SIMD={cap} ran the {level} kernel")
     got = np.load(path)
-    for i, (spatial, ksize, stride, padding, dilation, dt) in enumerate(CASES):
+    for i, (spatial, ksize, stride, padding, dilation, dt, cin, cout) in enumerate(CASES):
         rng = np.random.default_rng(i)
-        x = rng.standard_normal((2, 3) + spatial).astype(dt)
-        w = rng.standard_normal((4, 3) + ksize).astype(dt)
+        x = rng.standard_normal((2, cin) + spatial).astype(dt)
+        w = rng.standard_normal((cout, cin) + ksize).astype(dt)
         exp = ref.expect(x, w, None, nd=2, stride=stride, padding=padding, dilation=dilation)
         ref.assert_matches(got[f"c{i}"], exp, context=f"{level} case {i}")

@@ -411,12 +411,47 @@ FC_TARGET static void FC_CAT(FC_NAME, blocked)(FC_T *out, ptrdiff_t ldo, ptrdiff
 }
 #undef FC_BLOCKED_PIXELS
 
-/* The channel-blocked kernel on a block of FC_UR consecutive pixels of the
- * flattened output plane (q0 .. q0+nq-1, nq <= FC_UR), for short rows (7 or
- * 14 pixels) whose rows alone would use few accumulators: the pixels may
- * span rows, each with its own input offset.  out[l*ldo + q] receives
- * output channel l of pixel q; x is input channel 0, row 0 of the padded
- * image; other arguments as in the row version. */
+/* The channel-blocked kernel on consecutive pixels q0 .. q0+nq-1 (nq <=
+ * FC_UR) of the flattened output plane, for short rows (7 or 14 pixels)
+ * whose rows alone would use few accumulators: the pixels may span rows,
+ * each with its own input offset.  A full block uses FC_UR accumulators;
+ * a shorter one (the plane's last) goes in blocks of FC_UR/2, FC_UR/4 and
+ * 4 as the row version does, so a 7x7 plane (28 + 14 + 7) wastes nothing.
+ * out[l*ldo + q] receives output channel l of pixel q; x is input channel
+ * 0, row 0 of the padded image; other arguments as in the row version. */
+#define FC_FLAT_PIXELS(UR)                                                      \
+    do {                                                                        \
+        const ptrdiff_t n = q1 - q < UR ? q1 - q : UR;                          \
+        ptrdiff_t off[UR];                                                      \
+        for (int u = 0; u < UR; ++u) {                                          \
+            const ptrdiff_t qu = q + (u < n ? u : n - 1);                       \
+            off[u] = (qu / OW) * sy * ldr + (qu % OW) * sx;                     \
+        }                                                                       \
+        FC_VEC acc[UR];                                                         \
+        _Pragma("GCC unroll 32")                                                \
+        for (int u = 0; u < UR; ++u)                                            \
+            acc[u] = b;                                                         \
+        for (ptrdiff_t c = 0; c < C; ++c)                                       \
+            for (ptrdiff_t ky = 0; ky < KH; ++ky) {                             \
+                const FC_T *r = x + c * ldc + ky * dy * ldr;                    \
+                const FC_T *w = wp + (c * KH + ky) * KW * FC_VL;                \
+                for (ptrdiff_t kx = 0; kx < KW; ++kx) {                         \
+                    FC_VEC wv;                                                  \
+                    FC_LOAD(wv, w + kx * FC_VL);                                \
+                    const FC_T *p = r + kx * dx;                                \
+                    _Pragma("GCC unroll 32")                                    \
+                    for (int u = 0; u < UR; ++u)                                \
+                        acc[u] += wv * p[off[u]];                               \
+                }                                                               \
+            }                                                                   \
+        for (ptrdiff_t l = 0; l < nvalid; ++l) {                                \
+            FC_T *o = out + l * ldo + q;                                        \
+            for (ptrdiff_t u = 0; u < n; ++u)                                   \
+                o[u] = acc[u][l];                                               \
+        }                                                                       \
+        q += n;                                                                 \
+    } while (0)
+
 FC_TARGET static void FC_CAT(FC_NAME, blocked_flat)(FC_T *out, ptrdiff_t ldo, ptrdiff_t nvalid,
                                                    const FC_T *x, ptrdiff_t C, ptrdiff_t ldc,
                                                    ptrdiff_t ldr, const FC_T *wp, ptrdiff_t KH,
@@ -424,36 +459,20 @@ FC_TARGET static void FC_CAT(FC_NAME, blocked_flat)(FC_T *out, ptrdiff_t ldo, pt
                                                    ptrdiff_t dy, ptrdiff_t dx, ptrdiff_t OW,
                                                    ptrdiff_t q0, ptrdiff_t nq, const FC_T *bias)
 {
-    ptrdiff_t off[FC_UR];
-    for (int u = 0; u < FC_UR; ++u) {
-        const ptrdiff_t q = q0 + (u < nq ? u : nq - 1);
-        off[u] = (q / OW) * sy * ldr + (q % OW) * sx;
-    }
     FC_VEC b;
     FC_LOAD(b, bias);
-    FC_VEC acc[FC_UR];
-#pragma GCC unroll 32
-    for (int u = 0; u < FC_UR; ++u)
-        acc[u] = b;
-    for (ptrdiff_t c = 0; c < C; ++c)
-        for (ptrdiff_t ky = 0; ky < KH; ++ky) {
-            const FC_T *r = x + c * ldc + ky * dy * ldr;
-            const FC_T *w = wp + (c * KH + ky) * KW * FC_VL;
-            for (ptrdiff_t kx = 0; kx < KW; ++kx) {
-                FC_VEC wv;
-                FC_LOAD(wv, w + kx * FC_VL);
-                const FC_T *p = r + kx * dx;
-#pragma GCC unroll 32
-                for (int u = 0; u < FC_UR; ++u)
-                    acc[u] += wv * p[off[u]];
-            }
-        }
-    for (ptrdiff_t l = 0; l < nvalid; ++l) {
-        FC_T *o = out + l * ldo + q0;
-        for (ptrdiff_t u = 0; u < nq; ++u)
-            o[u] = acc[u][l];
-    }
+    ptrdiff_t q = q0;
+    const ptrdiff_t q1 = q0 + nq;
+    if (q1 - q >= FC_UR)
+        FC_FLAT_PIXELS(FC_UR);
+    if (q1 - q >= FC_UR / 2)
+        FC_FLAT_PIXELS(FC_UR / 2);
+    if (q1 - q >= FC_UR / 4)
+        FC_FLAT_PIXELS(FC_UR / 4);
+    while (q < q1)
+        FC_FLAT_PIXELS(4);
 }
+#undef FC_FLAT_PIXELS
 #undef FC_UR
 
 
