@@ -262,9 +262,10 @@ def im2col_features(problem) -> tuple:
 
 
 def _blocked_row(ow: int, vector_bytes: int) -> tuple:
-    """(pixels computed, pixel blocks) for one output row of the blocked
-    kernel: blocks of 28 (64-byte vectors) or 12 pixels, then at most one of
-    half and one of a quarter of that, then blocks of 4 (fc_rows_impl.h)."""
+    """(pixels computed, pixel blocks) for one output row (or flattened
+    plane) of the blocked kernel: blocks of 28 (64-byte vectors) or 12
+    pixels, then at most one of half and one of a quarter of that, then
+    blocks of 4 (fc_rows_impl.h)."""
     ur = 28 if vector_bytes == 64 else 12
     ladder = (ur, ur // 2, ur // 4)
     full = ow // ladder[0]
@@ -324,8 +325,7 @@ def nndirect_features(problem) -> tuple:
     if 2 * ow < ur:  # short rows: blocks of the flattened plane
         rows = problem.batch * math.prod(problem.out_size[:-2])
         plane = (problem.out_size[-2] if problem.nd >= 2 else 1) * ow
-        pblocks = -(-plane // ur)
-        pixels = pblocks * ur
+        pixels, pblocks = _blocked_row(plane, lanes * problem.dtype.itemsize)
     else:
         rows = problem.batch * math.prod(problem.out_size[:-1])
         pixels, pblocks = _blocked_row(ow, lanes * problem.dtype.itemsize)
