@@ -29,6 +29,7 @@ from ._api import ALGORITHMS, conv1d, conv2d, conv3d
 from ._info import build_info
 from ._plan import AlgorithmChoice, Plan, choose_algorithm, plan
 from ._threads import get_num_threads, set_num_threads, threads
+from ._transpose import col2im, conv_transpose1d, conv_transpose2d, conv_transpose3d, im2col
 from ._tuning import (autotune, autotune_cache, clear_autotune_cache, get_autotune,
                       load_autotune_cache, save_autotune_cache, set_autotune)
 
@@ -36,11 +37,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # ``fastconv.signal`` loads on first use (it imports scipy.signal).
-    if name == "signal":
+    # ``fastconv.signal`` loads on first use (it imports scipy.signal), and so
+    # does ``fastconv.grad``.
+    if name in ("signal", "grad"):
         import importlib
 
-        return importlib.import_module(".signal", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -53,11 +55,17 @@ __all__ = [
     "build_info",
     "choose_algorithm",
     "clear_autotune_cache",
+    "col2im",
     "conv1d",
     "conv2d",
     "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "get_autotune",
     "get_num_threads",
+    "grad",
+    "im2col",
     "load_autotune_cache",
     "plan",
     "save_autotune_cache",

@@ -39,6 +39,10 @@ cdef extern from "fc_kernels.h" nogil:
                             Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
     void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
                             Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
+    void fc_col2im_tile_f32(float *x, const float *col, const fc_geometry *g,
+                            Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
+    void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
+                            Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
     const char *fc_simd_level()
     void fc_conv_blocked_f32(float *out, Py_ssize_t ldo, Py_ssize_t nvalid, const float *x,
                              Py_ssize_t C, Py_ssize_t ldc, Py_ssize_t ldr, const float *wp,

@@ -156,7 +156,7 @@ const char *fc_simd_level(void)
     }
 }
 
-/* ---- im2col tiles ----------------------------------------------------------- */
+/* ---- im2col tiles and their adjoint (col2im) ----------------------------------------------------------- */
 /* Plain copies that the compiler vectorises; GCC function multiversioning
  * gives them the CPU's vector width. */
 #if FC_X86 && !defined(__clang__)
@@ -167,12 +167,14 @@ const char *fc_simd_level(void)
 #define FC_T float
 #define FC_SFX f32
 #include "fc_im2col_impl.h"
+#include "fc_col2im_impl.h"
 #undef FC_T
 #undef FC_SFX
 
 #define FC_T double
 #define FC_SFX f64
 #include "fc_im2col_impl.h"
+#include "fc_col2im_impl.h"
 #undef FC_T
 #undef FC_SFX
 

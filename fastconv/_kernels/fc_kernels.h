@@ -130,6 +130,20 @@ void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
                         ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
 
 /*
+ * The adjoint of fc_im2col_tile (col2im): adds the tile's rows k0 <= k < k1
+ * back into the (C, D, H, W) image x, summing overlapping windows:
+ * x[c, od*sd - pd + kd*dd, oy*sh - ph + ky*dh, ox*sw - pw + kx*dw] +=
+ * col[k*P + j] for output pixel p0 + j = (od, oy, ox); entries that fall
+ * into the padding are dropped.  Rows of different channels c touch
+ * disjoint parts of x, so threads given whole channels never write the same
+ * element.
+ */
+void fc_col2im_tile_f32(float *x, const float *col, const fc_geometry *g,
+                        ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
+void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
+                        ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
+
+/*
  * Winograd F(m x m, 3 x 3) tile transforms (m = 2 or 4, a = m + 2) for one
  * row of tW tiles of one channel.
  *

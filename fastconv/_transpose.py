@@ -1,0 +1,859 @@
+"""Front end of transposed convolution, convolution gradients and im2col/col2im.
+
+Validation and planning happen here, once, before any kernel runs; the
+kernels compute.  Two ways to run a transposed convolution (Dumoulin &
+Visin, 2016, "A guide to convolution arithmetic for deep learning",
+section 4):
+
+* polyphase (sub-pixel) decomposition: output sample ``o`` of a transposed
+  convolution with stride ``s`` receives the taps ``k`` with
+  ``o + pad = i*s + k*d``, so the outputs of one phase ``o mod s`` see a
+  fixed, regularly spaced subset of the taps.  Each of the ``prod(s)``
+  phases is a stride-1 cross-correlation of the input with the flipped,
+  channel-swapped sub-kernel of its taps (dilation ``d / gcd(s, d)``),
+  written into the strided view ``y[..., phase::s]`` of the result.  Every
+  phase runs on fastconv's ordinary convolution paths (direct, im2col,
+  Winograd, FFT, separable, and "auto" among them); stride 1 is one phase,
+  a plain convolution with padding ``d*(k-1) - p`` (negative = crop).
+  Nothing is zero-inserted.
+* GEMM + col2im (``algorithm="im2col"``): ``W^T x`` per image and group
+  (the transposed weight matrix times the input pixels), tile by tile,
+  each tile's columns added into the output by col2im, the adjoint of
+  im2col (fastconv._kernels._col2im).
+
+"auto" takes GEMM + col2im for strided problems with several input
+channels per group (one large GEMM beats several small convolutions), and
+the polyphase decomposition otherwise.
+
+Gradients (``fastconv.grad``): the input gradient is the transposed
+convolution with the output size of the forward input; the weight gradient
+is ``sum_n gy_n im2col(x_n)^T`` per group, tiled (fastconv._kernels._col2im).
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import operator
+import sys
+
+import numpy as np
+from array_api_compat import is_array_api_obj
+
+from . import _api, _threads
+from ._backends import as_arrays, backend_for
+from ._schedule import MIN_WORK_PER_THREAD
+from ._validation import (ConvProblem, _as_shape, _int_tuple, _typed, _untyped,
+                          check_float_dtype, check_out, normalize_padding, plan_conv)
+
+__all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "im2col", "col2im",
+           "conv_input_grad", "conv_weight_grad"]
+
+_DIM_NAMES = {1: "1d", 2: "2d", 3: "3d"}
+#: Per-thread working memory of the GEMM + col2im and weight-gradient
+#: kernels (one tile of GEMM output or of the im2col matrix), in bytes.
+TILE_BYTES = 1 << 20
+#: Narrowest tile (pixels) worth a GEMM call, budget permitting.
+MIN_TILE = 64
+#: Tasks per thread the tiled kernels aim for (load balance).
+TASKS_PER_THREAD = 4
+#: "auto" runs GEMM + col2im for strided transposed convolutions with at
+#: least this many input channels per group (the GEMM's inner dimension).
+#: Measured on the 256->128 k4 s2 16x16 case (2 cores): GEMM + col2im
+#: 1.3 ms (N=1) / 10 ms (N=8) against 2.0 / 14 ms for four polyphase
+#: convolutions; with a handful of channels the GEMM degenerates.
+GEMM_MIN_CHANNELS = 8
+_INT_MAX = 2**31 - 1
+
+
+def _kernels():
+    from ._kernels import _col2im
+
+    return _col2im
+
+
+def _lift3(values, nd, fill):
+    return (fill,) * (3 - nd) + tuple(values)
+
+
+# --------------------------------------------------------------------------
+# Validation and planning
+# --------------------------------------------------------------------------
+
+def plan_transpose(nd, x, weight, bias, stride, padding, output_padding, groups,
+                   dilation) -> ConvProblem:
+    """Validate the arguments of ``conv_transpose{nd}d`` and plan it.
+
+    The returned ConvProblem describes the transposed convolution itself:
+    ``in_channels``/``in_size`` are x's, ``out_channels``/``out_size`` the
+    result's, ``kernel_size`` the weight's, ``padding`` (before, after)
+    pairs of the equivalent forward convolution (result -> x).  Plans
+    depend only on shapes, dtypes and the size arguments and are cached.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For any invalid argument, naming it.
+    """
+    key = (nd, _as_shape(x), x.dtype, _as_shape(weight), weight.dtype,
+           None if bias is None else (_as_shape(bias), bias.dtype),
+           _typed(stride), _typed(padding), _typed(output_padding), _typed(groups),
+           _typed(dilation))
+    try:
+        hash(key)
+    except TypeError:
+        return _plan_transpose(key)
+    return _plan_transpose_cached(key)
+
+
+def _check_groups(groups) -> int:
+    if isinstance(groups, (bool, np.bool_)):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    try:
+        groups = operator.index(groups)
+    except TypeError:
+        raise TypeError(f"groups must be an int, got {type(groups).__name__} {groups!r}") from None
+    if groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups}")
+    return groups
+
+
+def _plan_transpose(key) -> ConvProblem:
+    nd, xs, xdt, ws, wdt, bias_info, stride, padding, output_padding, groups, dilation = key
+    stride, padding, output_padding, groups, dilation = (
+        _untyped(k) for k in (stride, padding, output_padding, groups, dilation))
+    tag = _DIM_NAMES[nd]
+    x_shape, w_shape = xs, ws
+    dt = np.result_type(check_float_dtype(xdt, "x"), check_float_dtype(wdt, "weight"))
+    if bias_info is not None:
+        dt = np.result_type(dt, check_float_dtype(bias_info[1], "bias"))
+
+    if len(xs) == nd and len(ws) == nd:
+        form = "plain"
+        xs, ws = (1, 1) + xs, (1, 1) + ws
+    elif len(xs) in (nd + 1, nd + 2):
+        if len(ws) != nd + 2:
+            raise ValueError(
+                f"weight must be {nd + 2}-D (C_in, C_out/groups, *kernel) for "
+                f"conv_transpose{tag}, got shape {w_shape}")
+        form = "batched" if len(xs) == nd + 2 else "unbatched"
+        if form == "unbatched":
+            xs = (1,) + xs
+    else:
+        raise ValueError(
+            f"x must be {nd + 2}-D (N, C_in, *spatial), {nd + 1}-D (C_in, *spatial) "
+            f"or {nd}-D with a {nd}-D weight for conv_transpose{tag}, got shape {x_shape}")
+    groups = _check_groups(groups)
+    batch, cin = xs[0], xs[1]
+    wcin, cout_g = ws[0], ws[1]
+    kernel = ws[2:]
+    if any(k < 1 for k in kernel):
+        raise ValueError(f"weight has an empty kernel dimension: shape {w_shape}")
+    if form == "plain" and groups != 1:
+        raise ValueError(f"groups must be 1 for a plain {nd}-D input and kernel, got {groups}")
+    if wcin != cin:
+        raise ValueError(
+            f"weight.shape[0]={wcin} must equal the {cin} input channels of x "
+            f"(conv_transpose weights are (C_in, C_out/groups, *kernel))")
+    if cin % groups:
+        raise ValueError(f"groups={groups} does not divide the {cin} input channels of x")
+    cout = cout_g * groups
+    if bias_info is not None and bias_info[0] != (cout,):
+        raise ValueError(f"bias must have shape ({cout},) (C_out), got {bias_info[0]}")
+
+    stride = _int_tuple(stride, nd, "stride", 1)
+    dilation = _int_tuple(dilation, nd, "dilation", 1)
+    if isinstance(padding, str):
+        raise ValueError(
+            f"padding must be an int or a tuple of ints for conv_transpose{tag} "
+            f"(as in PyTorch, no string padding), got {padding!r}")
+    pads = normalize_padding(padding, nd, kernel, dilation, stride)
+    opad = _int_tuple(output_padding, nd, "output_padding", 0)
+    for op, s, d in zip(opad, stride, dilation):
+        if op >= s and op >= d:
+            raise ValueError(
+                f"output_padding={output_padding!r} must be smaller than either stride="
+                f"{stride} or dilation={dilation} in every dimension")
+    in_size = xs[2:]
+    if any(n == 0 for n in in_size):
+        raise ValueError(f"x has an empty spatial dimension: shape {x_shape}")
+    out_size = []
+    for i, (n, k, s, d, (pb, pa), op) in enumerate(
+            zip(in_size, kernel, stride, dilation, pads, opad)):
+        size = (n - 1) * s - pb - pa + d * (k - 1) + op + 1
+        if size < 1:
+            raise ValueError(
+                f"padding {pads[i]} leaves no output in spatial dimension {i}: input size {n}, "
+                f"kernel {k}, stride {s}, dilation {d} give an output size of {size}")
+        out_size.append(size)
+    out_size = tuple(out_size)
+    # The forward convolution out -> x pads by (pb, pa + op).
+    pads = tuple((pb, pa + op) for (pb, pa), op in zip(pads, opad))
+    _check_size(batch * cout * math.prod(out_size), dt, (batch, cout) + out_size)
+    return ConvProblem(
+        nd=nd, batch=batch, in_channels=cin, in_size=in_size, out_channels=cout,
+        kernel_size=kernel, stride=stride, padding=pads, dilation=dilation, groups=groups,
+        padding_mode="zeros", out_size=out_size, dtype=dt, has_bias=bias_info is not None,
+        form=form)
+
+
+_plan_transpose_cached = functools.lru_cache(maxsize=256)(_plan_transpose)
+
+
+def _check_size(total, dt, shape):
+    if total * dt.itemsize > sys.maxsize:
+        raise ValueError(f"output shape {shape} is too large: its size in bytes overflows "
+                         "a 64-bit index")
+
+
+def _check_algorithm(algorithm):
+    if not isinstance(algorithm, str) or algorithm not in _api.ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {_api.ALGORITHMS}, got {algorithm!r}")
+
+
+# --------------------------------------------------------------------------
+# Polyphase plan
+# --------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def _phases_1d(n, k, s, d, pb, length):
+    """Phases of one dimension of a transposed convolution.
+
+    Input length `n`, kernel `k`, stride `s`, dilation `d`, leading padding
+    `pb` of the forward convolution, output length `length`.  Output sample
+    ``o = s*q + phi`` gets ``x[i] * w[t]`` for ``i*s + t*d = o + pb``: the
+    taps ``t = t0 + j*step`` (``step = s / gcd(s, d)``) and inputs
+    ``i = q + c - j*d'`` (``d' = d / gcd(s, d)``), a correlation with the
+    reversed sub-kernel.  Returns one tuple per non-empty phase:
+    ``(phi, count, taps slice or None, dilation, crop_start, crop_stop,
+    pad_before, pad_after)``; a None slice marks a phase no tap (or no
+    input sample) reaches, which is zero.
+    """
+    step = s // math.gcd(s, d)
+    dd = d // math.gcd(s, d)
+    out = []
+    for phi in range(min(s, length)):
+        count = (length - phi + s - 1) // s
+        taps = [t for t in range(k) if (phi + pb - t * d) % s == 0]
+        if not taps:
+            out.append((phi, count, None, 1, 0, 0, 0, 0))
+            continue
+        t0, ntap = taps[0], len(taps)
+        c = (phi + pb - t0 * d) // s
+        before = (ntap - 1) * dd - c
+        after = (count - 1 + c) - (n - 1)
+        start, stop = max(0, -before), n - max(0, -after)
+        if stop <= start:  # every tap of this phase reads outside the input
+            out.append((phi, count, None, 1, 0, 0, 0, 0))
+            continue
+        taps_slice = slice(t0 + (ntap - 1) * step, None if t0 == 0 else t0 - 1, -step)
+        out.append((phi, count, taps_slice, dd, start, stop, max(0, before), max(0, after)))
+    return tuple(out)
+
+
+def _phase_list(problem):
+    """The N-D phases: product of the per-dimension phases."""
+    per_dim = [
+        _phases_1d(n, k, s, d, pb, length)
+        for n, k, s, d, (pb, _), length in zip(problem.in_size, problem.kernel_size,
+                                               problem.stride, problem.dilation,
+                                               problem.padding, problem.out_size)
+    ]
+    return list(itertools.product(*per_dim))
+
+
+def _swapped_weight(weight, problem):
+    """(C_in, C_out/g, *k) -> the forward weight (C_out, C_in/g, *k) of each group."""
+    g, nd = problem.groups, problem.nd
+    cin_g = problem.in_channels // g
+    cout_g = problem.out_channels // g
+    k = problem.kernel_size
+    w = np.asarray(weight).reshape((g, cin_g, cout_g) + k)
+    return w.transpose((0, 2, 1) + tuple(range(3, 3 + nd))).reshape(
+        (problem.out_channels, cin_g) + k)
+
+
+def _polyphase_plan(backend, problem, x, weight, bias, algorithm, nthreads):
+    """Validated sub-problems: a list of (view slices, x view, prepared | None).
+
+    Everything is checked (and, for forced algorithms, laid out) before any
+    phase runs, so a forced algorithm that cannot serve one phase raises
+    before anything is written.
+    """
+    nd = problem.nd
+    xb = x.reshape((problem.batch, problem.in_channels) + problem.in_size)
+    wsw = _swapped_weight(weight, problem)
+    runs = []
+    for phase in _phase_list(problem):
+        out_index = (slice(None), slice(None)) + tuple(
+            slice(phi, None, s) for (phi, *_), s in zip(phase, problem.stride))
+        if any(p[2] is None for p in phase):
+            runs.append((out_index, None, None))
+            continue
+        xv = xb[(slice(None), slice(None)) + tuple(slice(p[4], p[5]) for p in phase)]
+        wv = wsw[(slice(None), slice(None)) + tuple(p[2] for p in phase)]
+        pads = tuple((p[6], p[7]) for p in phase)
+        dil = tuple(p[3] for p in phase)
+        sub = plan_conv(nd, xv, wv, bias, 1, pads, dil, problem.groups, "zeros")
+        name = algorithm
+        if name != "auto":
+            reason = backend.unsupported_reason(sub, name)
+            if reason is not None:
+                raise ValueError(
+                    f"algorithm={name!r} cannot serve this transposed convolution: its "
+                    f"stride-1 phase with sub-kernel {sub.kernel_size} (dilation {dil}) "
+                    f"fails because {reason}")
+        else:
+            name = _api._auto(backend, sub, xv, wv, bias, nthreads)
+        runs.append((out_index, xv, backend.prepare(sub, name, wv, bias, nthreads)))
+    return runs
+
+
+def _run_polyphase(backend, runs, bias, target, nthreads):
+    for out_index, xv, prepared in runs:
+        view = target[out_index]
+        if prepared is None:
+            view[...] = 0 if bias is None else _bias_shape(bias, view.ndim)
+        else:
+            backend.execute(prepared, xv, view, nthreads)
+
+
+def _bias_shape(bias, ndim):
+    return np.asarray(bias).reshape((-1,) + (1,) * (ndim - 2))
+
+
+# --------------------------------------------------------------------------
+# GEMM + col2im
+# --------------------------------------------------------------------------
+
+def _gemm_reason(problem):
+    cin_g = problem.in_channels // problem.groups
+    rows = problem.out_channels // problem.groups * math.prod(problem.kernel_size)
+    p = math.prod(problem.in_size)
+    if max(cin_g, rows, p) > _INT_MAX:
+        return (f"GEMM + col2im calls 32-bit BLAS, which cannot multiply matrices with "
+                f"{max(cin_g, rows, p)} rows or columns")
+    return None
+
+
+def _gemm_schedule(problem, nthreads):
+    """Output channels per task and input pixels per GEMM tile."""
+    cout_g = problem.out_channels // problem.groups
+    kv = math.prod(problem.kernel_size)
+    p = math.prod(problem.in_size)
+    item = problem.dtype.itemsize
+    images = problem.batch * problem.groups
+    cblock = cout_g
+    want = TASKS_PER_THREAD * nthreads if nthreads > 1 else 1
+    while cblock > 1 and images * -(-cout_g // cblock) < want:
+        cblock = -(-cblock // 2)
+    tile = min(p, max(MIN_TILE, TILE_BYTES // (cblock * kv * item)))
+    return cblock, max(1, tile)
+
+
+def _run_gemm(problem, x, weight, bias, target5, nthreads):
+    """GEMM + col2im into the C-contiguous 5-D `target5`."""
+    p = problem
+    nd, g = p.nd, p.groups
+    dt = p.dtype
+    cin_g, cout_g = p.in_channels // g, p.out_channels // g
+    kv = math.prod(p.kernel_size)
+    x5 = np.ascontiguousarray(
+        np.asarray(x).reshape((p.batch, p.in_channels) + _lift3(p.in_size, nd, 1)), dtype=dt)
+    wt = np.ascontiguousarray(
+        np.asarray(weight, dtype=dt).reshape(g, cin_g, cout_g * kv).transpose(0, 2, 1))
+    b = np.ascontiguousarray(bias, dtype=dt) if bias is not None else np.empty(0, dt)
+    flops = p.batch * p.in_channels * cout_g * kv * math.prod(p.in_size)
+    nthreads = max(1, min(nthreads, flops // MIN_WORK_PER_THREAD))
+    cblock, tile = _gemm_schedule(p, nthreads)
+    with _threads.blas_limit(1):
+        _kernels().conv_transpose_gemm(
+            x5, wt, b, target5, _lift3(p.kernel_size, nd, 1), _lift3(p.stride, nd, 1),
+            _lift3((pb for pb, _ in p.padding), nd, 0), _lift3(p.dilation, nd, 1), g,
+            cblock, tile, nthreads)
+
+
+def _choose(backend, problem):
+    """The path "auto" takes: "im2col" (GEMM + col2im) or "polyphase"."""
+    if (backend.name == "numpy" and any(s > 1 for s in problem.stride)
+            and problem.in_channels // problem.groups >= GEMM_MIN_CHANNELS
+            and _gemm_reason(problem) is None):
+        return "im2col"
+    return "polyphase"
+
+
+def _transpose(backend, problem, x, weight, bias, algorithm, out, nthreads):
+    """Run a planned transposed convolution; returns the result in the user's form."""
+    p = problem
+    path = _choose(backend, p) if algorithm == "auto" else algorithm
+    if path == "im2col":
+        reason = _gemm_reason(p)
+        if reason is not None:
+            raise ValueError(f"algorithm='im2col' cannot serve these arguments: {reason}")
+        runs = None
+    else:
+        runs = _polyphase_plan(backend, p, x, weight, bias,
+                               "auto" if path == "polyphase" else path, nthreads)
+    shape = (p.batch, p.out_channels) + p.out_size
+    target = None
+    if (out is not None and out.flags.c_contiguous and out.flags.writeable
+            and not any(np.may_share_memory(out, a) for a in (x, weight, bias)
+                        if a is not None)):
+        target = out.reshape(shape)
+    if target is None:
+        target = np.empty(shape, dtype=p.dtype)
+    if target.size:
+        if runs is None:
+            _run_gemm(p, x, weight, bias,
+                      target.reshape(shape[:2] + _lift3(p.out_size, p.nd, 1)), nthreads)
+        else:
+            _run_polyphase(backend, runs, bias, target, nthreads)
+    result = target.reshape(p.user_out_shape)
+    if out is None:
+        return result
+    if not np.may_share_memory(result, out):
+        out[...] = result
+    return out
+
+
+def _conv_transposend(nd, x, weight, bias, stride, padding, output_padding, groups, dilation,
+                      algorithm, out, workers):
+    x, weight, bias = as_arrays(x, weight, bias)
+    if out is not None and not is_array_api_obj(out):
+        raise TypeError(f"out must be an array, got {type(out).__name__}")
+    backend = backend_for(x, weight, bias, out)
+    problem = plan_transpose(nd, x, weight, bias, stride, padding, output_padding, groups,
+                             dilation)
+    _check_algorithm(algorithm)
+    if algorithm != "auto" and algorithm not in backend.algorithms:
+        raise ValueError(f"algorithm={algorithm!r} is not available for {backend.name} arrays "
+                         f"(available: {backend.algorithms})")
+    if out is not None:
+        check_out(out, problem, backend.is_array)
+    nthreads = _threads.resolve_workers(workers)
+    return _transpose(backend, problem, x, weight, bias, algorithm, out, nthreads)
+
+
+_TRANSPOSE_DOC = r"""{nd}-D transposed convolution, like ``torch.nn.functional.conv_transpose{nd}d``.
+
+    The adjoint of :func:`fastconv.conv{nd}d` with the same weight, stride,
+    padding, dilation and groups (sometimes called "deconvolution"):
+
+    .. math::
+
+        \mathrm{{out}}[n, g C_{{og}} + c_o, o] = b[g C_{{og}} + c_o]
+            + \sum_{{c_i}} \sum_{{i, k:\ i s - p + k d = o}}
+            x[n, g C_{{ig}} + c_i, i]\, w[g C_{{ig}} + c_i, c_o, k]
+
+    per spatial dimension, where :math:`C_{{ig}}` and :math:`C_{{og}}` are
+    the input and output channels per group.
+
+    Parameters
+    ----------
+    x : {xshape} array of float32 or float64
+        Input (batched, unbatched, or one plain {what} when `weight` is
+        {nd}-D too).
+    weight : {wshape} array of float32 or float64
+        Filters in PyTorch's transposed layout (C_in, C_out/groups, *kernel).
+    bias : (C_out,) array, optional
+        Added to every output position of each output channel.
+    stride : int or tuple of {nd} ints, default 1
+        Stride of the forward convolution this is the adjoint of (>= 1).
+    padding : int or tuple of {nd} ints, default 0
+        Implicit zero padding ``dilation*(k-1) - padding`` of both sides, as
+        in PyTorch (it crops the full transposed convolution); per-side
+        (before, after) pairs are accepted too.  No string padding.
+    output_padding : int or tuple of {nd} ints, default 0
+        Extra size added to one side of each output dimension; smaller than
+        the stride or the dilation of that dimension.
+    groups : int, default 1
+        Channel groups; C_in must be divisible by it.
+    dilation : int or tuple of {nd} ints, default 1
+        Spacing between kernel taps (>= 1).
+    algorithm : {{"auto", "direct", "im2col", "fft", "winograd", "separable"}}, default "auto"
+        "im2col" runs GEMM + col2im; the others run the polyphase
+        decomposition with that algorithm on every phase (see Notes);
+        forcing one that cannot serve a phase raises ValueError.
+    out : array, optional
+        Array of the result's shape and dtype to write into.
+    workers : int, optional
+        Threads for this call; default :func:`fastconv.get_num_threads`.
+
+    Returns
+    -------
+    y : {yshape} array
+        Same dtype as the promoted inputs; per dimension the output size is
+        ``(size - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
+
+    Raises
+    ------
+    TypeError
+        If an array is not float32/float64, a size argument is not an int,
+        `out` has the wrong dtype, or arrays of two namespaces are mixed.
+    ValueError
+        If shapes disagree (weight.shape[0] vs C_in, groups, bias), a size
+        argument is out of range (output_padding not smaller than stride or
+        dilation, padding leaving no output), `algorithm` is unknown or
+        cannot serve, or `out` has the wrong shape.
+
+    See Also
+    --------
+    fastconv.conv{nd}d, fastconv.grad.conv{nd}d_input
+
+    Notes
+    -----
+    Nothing is zero-inserted.  "auto" (and any algorithm but "im2col")
+    splits the output into its ``prod(stride)`` phases (the sub-pixel or
+    polyphase decomposition; Dumoulin & Visin, 2016, "A guide to
+    convolution arithmetic for deep learning", section 4; Shi et al., 2016,
+    "Real-Time Single Image and Video Super-Resolution Using an Efficient
+    Sub-Pixel Convolutional Neural Network"): each phase is a stride-1
+    cross-correlation of `x` with the flipped, channel-swapped sub-kernel of
+    the taps that reach it, run by fastconv's convolution kernels (the
+    given algorithm, or "auto"'s choice) straight into the strided view of
+    the output.  "im2col" computes ``W^T x`` with BLAS GEMMs over tiles of
+    input pixels and adds each tile into the output with col2im, the
+    adjoint of im2col; "auto" takes it for strided problems with
+    {gemm_min} or more input channels per group.  Results agree with
+    PyTorch to float rounding.
+
+    Examples
+    --------
+{example}
+"""
+
+_EXAMPLES = {
+    1: """    >>> import numpy as np, fastconv
+    >>> fastconv.conv_transpose1d(np.array([1.0, 2.0]), np.array([1.0, 1.0, 1.0]), stride=2)
+    array([1., 1., 3., 2., 2.])""",
+    2: """    >>> import numpy as np, fastconv
+    >>> x = np.ones((1, 4, 8, 8), np.float32)
+    >>> w = np.ones((4, 2, 4, 4), np.float32)
+    >>> fastconv.conv_transpose2d(x, w, stride=2, padding=1).shape
+    (1, 2, 16, 16)""",
+    3: """    >>> import numpy as np, fastconv
+    >>> fastconv.conv_transpose3d(np.ones((2, 3, 3, 3)), np.ones((2, 1, 2, 2, 2))).shape
+    (1, 4, 4, 4)""",
+}
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, algorithm="auto", out=None, workers=None):
+    return _conv_transposend(1, x, weight, bias, stride, padding, output_padding, groups,
+                             dilation, algorithm, out, workers)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, algorithm="auto", out=None, workers=None):
+    return _conv_transposend(2, x, weight, bias, stride, padding, output_padding, groups,
+                             dilation, algorithm, out, workers)
+
+
+def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, algorithm="auto", out=None, workers=None):
+    return _conv_transposend(3, x, weight, bias, stride, padding, output_padding, groups,
+                             dilation, algorithm, out, workers)
+
+
+for _nd, _fn, _xs, _ws, _ys, _what in (
+        (1, conv_transpose1d, "(N, C_in, L) or (C_in, L) or (L,)",
+         "(C_in, C_out/groups, kL) or (kL,)", "(N, C_out, L_out) or (C_out, L_out) or (L_out,)",
+         "signal"),
+        (2, conv_transpose2d, "(N, C_in, H, W) or (C_in, H, W) or (H, W)",
+         "(C_in, C_out/groups, kH, kW) or (kH, kW)",
+         "(N, C_out, H_out, W_out) or (C_out, H_out, W_out) or (H_out, W_out)", "image"),
+        (3, conv_transpose3d, "(N, C_in, D, H, W) or (C_in, D, H, W) or (D, H, W)",
+         "(C_in, C_out/groups, kD, kH, kW) or (kD, kH, kW)",
+         "(N, C_out, D_out, H_out, W_out) or (C_out, D_out, H_out, W_out) or "
+         "(D_out, H_out, W_out)", "volume")):
+    _fn.__doc__ = _TRANSPOSE_DOC.format(nd=_nd, xshape=_xs, wshape=_ws, yshape=_ys, what=_what,
+                                        gemm_min=GEMM_MIN_CHANNELS, example=_EXAMPLES[_nd])
+
+
+# --------------------------------------------------------------------------
+# Gradients (fastconv.grad)
+# --------------------------------------------------------------------------
+
+def _size_tuple(value, name):
+    """A shape argument (torch.Size, tuple, list of ints) as a tuple of ints."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of ints, got {type(value).__name__} "
+                        f"{value!r}")
+    try:
+        items = tuple(value)
+        if any(isinstance(v, (bool, np.bool_)) for v in items):
+            raise TypeError
+        items = tuple(operator.index(v) for v in items)
+    except TypeError:
+        raise TypeError(f"{name} must contain ints, got {value!r}") from None
+    if any(v < 0 for v in items):
+        raise ValueError(f"{name} must not hold negative sizes, got {value!r}")
+    return items
+
+
+def _placeholder(shape, dtype):
+    """A read-only array of `shape` that holds no memory (plans read shapes only)."""
+    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
+
+
+def _check_grad_output(grad_output, forward, expected_form_shape):
+    shape = _as_shape(grad_output)
+    if shape != expected_form_shape:
+        raise ValueError(
+            f"grad_output has shape {shape}, but the convolution of an input of shape "
+            f"{(forward.batch, forward.in_channels) + forward.in_size} gives "
+            f"{expected_form_shape}")
+
+
+def conv_input_grad(nd, input_size, weight, grad_output, stride, padding, dilation, groups):
+    """Gradient of ``conv{nd}d`` with respect to its input (fastconv.grad)."""
+    weight, grad_output = as_arrays(weight, grad_output)
+    backend = backend_for(weight, grad_output)
+    size = _size_tuple(input_size, "input_size")
+    go_dt = check_float_dtype(grad_output, "grad_output")
+    fwd = plan_conv(nd, _placeholder(size, go_dt), weight, None, stride, padding, dilation,
+                    groups, "zeros")
+    _check_grad_output(grad_output, fwd, fwd.user_out_shape)
+    problem = ConvProblem(
+        nd=nd, batch=fwd.batch, in_channels=fwd.out_channels, in_size=fwd.out_size,
+        out_channels=fwd.in_channels, kernel_size=fwd.kernel_size, stride=fwd.stride,
+        padding=fwd.padding, dilation=fwd.dilation, groups=fwd.groups, padding_mode="zeros",
+        out_size=fwd.in_size, dtype=fwd.dtype, has_bias=False, form=fwd.form)
+    nthreads = _threads.resolve_workers(None)
+    if problem.in_channels == 0 or any(n == 0 for n in problem.in_size):
+        return np.zeros(problem.user_out_shape, dtype=problem.dtype)
+    return _transpose(backend, problem, grad_output, weight, None, "auto", None, nthreads)
+
+
+def conv_weight_grad(nd, x, weight_size, grad_output, stride, padding, dilation, groups):
+    """Gradient of ``conv{nd}d`` with respect to its weight (fastconv.grad)."""
+    x, grad_output = as_arrays(x, grad_output)
+    backend_for(x, grad_output)
+    size = _size_tuple(weight_size, "weight_size")
+    go_dt = check_float_dtype(grad_output, "grad_output")
+    fwd = plan_conv(nd, x, _placeholder(size, go_dt), None, stride, padding, dilation, groups,
+                    "zeros")
+    _check_grad_output(grad_output, fwd, fwd.user_out_shape)
+    dt = fwd.dtype
+    g = fwd.groups
+    kernel3 = _lift3(fwd.kernel_size, nd, 1)
+    kv = math.prod(kernel3)
+    cin_g, cout_g = fwd.in_channels // g, fwd.out_channels // g
+    k = cin_g * kv
+    p = math.prod(fwd.out_size)
+    if max(k, p, cout_g) > _INT_MAX:
+        raise ValueError(f"the weight gradient calls 32-bit BLAS, which cannot multiply "
+                         f"matrices with {max(k, p, cout_g)} rows or columns")
+    if fwd.batch == 0 or p == 0 or k == 0 or cout_g == 0:
+        return np.zeros(size, dtype=dt)
+    x5 = np.ascontiguousarray(
+        np.asarray(x).reshape((fwd.batch, fwd.in_channels) + _lift3(fwd.in_size, nd, 1)),
+        dtype=dt)
+    gy5 = np.ascontiguousarray(
+        np.asarray(grad_output).reshape((fwd.batch, fwd.out_channels)
+                                        + _lift3(fwd.out_size, nd, 1)), dtype=dt)
+    nthreads = _threads.resolve_workers(None)
+    nthreads = max(1, min(nthreads, fwd.flops // (2 * MIN_WORK_PER_THREAD)))
+    tile = min(p, max(MIN_TILE, TILE_BYTES // (k * dt.itemsize)))
+    images = fwd.batch * g
+    while tile > MIN_TILE and images * -(-p // tile) < TASKS_PER_THREAD * nthreads:
+        tile = max(MIN_TILE, tile // 2)
+    acc = np.zeros((nthreads, fwd.out_channels * k), dtype=dt)
+    with _threads.blas_limit(1):
+        _kernels().conv_weight_grad(
+            x5, gy5, acc, kernel3, _lift3(fwd.stride, nd, 1),
+            _lift3((pb for pb, _ in fwd.padding), nd, 0), _lift3(fwd.dilation, nd, 1), g,
+            tile, nthreads)
+    return acc.sum(axis=0, dtype=dt).reshape(size) if nthreads > 1 else acc[0].reshape(size)
+
+
+# --------------------------------------------------------------------------
+# im2col / col2im (torch.nn.functional.unfold / fold)
+# --------------------------------------------------------------------------
+
+def _pair_arg(value, name, minimum):
+    return _int_tuple(value, 2, name, minimum)
+
+
+def _blocks(size, kernel, stride, padding, dilation, what):
+    """Sliding-window grid of a 2-D (H, W) size, or ValueError naming `what`."""
+    grid = []
+    for i, (n, k, s, p, d) in enumerate(zip(size, kernel, stride, padding, dilation)):
+        extent = d * (k - 1) + 1
+        if n + 2 * p < extent:
+            raise ValueError(
+                f"kernel_size {kernel} (dilated extent {extent}) is larger than the padded "
+                f"{what} size {n + 2 * p} in spatial dimension {i} (padding {padding})")
+        grid.append((n + 2 * p - extent) // s + 1)
+    return tuple(grid)
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Sliding local blocks of a batch of images, like ``torch.nn.functional.unfold``.
+
+    Column ``l`` of image ``n`` holds the ``C*kH*kW`` values of the window
+    at block ``l`` (row-major over the block grid), channel-major then
+    kernel row then kernel column, zero where the window covers padding.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) or (C, H, W) array of float32 or float64
+        Batched or unbatched images.
+    kernel_size : int or (int, int)
+        Window size (>= 1).
+    stride : int or (int, int), default 1
+        Step between windows (>= 1).
+    padding : int or (int, int), default 0
+        Zeros added to both sides of each dimension (>= 0).
+    dilation : int or (int, int), default 1
+        Spacing between window elements (>= 1).
+
+    Returns
+    -------
+    cols : (N, C*kH*kW, L) or (C*kH*kW, L) array
+        Same dtype as `x`; ``L = prod((size + 2*padding - dilation*(k-1) - 1) // stride + 1)``.
+
+    Raises
+    ------
+    TypeError
+        If `x` is not float32/float64 or a size argument is not an int.
+    ValueError
+        If `x` is not 3-D or 4-D, a size argument is out of range, or the
+        window is larger than the padded image.
+
+    See Also
+    --------
+    col2im, fastconv.conv2d
+
+    Notes
+    -----
+    The im2col matrix of Chellapilla et al. (2006), "High Performance
+    Convolutional Neural Networks for Document Processing", computed by the
+    same C tile kernel as fastconv's im2col convolution path, in parallel
+    over (image, channel).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+    >>> fastconv.im2col(x, 2)
+    array([[[0., 1., 3., 4.],
+            [1., 2., 4., 5.],
+            [3., 4., 6., 7.],
+            [4., 5., 7., 8.]]], dtype=float32)
+    """
+    (x,) = as_arrays(x)
+    backend_for(x)
+    dt = check_float_dtype(x, "x")
+    shape = _as_shape(x)
+    if len(shape) not in (3, 4):
+        raise ValueError(f"x must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape {shape}")
+    kernel = _pair_arg(kernel_size, "kernel_size", 1)
+    stride = _pair_arg(stride, "stride", 1)
+    padding = _pair_arg(padding, "padding", 0)
+    dilation = _pair_arg(dilation, "dilation", 1)
+    xs = shape if len(shape) == 4 else (1,) + shape
+    n, c = xs[:2]
+    grid = _blocks(xs[2:], kernel, stride, padding, dilation, "input")
+    rows, length = c * kernel[0] * kernel[1], grid[0] * grid[1]
+    _check_size(n * rows * length, dt, (n, rows, length))
+    out = np.empty((n, rows, length), dtype=dt)
+    if out.size:
+        x5 = np.ascontiguousarray(np.asarray(x).reshape((n, c, 1) + xs[2:]), dtype=dt)
+        nthreads = _threads.resolve_workers(None)
+        nthreads = max(1, min(nthreads, out.size // MIN_WORK_PER_THREAD))
+        _kernels().im2col(x5, out, (1,) + kernel, (1,) + grid, (1,) + stride, (0,) + padding,
+                          (1,) + dilation, nthreads)
+    return out if len(shape) == 4 else out[0]
+
+
+def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Sum sliding local blocks back into images, like ``torch.nn.functional.fold``.
+
+    The adjoint of :func:`im2col`: every column's values are added at the
+    positions of its window; overlapping windows sum, values falling into
+    the padding are dropped.
+
+    Parameters
+    ----------
+    cols : (N, C*kH*kW, L) or (C*kH*kW, L) array of float32 or float64
+        Blocks, laid out as :func:`im2col` returns them.
+    output_size : int or (int, int)
+        Spatial size (H, W) of the images.
+    kernel_size : int or (int, int)
+        Window size (>= 1).
+    dilation : int or (int, int), default 1
+        Spacing between window elements (>= 1).
+    padding : int or (int, int), default 0
+        Zero padding of the images the blocks were taken from (>= 0).
+    stride : int or (int, int), default 1
+        Step between windows (>= 1).
+
+    Returns
+    -------
+    x : (N, C, H, W) or (C, H, W) array
+        Same dtype as `cols`.
+
+    Raises
+    ------
+    TypeError
+        If `cols` is not float32/float64 or a size argument is not an int.
+    ValueError
+        If `cols` is not 2-D or 3-D, its rows are not a multiple of
+        ``kH*kW``, its columns do not match the block grid of
+        `output_size`, or a size argument is out of range.
+
+    See Also
+    --------
+    im2col, fastconv.conv_transpose2d
+
+    Notes
+    -----
+    A compiled col2im kernel (the adjoint of the im2col tile kernel), in
+    parallel over (image, channel) so that no two threads write the same
+    element.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> cols = np.ones((1, 4, 4), np.float32)
+    >>> fastconv.col2im(cols, (3, 3), 2)
+    array([[[[1., 2., 1.],
+             [2., 4., 2.],
+             [1., 2., 1.]]]], dtype=float32)
+    """
+    (cols,) = as_arrays(cols)
+    backend_for(cols)
+    dt = check_float_dtype(cols, "cols")
+    shape = _as_shape(cols)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"cols must be 3-D (N, C*kH*kW, L) or 2-D (C*kH*kW, L), "
+                         f"got shape {shape}")
+    size = _pair_arg(output_size, "output_size", 1)
+    kernel = _pair_arg(kernel_size, "kernel_size", 1)
+    dilation = _pair_arg(dilation, "dilation", 1)
+    padding = _pair_arg(padding, "padding", 0)
+    stride = _pair_arg(stride, "stride", 1)
+    cs = shape if len(shape) == 3 else (1,) + shape
+    n, rows, length = cs
+    kv = kernel[0] * kernel[1]
+    if rows % kv:
+        raise ValueError(f"cols.shape[{len(shape) - 2}]={rows} must be divisible by "
+                         f"prod(kernel_size)={kv}")
+    grid = _blocks(size, kernel, stride, padding, dilation, "output")
+    if grid[0] * grid[1] != length:
+        raise ValueError(
+            f"cols has {length} blocks but output_size={size}, kernel_size={kernel}, "
+            f"dilation={dilation}, padding={padding}, stride={stride} give "
+            f"{grid[0]} x {grid[1]} = {grid[0] * grid[1]}")
+    c = rows // kv
+    _check_size(n * c * size[0] * size[1], dt, (n, c) + size)
+    out = np.empty((n, c, 1) + size, dtype=dt)
+    if out.size:
+        c3 = np.ascontiguousarray(np.asarray(cols).reshape(cs), dtype=dt)
+        nthreads = _threads.resolve_workers(None)
+        nthreads = max(1, min(nthreads, c3.size // MIN_WORK_PER_THREAD))
+        _kernels().col2im(c3, out, (1,) + kernel, (1,) + grid, (1,) + stride, (0,) + padding,
+                          (1,) + dilation, nthreads)
+    out = out.reshape((n, c) + size)
+    return out if len(shape) == 3 else out[0]
