@@ -27,6 +27,7 @@ The front end validates and plans, backends compute, kernels are leaf code.
 """
 from ._api import ALGORITHMS, conv1d, conv2d, conv3d
 from ._info import build_info
+from ._operator import ConvOperator, conv_matrix
 from ._plan import AlgorithmChoice, Plan, choose_algorithm, plan
 from ._threads import get_num_threads, set_num_threads, threads
 from ._transpose import col2im, conv_transpose1d, conv_transpose2d, conv_transpose3d, im2col
@@ -49,6 +50,7 @@ def __getattr__(name):
 __all__ = [
     "ALGORITHMS",
     "AlgorithmChoice",
+    "ConvOperator",
     "Plan",
     "autotune",
     "autotune_cache",
@@ -59,6 +61,7 @@ __all__ = [
     "conv1d",
     "conv2d",
     "conv3d",
+    "conv_matrix",
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",

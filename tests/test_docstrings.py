@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ["fastconv._api", "fastconv.signal", "fastconv._threads", "fastconv._info",
-           "fastconv._plan", "fastconv._tuning"]
+           "fastconv._plan", "fastconv._tuning", "fastconv._operator"]
 
 
 @pytest.mark.parametrize("name", MODULES)
