@@ -55,13 +55,15 @@ _DIM_NAMES = {1: "1d", 2: "2d", 3: "3d"}
 TILE_BYTES = 1 << 20
 #: Narrowest tile (pixels) worth a GEMM call, budget permitting.
 MIN_TILE = 64
-#: Tasks per thread the tiled kernels aim for (load balance).
+#: Rows of W^T (output channels x kernel taps) per GEMM + col2im task.
+GEMM_ROWS = 512
+#: Tasks per thread the weight-gradient kernel aims for (load balance).
 TASKS_PER_THREAD = 4
 #: "auto" runs GEMM + col2im for strided transposed convolutions with at
 #: least this many input channels per group (the GEMM's inner dimension).
-#: Measured on the 256->128 k4 s2 16x16 case (2 cores): GEMM + col2im
-#: 1.3 ms (N=1) / 10 ms (N=8) against 2.0 / 14 ms for four polyphase
-#: convolutions; with a handful of channels the GEMM degenerates.
+#: Measured on the 256->128 k4 s2 16x16 case (2 cores, best of 30): GEMM +
+#: col2im 1.55 ms (N=1) / 13 ms (N=8) against 2.0 / 14 ms for the four
+#: polyphase convolutions; with a handful of channels the GEMM degenerates.
 GEMM_MIN_CHANNELS = 8
 _INT_MAX = 2**31 - 1
 
@@ -337,15 +339,21 @@ def _gemm_reason(problem):
 
 
 def _gemm_schedule(problem, nthreads):
-    """Output channels per task and input pixels per GEMM tile."""
+    """Output channels per task and input pixels per GEMM tile.
+
+    Tasks of about GEMM_ROWS rows of W^T (output channels x taps), fewer
+    when there would be fewer tasks than threads; tiles of at most
+    TILE_BYTES of GEMM output.  Measured on the 256->128 k4 s2 16x16 case
+    (2 cores, N=1): 512 rows 1.55 ms, 256 rows 1.6 ms, 128 rows 1.7 ms,
+    2048 rows (one task per image) 3.2 ms.
+    """
     cout_g = problem.out_channels // problem.groups
     kv = math.prod(problem.kernel_size)
     p = math.prod(problem.in_size)
     item = problem.dtype.itemsize
     images = problem.batch * problem.groups
-    cblock = cout_g
-    want = TASKS_PER_THREAD * nthreads if nthreads > 1 else 1
-    while cblock > 1 and images * -(-cout_g // cblock) < want:
+    cblock = max(1, min(cout_g, -(-GEMM_ROWS // kv)))
+    while cblock > 1 and images * -(-cout_g // cblock) < nthreads:
         cblock = -(-cblock // 2)
     tile = min(p, max(MIN_TILE, TILE_BYTES // (cblock * kv * item)))
     return cblock, max(1, tile)
@@ -360,15 +368,14 @@ def _run_gemm(problem, x, weight, bias, target5, nthreads):
     kv = math.prod(p.kernel_size)
     x5 = np.ascontiguousarray(
         np.asarray(x).reshape((p.batch, p.in_channels) + _lift3(p.in_size, nd, 1)), dtype=dt)
-    wt = np.ascontiguousarray(
-        np.asarray(weight, dtype=dt).reshape(g, cin_g, cout_g * kv).transpose(0, 2, 1))
+    wm = np.ascontiguousarray(weight, dtype=dt).reshape(p.in_channels, cout_g * kv)
     b = np.ascontiguousarray(bias, dtype=dt) if bias is not None else np.empty(0, dt)
     flops = p.batch * p.in_channels * cout_g * kv * math.prod(p.in_size)
     nthreads = max(1, min(nthreads, flops // MIN_WORK_PER_THREAD))
     cblock, tile = _gemm_schedule(p, nthreads)
     with _threads.blas_limit(1):
         _kernels().conv_transpose_gemm(
-            x5, wt, b, target5, _lift3(p.kernel_size, nd, 1), _lift3(p.stride, nd, 1),
+            x5, wm, b, target5, _lift3(p.kernel_size, nd, 1), _lift3(p.stride, nd, 1),
             _lift3((pb for pb, _ in p.padding), nd, 0), _lift3(p.dilation, nd, 1), g,
             cblock, tile, nthreads)
 

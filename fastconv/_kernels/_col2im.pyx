@@ -29,7 +29,6 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from ._fc cimport (real, fc_geometry, make_geometry, fc_im2col_tile_f32, fc_im2col_tile_f64,
                    fc_col2im_tile_f32, fc_col2im_tile_f64)
-from ._gemm cimport _gemm_rowmajor
 
 
 cdef inline void _im2col(real *col, const real *x, const fc_geometry *g,
@@ -65,6 +64,24 @@ cdef inline void _gemm_nt_acc(int M, int Ncols, int K, const real *A, int lda,
     else:
         dgemm(&tb, &na, &Ncols, &M, &K, &one, <double *> B, &ldb, <double *> A, &lda,
               &one, C, &ldc)
+
+
+cdef inline void _gemm_wt_x(int M, int Ncols, int K, const real *W, int ldw,
+                            const real *X, int ldx, real *C) noexcept nogil:
+    """C[M, Ncols] = W[K, M]^T @ X[K, Ncols], row-major, C dense (ldc = Ncols).
+
+    Column-major BLAS sees C^T (Ncols x M) = X^T (Ncols x K) @ W (K x M):
+    X as stored is X^T column-major (op 'N'), W as stored is W^T
+    column-major (op 'T').
+    """
+    cdef char nx = b'N', tw = b'T'
+    cdef real one = 1, zero = 0
+    if real is float:
+        sgemm(&nx, &tw, &Ncols, &M, &K, &one, <float *> X, &ldx, <float *> W, &ldw,
+              &zero, C, &Ncols)
+    else:
+        dgemm(&nx, &tw, &Ncols, &M, &K, &one, <double *> X, &ldx, <double *> W, &ldw,
+              &zero, C, &Ncols)
 
 
 def im2col(const real[:, :, :, :, ::1] x, real[:, :, ::1] out, tuple kernel,
@@ -116,15 +133,16 @@ def col2im(const real[:, :, ::1] cols, real[:, :, :, :, ::1] out, tuple kernel,
                 _col2im(&out[n, 0, 0, 0, 0], &cols[n, 0, 0], &g, 0, P, c * kv, (c + 1) * kv)
 
 
-def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, :, ::1] wt,
+def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, ::1] w,
                         const real[::1] bias, real[:, :, :, :, ::1] out, tuple kernel,
                         tuple stride, tuple pad, tuple dilation, Py_ssize_t groups,
                         Py_ssize_t cblock, Py_ssize_t tile, int nthreads):
     """out = conv_transpose(x, w) + bias by GEMM (W^T x) and col2im, tiled.
 
     x : (N, C_in, D, H, W) input of the transposed convolution.
-    wt : (groups, C_out/groups * KD*KH*KW, C_in/groups), the transposed
-        weight matrix of each group (row (co, kd, ky, kx)).
+    w : (C_in, C_out/groups * KD*KH*KW), the weight as a matrix: rows
+        g*C_in/groups .. of group g, column (co, kd, ky, kx); its
+        transpose W^T is read in place (GEMM op 'T').
     out : (N, C_out, OD, OH, OW); every element is written.
     ``pad`` is the leading padding (cropping) of the equivalent forward
     convolution out -> x; ``cblock`` output channels per task, ``tile``
@@ -147,7 +165,7 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, :, ::1] wt,
     cdef real *planes
     cdef const real *xg
     cdef const real *xbase = &x[0, 0, 0, 0, 0]
-    cdef const real *wbase = &wt[0, 0, 0]
+    cdef const real *wbase = &w[0, 0]
     cdef real *obase = &out[0, 0, 0, 0, 0]
     cdef Py_ssize_t t, n, gi, blk, co0, cb, p0, ptile, i, j
     cdef real b
@@ -176,9 +194,9 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, :, ::1] wt,
                 p0 = 0
                 while p0 < P:
                     ptile = P - p0 if P - p0 < tile else tile
-                    _gemm_rowmajor(<int> (cb * kv), <int> ptile, <int> cin_g,
-                                   wbase + (gi * cout_g + co0) * kv * cin_g, <int> cin_g,
-                                   xg + p0, <int> P, buf, <int> ptile)
+                    _gemm_wt_x(<int> (cb * kv), <int> ptile, <int> cin_g,
+                               wbase + gi * cin_g * cout_g * kv + co0 * kv,
+                               <int> (cout_g * kv), xg + p0, <int> P, buf)
                     _col2im(planes, buf, &g, p0, ptile, 0, cb * kv)
                     p0 = p0 + ptile
     finally:

@@ -1,0 +1,192 @@
+"""fastconv.grad against independent oracles: NumPy (weight gradient by
+einsum over sliding windows, input gradient through the adjoint identity
+with fastconv.conv{1,2,3}d) and torch.nn.grad when PyTorch is installed."""
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+import fastconv
+import fastconv.grad as G
+
+CONV = {1: fastconv.conv1d, 2: fastconv.conv2d, 3: fastconv.conv3d}
+
+
+def _tup(v, nd):
+    return (v,) * nd if isinstance(v, int) else tuple(v)
+
+
+def weight_grad_reference(x, gy, wshape, stride, pads, dilation, groups):
+    """sum_n gy[n, co, o] * x_padded[n, ci, o*s + k*d], float64, batched."""
+    nd = x.ndim - 2
+    s, d = _tup(stride, nd), _tup(dilation, nd)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0)) + tuple(pads))
+    k = wshape[2:]
+    win = sliding_window_view(xp, tuple((kk - 1) * dd + 1 for kk, dd in zip(k, d)),
+                              axis=tuple(range(2, 2 + nd)))
+    win = win[(Ellipsis,) + tuple(slice(None, None, dd) for dd in d)]
+    out = gy.shape[2:]
+    win = win[(slice(None), slice(None)) + tuple(slice(0, (o - 1) * ss + 1, ss)
+                                                  for o, ss in zip(out, s))]
+    cin_g, cout_g = x.shape[1] // groups, gy.shape[1] // groups
+    res = np.zeros(wshape)
+    sp = "abc"[:nd]
+    kk = "uvw"[:nd]
+    for g in range(groups):
+        res[g * cout_g:(g + 1) * cout_g] = np.einsum(
+            f"no{sp},ni{sp}{kk}->oi{kk}", gy[:, g * cout_g:(g + 1) * cout_g].astype(np.float64),
+            win[:, g * cin_g:(g + 1) * cin_g])
+    return res
+
+
+CASES = [
+    # nd, size, k, stride, padding, dilation, groups
+    (1, 9, 3, 2, 1, 1, 1),
+    (1, 10, 2, 3, 0, 2, 2),
+    (2, 7, 3, 1, 1, 1, 1),
+    (2, 8, 3, 2, 1, 1, 2),
+    (2, 9, (2, 3), (3, 2), (0, 2), (2, 1), 1),
+    (2, 7, 3, 1, "same", 2, 1),
+    (2, 7, 4, 1, "same", 1, 2),
+    (2, 6, 3, 1, "valid", 1, 1),
+    (3, 5, 3, 2, 1, 1, 1),
+    (3, 5, 2, 1, 0, (1, 2, 1), 2),
+]
+
+
+def _pairs(padding, k, d, nd):
+    k, d = _tup(k, nd), _tup(d, nd)
+    if padding == "valid":
+        return ((0, 0),) * nd
+    if padding == "same":
+        return tuple((dd * (kk - 1) // 2, dd * (kk - 1) - dd * (kk - 1) // 2)
+                     for kk, dd in zip(k, d))
+    return tuple((pp, pp) for pp in _tup(padding, nd))
+
+
+@pytest.mark.parametrize("nd, size, k, stride, padding, dilation, groups", CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_oracles(nd, size, k, stride, padding, dilation, groups, dtype):
+    rng = np.random.default_rng(size * 10 + nd)
+    x = rng.standard_normal((2, 2 * groups) + (size,) * nd).astype(dtype)
+    w = rng.standard_normal((3 * groups, 2) + _tup(k, nd)).astype(dtype)
+    y = CONV[nd](x, w, None, stride, padding, dilation, groups)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    # weight gradient vs the sliding-window einsum
+    gw = getattr(G, f"conv{nd}d_weight")(x, w.shape, gy, stride, padding, dilation, groups)
+    ref = weight_grad_reference(x, gy, w.shape, stride, _pairs(padding, k, dilation, nd),
+                                dilation, groups)
+    assert gw.shape == w.shape and gw.dtype == dtype
+    np.testing.assert_allclose(gw, ref, rtol=tol, atol=tol * np.abs(ref).max())
+    # input gradient: <conv(x'), gy> == <x', grad_input> for random x'
+    gi = getattr(G, f"conv{nd}d_input")(x.shape, w, gy, stride, padding, dilation, groups)
+    assert gi.shape == x.shape and gi.dtype == dtype
+    x2 = rng.standard_normal(x.shape)
+    lhs = np.vdot(CONV[nd](x2, w.astype(np.float64), None, stride, padding, dilation, groups),
+                  gy.astype(np.float64))
+    rhs = np.vdot(x2, gi.astype(np.float64))
+    assert abs(lhs - rhs) <= tol * max(1.0, np.abs(x2).sum() * np.abs(gi).max())
+    # the gradient of the weight is linear in x: check the adjoint the other way too
+    w2 = rng.standard_normal(w.shape)
+    lhs = np.vdot(CONV[nd](x.astype(np.float64), w2, None, stride, padding, dilation, groups),
+                  gy.astype(np.float64))
+    assert abs(lhs - np.vdot(w2, gw.astype(np.float64))) <= tol * max(1.0, abs(lhs)) * 10
+
+
+def test_unbatched_and_inputs_untouched():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 9, 8))
+    w = rng.standard_normal((4, 3, 3, 3))
+    gy = rng.standard_normal((4, 5, 4))
+    xr = x[:, ::-1]  # negatively strided
+    xr.flags.writeable = False
+    keep = xr.copy()
+    gw = G.conv2d_weight(xr, w.shape, gy, stride=2, padding=1)
+    ref = weight_grad_reference(np.ascontiguousarray(xr)[None], gy[None], w.shape, 2,
+                                ((1, 1), (1, 1)), 1, 1)
+    np.testing.assert_allclose(gw, ref, rtol=1e-11, atol=1e-11)
+    np.testing.assert_array_equal(xr, keep)
+    gi = G.conv2d_input(x.shape, w, gy, stride=2, padding=1)
+    gib = G.conv2d_input((1,) + x.shape, w, gy[None], stride=2, padding=1)
+    np.testing.assert_allclose(gi, gib[0], rtol=1e-12, atol=1e-12)
+    # mixed dtypes promote
+    assert G.conv2d_input(x.shape, w.astype(np.float32), gy, 2, 1).dtype == np.float64
+    assert G.conv2d_weight(x.astype(np.float32), w.shape, gy.astype(np.float32), 2,
+                           1).dtype == np.float32
+
+
+def test_bad_arguments():
+    x = np.zeros((1, 2, 6, 6))
+    w = np.zeros((3, 2, 3, 3))
+    gy = np.zeros((1, 3, 4, 4))
+    with pytest.raises(ValueError, match="grad_output has shape"):
+        G.conv2d_input(x.shape, w, np.zeros((1, 3, 5, 5)))
+    with pytest.raises(ValueError, match="grad_output has shape"):
+        G.conv2d_weight(x, w.shape, np.zeros((1, 2, 4, 4)))
+    with pytest.raises(TypeError, match="input_size"):
+        G.conv2d_input((1, 2, 6.0, 6), w, gy)
+    with pytest.raises(TypeError, match="input_size"):
+        G.conv2d_input(6, w, gy)
+    with pytest.raises(TypeError, match="weight_size"):
+        G.conv2d_weight(x, "3233", gy)
+    with pytest.raises(TypeError, match="grad_output has dtype"):
+        G.conv2d_input(x.shape, w, gy.astype(np.int32))
+    with pytest.raises(TypeError, match="x has dtype"):
+        G.conv2d_weight(x.astype(np.int64), w.shape, gy)
+    with pytest.raises(ValueError, match="groups"):
+        G.conv2d_weight(x, w.shape, gy, groups=2)
+    with pytest.raises(ValueError, match="stride"):
+        G.conv2d_input(x.shape, w, gy, stride=0)
+    with pytest.raises(ValueError, match="padding='same'"):
+        G.conv2d_input(x.shape, w, gy, stride=2, padding="same")
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+TORCH_GRID = [
+    (nd, s, p, d, g)
+    for nd in (1, 2, 3)
+    for s, p, d, g in [(1, 0, 1, 1), (2, 1, 1, 1), (3, 2, 1, 2), (2, 0, 2, 1), (1, 2, 2, 2)]
+]
+
+
+@pytest.mark.parametrize("nd, s, p, d, g", TORCH_GRID)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch_nn_grad(torch, nd, s, p, d, g, dtype):
+    rng = np.random.default_rng(nd + 10 * s)
+    size = 8 if nd < 3 else 5
+    x = rng.standard_normal((2, 2 * g) + (size + s - 1,) * nd).astype(dtype)
+    w = rng.standard_normal((3 * g, 2) + (3,) * nd).astype(dtype)
+    tconv = getattr(torch.nn.functional, f"conv{nd}d")
+    y = tconv(torch.from_numpy(x), torch.from_numpy(w), None, s, p, d, g)
+    gy = rng.standard_normal(tuple(y.shape)).astype(dtype)
+    tg = torch.from_numpy(gy)
+    ri = getattr(torch.nn.grad, f"conv{nd}d_input")(x.shape, torch.from_numpy(w), tg, s, p,
+                                                    d, g).numpy()
+    rw = getattr(torch.nn.grad, f"conv{nd}d_weight")(torch.from_numpy(x), w.shape, tg, s, p,
+                                                     d, g).numpy()
+    gi = getattr(G, f"conv{nd}d_input")(x.shape, w, gy, s, p, d, g)
+    gw = getattr(G, f"conv{nd}d_weight")(x, w.shape, gy, s, p, d, g)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    assert gi.dtype == dtype and gw.dtype == dtype
+    np.testing.assert_allclose(gi, ri, rtol=tol, atol=tol * np.abs(ri).max())
+    np.testing.assert_allclose(gw, rw, rtol=tol, atol=tol * np.abs(rw).max())
+
+
+def test_torch_autograd_layer(torch):
+    """The two gradients of a 3x3 layer agree with torch's autograd backward."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 16, 14, 14), dtype=np.float32)
+    w = rng.standard_normal((16, 16, 3, 3), dtype=np.float32)
+    gy = rng.standard_normal((2, 16, 14, 14), dtype=np.float32)
+    tx = torch.from_numpy(x).requires_grad_()
+    tw = torch.from_numpy(w).requires_grad_()
+    torch.nn.functional.conv2d(tx, tw, None, 1, 1).backward(torch.from_numpy(gy))
+    gi = G.conv2d_input(x.shape, w, gy, 1, 1)
+    gw = G.conv2d_weight(x, w.shape, gy, 1, 1)
+    ri, rw = tx.grad.numpy(), tw.grad.numpy()
+    np.testing.assert_allclose(gi, ri, rtol=1e-4, atol=1e-4 * np.abs(ri).max())
+    np.testing.assert_allclose(gw, rw, rtol=1e-4, atol=1e-4 * np.abs(rw).max())

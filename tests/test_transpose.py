@@ -1,0 +1,247 @@
+"""fastconv.conv_transpose1d/2d/3d against independent oracles.
+
+* a NumPy scatter reference (every input sample times every tap added at
+  ``i*s - p + k*d``, channel sums by einsum), float64;
+* the adjoint identity <conv(x), y> == <x, conv_transpose(y)> with
+  fastconv.conv{1,2,3}d, which the other suites check against oracles;
+* torch.nn.functional.conv_transpose{1,2,3}d when PyTorch is installed.
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+import fastconv
+
+CT = {1: fastconv.conv_transpose1d, 2: fastconv.conv_transpose2d,
+      3: fastconv.conv_transpose3d}
+CONV = {1: fastconv.conv1d, 2: fastconv.conv2d, 3: fastconv.conv3d}
+
+
+def _tup(v, nd):
+    return (v,) * nd if isinstance(v, int) else tuple(v)
+
+
+def scatter_reference(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                      dilation=1):
+    """Transposed convolution by explicit scatter (float64), batched x."""
+    nd = x.ndim - 2
+    s, p, op, d = (_tup(v, nd) for v in (stride, padding, output_padding, dilation))
+    n, cin = x.shape[:2]
+    cout_g, k = w.shape[1], w.shape[2:]
+    cin_g = cin // groups
+    size = x.shape[2:]
+    full = tuple((i - 1) * ss + dd * (kk - 1) + 1 for i, ss, dd, kk in zip(size, s, d, k))
+    out = tuple(f - 2 * pp + o for f, pp, o in zip(full, p, op))
+    big = tuple(max(f, pp + o) for f, pp, o in zip(full, p, out))
+    y = np.zeros((n, cout_g * groups) + big)
+    x = x.astype(np.float64)
+    w = w.astype(np.float64)
+    for g in range(groups):
+        xg = x[:, g * cin_g:(g + 1) * cin_g]
+        for tap in itertools.product(*(range(kk) for kk in k)):
+            contrib = np.einsum("nc...,co->no...", xg, w[(slice(g * cin_g, (g + 1) * cin_g),
+                                                          slice(None)) + tap])
+            idx = tuple(slice(t * dd, t * dd + (i - 1) * ss + 1, ss)
+                        for t, dd, ss, i in zip(tap, d, s, size))
+            y[(slice(None), slice(g * cout_g, (g + 1) * cout_g)) + idx] += contrib
+    y = y[(slice(None), slice(None)) + tuple(slice(pp, pp + o) for pp, o in zip(p, out))]
+    if b is not None:
+        y = y + np.asarray(b, np.float64).reshape((-1,) + (1,) * nd)
+    return y
+
+
+CASES = [
+    # nd, size, k, stride, padding, output_padding, dilation, groups
+    (1, 7, 3, 2, 1, 1, 1, 1),
+    (1, 5, 4, 3, 2, 2, 1, 2),
+    (1, 6, 3, 2, 0, 1, 2, 1),
+    (1, 4, 5, 1, 3, 0, 1, 1),
+    (2, 5, 4, 2, 1, 0, 1, 1),
+    (2, 5, 3, (2, 3), (1, 0), (1, 2), 1, 2),
+    (2, 6, 3, 2, 2, 1, 2, 1),
+    (2, 4, (2, 3), 1, 0, 0, (2, 1), 1),
+    (2, 3, 5, 3, 4, 0, 1, 1),
+    (2, 5, 1, 2, 0, 1, 1, 2),
+    (3, 3, 3, 2, 1, 1, 1, 1),
+    (3, 3, 2, (1, 2, 2), 0, 0, (2, 1, 1), 2),
+]
+
+
+@pytest.mark.parametrize("nd, size, k, stride, padding, op, dilation, groups", CASES)
+@pytest.mark.parametrize("algorithm", ["auto", "im2col", "direct"])
+def test_scatter_reference(nd, size, k, stride, padding, op, dilation, groups, algorithm):
+    rng = np.random.default_rng(nd * 100 + size)
+    cin, cout_g = 2 * groups, 3
+    x = rng.standard_normal((2, cin) + (size,) * nd)
+    w = rng.standard_normal((cin, cout_g) + _tup(k, nd))
+    b = rng.standard_normal(cout_g * groups)
+    ref = scatter_reference(x, w, b, stride, padding, op, groups, dilation)
+    y = CT[nd](x, w, b, stride, padding, op, groups, dilation, algorithm=algorithm)
+    assert y.shape == ref.shape and y.dtype == np.float64
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("nd, size, k, stride, padding, op, dilation, groups", CASES[::2])
+def test_float32_and_promotion(nd, size, k, stride, padding, op, dilation, groups):
+    rng = np.random.default_rng(7)
+    cin = 4 * groups
+    x = rng.standard_normal((1, cin) + (size,) * nd).astype(np.float32)
+    w = rng.standard_normal((cin, 2) + _tup(k, nd)).astype(np.float32)
+    ref = scatter_reference(x, w, None, stride, padding, op, groups, dilation)
+    for alg in ("auto", "im2col"):
+        y = CT[nd](x, w, None, stride, padding, op, groups, dilation, algorithm=alg)
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    y64 = CT[nd](x, w.astype(np.float64), None, stride, padding, op, groups, dilation)
+    assert y64.dtype == np.float64
+    np.testing.assert_allclose(y64, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("nd, stride, padding, dilation, groups, size", [
+    (1, 3, 2, 2, 1, 11), (2, 2, 1, 1, 2, 9), (2, (2, 3), (0, 2), (1, 2), 1, 10),
+    (3, 2, 1, 1, 1, 6)])
+def test_adjoint_identity(nd, stride, padding, dilation, groups, size):
+    """<conv(x, w), y> == <x, conv_transpose(y, w)> with fastconv.conv{nd}d."""
+    rng = np.random.default_rng(3)
+    cin, cout = 2 * groups, 3 * groups
+    w = rng.standard_normal((cout, cin // groups) + (3,) * nd)
+    x = rng.standard_normal((2, cin) + (size,) * nd)
+    fx = CONV[nd](x, w, None, stride, padding, dilation, groups)
+    y = rng.standard_normal(fx.shape)
+    s, p, d = (_tup(v, nd) for v in (stride, padding, dilation))
+    base = tuple((o - 1) * ss - 2 * pp + dd * 2 + 1 for o, ss, pp, dd in zip(fx.shape[2:], s, p, d))
+    op = tuple(n - bb for n, bb in zip(x.shape[2:], base))
+    ty = CT[nd](y, w, None, stride, padding, op, groups, dilation)
+    assert ty.shape == x.shape
+    lhs, rhs = np.vdot(fx, y), np.vdot(x, ty)
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+
+
+def test_forms_out_and_inputs_untouched():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    ref = scatter_reference(x[None], w, None, 2, 1)[0]
+    # unbatched
+    np.testing.assert_allclose(fastconv.conv_transpose2d(x, w, stride=2, padding=1), ref,
+                               rtol=1e-5, atol=1e-5)
+    # plain image and kernel
+    plain = fastconv.conv_transpose2d(x[0], w[0, 0], stride=2)
+    np.testing.assert_allclose(plain, scatter_reference(x[None, :1], w[:1, :1], None, 2)[0, 0],
+                               rtol=1e-5, atol=1e-5)
+    # non-contiguous, read-only, Fortran-ordered inputs; caller's arrays unchanged
+    xb = np.asfortranarray(np.repeat(x[None], 2, 0))[:, :, ::-1]
+    wb = w[:, :, ::-1, :]
+    xb.flags.writeable = False
+    keep = xb.copy(), wb.copy()
+    for alg in ("auto", "im2col"):
+        y = fastconv.conv_transpose2d(xb, wb, stride=2, padding=1, algorithm=alg)
+        np.testing.assert_allclose(y, scatter_reference(np.ascontiguousarray(xb), wb, None, 2, 1),
+                                   rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(xb, keep[0])
+    np.testing.assert_array_equal(wb, keep[1])
+    # out=
+    out = np.empty((2, 2, 11, 13), np.float32)
+    r = fastconv.conv_transpose2d(xb, wb, stride=2, padding=1, out=out)
+    assert r is out
+    np.testing.assert_allclose(out, y, rtol=1e-6, atol=1e-6)
+    # zero batch
+    e = fastconv.conv_transpose2d(np.zeros((0, 3, 6, 7)), w, stride=2)
+    assert e.shape == (0, 2, 13, 15)
+
+
+def test_winograd_and_forced_algorithms():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 16, 12, 12))
+    w = rng.standard_normal((16, 16, 3, 3))
+    ref = scatter_reference(x, w, None, 1, 1)
+    y = fastconv.conv_transpose2d(x, w, padding=1, algorithm="winograd")
+    assert np.abs(y - ref).max() <= 1e-9 * np.abs(ref).max()
+    with pytest.raises(ValueError, match="winograd.*cannot serve"):
+        fastconv.conv_transpose2d(x, w[:, :, :2, :2], stride=2, algorithm="winograd")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        fastconv.conv_transpose2d(x, w, algorithm="bogus")
+    y = fastconv.conv_transpose2d(x, w, stride=2, padding=1, algorithm="fft")
+    ref = scatter_reference(x, w, None, 2, 1)
+    assert np.abs(y - ref).max() <= 1e-9 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(output_padding=2, stride=2), ValueError, "output_padding"),
+    (dict(output_padding=-1), ValueError, "output_padding"),
+    (dict(stride=0), ValueError, "stride"),
+    (dict(dilation=(1,)), ValueError, "dilation"),
+    (dict(padding="same"), ValueError, "padding"),
+    (dict(padding=1.5), TypeError, "padding"),
+    (dict(groups=3), ValueError, "groups"),
+    (dict(groups=True), TypeError, "groups"),
+    (dict(bias=np.zeros(3)), ValueError, "bias"),
+    (dict(padding=5), ValueError, "padding"),
+    (dict(out=np.zeros((1, 4, 9, 9))), ValueError, "out"),
+    (dict(out=np.zeros((1, 4, 10, 10), np.float32)), TypeError, "out"),
+    (dict(workers=0), ValueError, "workers"),
+])
+def test_bad_arguments(kwargs, exc, match):
+    x = np.zeros((1, 4, 8, 8))
+    w = np.zeros((4, 4, 3, 3))
+    with pytest.raises(exc, match=match):
+        fastconv.conv_transpose2d(x, w, **kwargs)
+
+
+def test_bad_arrays():
+    with pytest.raises(TypeError, match="x has dtype int64"):
+        fastconv.conv_transpose2d(np.zeros((1, 2, 4, 4), np.int64), np.zeros((2, 1, 3, 3)))
+    with pytest.raises(TypeError, match="weight has dtype"):
+        fastconv.conv_transpose2d(np.zeros((1, 2, 4, 4)), np.zeros((2, 1, 3, 3), bool))
+    with pytest.raises(ValueError, match=r"weight.shape\[0\]=3"):
+        fastconv.conv_transpose2d(np.zeros((1, 2, 4, 4)), np.zeros((3, 1, 3, 3)))
+    with pytest.raises(ValueError, match="x must be"):
+        fastconv.conv_transpose2d(np.zeros((1, 1, 2, 4, 4)), np.zeros((2, 1, 3, 3)))
+    with pytest.raises(ValueError, match="weight must be 4-D"):
+        fastconv.conv_transpose2d(np.zeros((2, 4, 4)), np.zeros((3, 3)))
+
+
+@pytest.fixture(scope="module")
+def tfn():
+    t = pytest.importorskip("torch")
+    return t
+
+
+TORCH_GRID = [
+    (nd, s, p, op, d, g)
+    for nd in (1, 2, 3)
+    for s, p, op, d, g in [(1, 0, 0, 1, 1), (2, 1, 1, 1, 1), (2, 0, 0, 2, 2), (3, 2, 2, 1, 1),
+                           (2, 2, 1, 3, 2), (1, 1, 1, 2, 1)]
+]
+
+
+@pytest.mark.parametrize("nd, s, p, op, d, g", TORCH_GRID)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch(tfn, nd, s, p, op, d, g, dtype):
+    rng = np.random.default_rng(11)
+    size = 6 if nd < 3 else 4
+    x = rng.standard_normal((2, 4) + (size,) * nd).astype(dtype)
+    w = rng.standard_normal((4, 3) + (3,) * nd).astype(dtype)
+    b = rng.standard_normal(3 * g).astype(dtype)
+    tf = getattr(tfn.nn.functional, f"conv_transpose{nd}d")
+    ref = tf(tfn.from_numpy(x), tfn.from_numpy(w), tfn.from_numpy(b), s, p, op, g, d).numpy()
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    for alg in ("auto", "im2col", "direct"):
+        y = CT[nd](x, w, b, s, p, op, g, d, algorithm=alg)
+        assert y.shape == ref.shape and y.dtype == dtype
+        np.testing.assert_allclose(y, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+    # unbatched form, as torch accepts
+    yu = CT[nd](x[0], w, b, s, p, op, g, d)
+    refu = tf(tfn.from_numpy(x[0]), tfn.from_numpy(w), tfn.from_numpy(b), s, p, op, g, d).numpy()
+    np.testing.assert_allclose(yu, refu, rtol=rtol, atol=rtol * np.abs(refu).max())
+
+
+def test_torch_benchmark_shape(tfn):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 64, 8, 8), dtype=np.float32)
+    w = rng.standard_normal((64, 32, 4, 4), dtype=np.float32)
+    ref = tfn.nn.functional.conv_transpose2d(tfn.from_numpy(x), tfn.from_numpy(w), None, 2,
+                                             1).numpy()
+    y = fastconv.conv_transpose2d(x, w, stride=2, padding=1)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
