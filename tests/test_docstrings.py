@@ -7,7 +7,8 @@ import importlib
 import pytest
 
 MODULES = ["fastconv._api", "fastconv.signal", "fastconv._threads", "fastconv._info",
-           "fastconv._plan", "fastconv._tuning", "fastconv._operator"]
+           "fastconv._plan", "fastconv._tuning", "fastconv._operator",
+           "fastconv._transpose", "fastconv.grad"]
 
 
 @pytest.mark.parametrize("name", MODULES)
