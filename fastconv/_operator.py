@@ -198,9 +198,9 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1,
         ``out`` being the convolution's result for an input of
         `input_shape` (``csr_array`` by default).  Row ``i`` holds the taps
         of output element ``i``; entries of taps that read the same input
-        element (reflect/replicate borders) are summed; taps falling into
-        zero padding are absent.  ``coo`` results have their duplicates
-        summed.
+        element (reflect/replicate borders) are summed (also in ``coo``
+        results); taps falling into zero padding, zero weights and sums
+        that cancel are not stored.
 
     Raises
     ------
@@ -235,8 +235,8 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1,
     Theory 2(3), 2006; P. C. Hansen, J. G. Nagy and D. P. O'Leary,
     "Deblurring Images: Matrices, Spectra, and Filtering", SIAM, 2006,
     ch. 4 (the matrices of zero, periodic and reflexive boundary
-    conditions).  Every stored entry is one tap (including zero weights),
-    so ``A.nnz <= A.shape[0] * C_in/groups * prod(kernel)``.
+    conditions).  Each row stores at most one entry per tap:
+    ``A.nnz <= A.shape[0] * C_in/groups * prod(kernel)``.
 
     Examples
     --------
@@ -303,8 +303,10 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1,
     a = sp.coo_array((data.ravel(), (rows.ravel(), cols.ravel())), shape=(nrows, ncols))
     if format == "coo":
         a.sum_duplicates()
-        return a
-    return a.asformat(format)
+    else:
+        a = a.tocsr()  # sums the duplicates
+    a.eliminate_zeros()  # zero weights, and border sums that cancel
+    return a if format in ("coo", "csr") else a.asformat(format)
 
 
 # --------------------------------------------------------------------------
