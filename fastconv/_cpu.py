@@ -184,11 +184,20 @@ class CPUBackend:
     ``algorithms``, ``is_array(a)``, ``unsupported_reason(problem,
     algorithm)``, ``choose_algorithm(problem)`` and ``conv(x, weight, bias,
     problem, algorithm, out, nthreads)``, which returns the result array
-    (``out`` itself when given) in the form the user passed `x`.
+    (``out`` itself when given) in the form the user passed `x`; and
+    ``adjoint``, the module of the transposed convolution's GEMM path, the
+    weight gradient and im2col/col2im (fastconv._cpu_adjoint).
     """
 
     name = "numpy"
     algorithms = ("direct", "im2col", "fft", "winograd", "separable")
+
+    @property
+    def adjoint(self):
+        """fastconv._cpu_adjoint (imported on first use: it needs this module)."""
+        from . import _cpu_adjoint
+
+        return _cpu_adjoint
 
     @staticmethod
     def is_array(a) -> bool:

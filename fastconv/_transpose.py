@@ -1,9 +1,10 @@
 """Front end of transposed convolution, convolution gradients and im2col/col2im.
 
 Validation and planning happen here, once, before any kernel runs; the
-kernels compute.  Two ways to run a transposed convolution (Dumoulin &
-Visin, 2016, "A guide to convolution arithmetic for deep learning",
-section 4):
+backend computes (the polyphase phases through its convolution paths, the
+rest through ``backend.adjoint``: fastconv._cpu_adjoint on the CPU).  Two
+ways to run a transposed convolution (Dumoulin & Visin, 2016, "A guide to
+convolution arithmetic for deep learning", section 4):
 
 * polyphase (sub-pixel) decomposition: output sample ``o`` of a transposed
   convolution with stride ``s`` receives the taps ``k`` with
@@ -19,7 +20,7 @@ section 4):
 * GEMM + col2im (``algorithm="im2col"``): ``W^T x`` per image and group
   (the transposed weight matrix times the input pixels), tile by tile,
   each tile's columns added into the output by col2im, the adjoint of
-  im2col (fastconv._kernels._col2im).
+  im2col.
 
 "auto" takes GEMM + col2im for strided problems with several input
 channels per group (one large GEMM beats several small convolutions), and
@@ -27,7 +28,7 @@ the polyphase decomposition otherwise.
 
 Gradients (``fastconv.grad``): the input gradient is the transposed
 convolution with the output size of the forward input; the weight gradient
-is ``sum_n gy_n im2col(x_n)^T`` per group, tiled (fastconv._kernels._col2im).
+is ``sum_n gy_n im2col(x_n)^T`` per group, tiled.
 """
 from __future__ import annotations
 
@@ -42,40 +43,17 @@ from array_api_compat import is_array_api_obj
 
 from . import _api, _threads
 from ._backends import as_arrays, backend_for
-from ._schedule import MIN_WORK_PER_THREAD
+from ._cpu_adjoint import GEMM_MIN_CHANNELS
 from ._validation import (ConvProblem, _as_shape, _int_tuple, _typed, _untyped,
-                          check_float_dtype, check_out, normalize_padding, plan_conv)
+                          check_float_dtype, check_groups, check_out, normalize_padding,
+                          plan_conv)
 
 __all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "im2col", "col2im",
            "conv_input_grad", "conv_weight_grad"]
 
 _DIM_NAMES = {1: "1d", 2: "2d", 3: "3d"}
-#: Per-thread working memory of the GEMM + col2im and weight-gradient
-#: kernels (one tile of GEMM output or of the im2col matrix), in bytes.
-TILE_BYTES = 1 << 20
-#: Narrowest tile (pixels) worth a GEMM call, budget permitting.
-MIN_TILE = 64
-#: Rows of W^T (output channels x kernel taps) per GEMM + col2im task.
-GEMM_ROWS = 512
-#: Tasks per thread the weight-gradient kernel aims for (load balance).
-TASKS_PER_THREAD = 4
-#: "auto" runs GEMM + col2im for strided transposed convolutions with at
-#: least this many input channels per group (the GEMM's inner dimension).
-#: Measured on the 256->128 k4 s2 16x16 case (2 cores, best of 30): GEMM +
-#: col2im 1.55 ms (N=1) / 13 ms (N=8) against 2.0 / 14 ms for the four
-#: polyphase convolutions; with a handful of channels the GEMM degenerates.
-GEMM_MIN_CHANNELS = 8
-_INT_MAX = 2**31 - 1
 
 
-def _kernels():
-    from ._kernels import _col2im
-
-    return _col2im
-
-
-def _lift3(values, nd, fill):
-    return (fill,) * (3 - nd) + tuple(values)
 
 
 # --------------------------------------------------------------------------
@@ -108,18 +86,6 @@ def plan_transpose(nd, x, weight, bias, stride, padding, output_padding, groups,
     return _plan_transpose_cached(key)
 
 
-def _check_groups(groups) -> int:
-    if isinstance(groups, (bool, np.bool_)):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    try:
-        groups = operator.index(groups)
-    except TypeError:
-        raise TypeError(f"groups must be an int, got {type(groups).__name__} {groups!r}") from None
-    if groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups}")
-    return groups
-
-
 def _plan_transpose(key) -> ConvProblem:
     nd, xs, xdt, ws, wdt, bias_info, stride, padding, output_padding, groups, dilation = key
     stride, padding, output_padding, groups, dilation = (
@@ -145,7 +111,7 @@ def _plan_transpose(key) -> ConvProblem:
         raise ValueError(
             f"x must be {nd + 2}-D (N, C_in, *spatial), {nd + 1}-D (C_in, *spatial) "
             f"or {nd}-D with a {nd}-D weight for conv_transpose{tag}, got shape {x_shape}")
-    groups = _check_groups(groups)
+    groups = check_groups(groups)
     batch, cin = xs[0], xs[1]
     wcin, cout_g = ws[0], ws[1]
     kernel = ws[2:]
@@ -328,73 +294,12 @@ def _bias_shape(bias, ndim):
 # GEMM + col2im
 # --------------------------------------------------------------------------
 
-def _gemm_reason(problem):
-    cin_g = problem.in_channels // problem.groups
-    rows = problem.out_channels // problem.groups * math.prod(problem.kernel_size)
-    p = math.prod(problem.in_size)
-    if max(cin_g, rows, p) > _INT_MAX:
-        return (f"GEMM + col2im calls 32-bit BLAS, which cannot multiply matrices with "
-                f"{max(cin_g, rows, p)} rows or columns")
-    return None
-
-
-def _gemm_schedule(problem, nthreads):
-    """Output channels per task and input pixels per GEMM tile.
-
-    Tasks of about GEMM_ROWS rows of W^T (output channels x taps), fewer
-    when there would be fewer tasks than threads; tiles of at most
-    TILE_BYTES of GEMM output.  Measured on the 256->128 k4 s2 16x16 case
-    (2 cores, N=1): 512 rows 1.55 ms, 256 rows 1.6 ms, 128 rows 1.7 ms,
-    2048 rows (one task per image) 3.2 ms.
-    """
-    cout_g = problem.out_channels // problem.groups
-    kv = math.prod(problem.kernel_size)
-    p = math.prod(problem.in_size)
-    item = problem.dtype.itemsize
-    images = problem.batch * problem.groups
-    cblock = max(1, min(cout_g, -(-GEMM_ROWS // kv)))
-    while cblock > 1 and images * -(-cout_g // cblock) < nthreads:
-        cblock = -(-cblock // 2)
-    tile = min(p, max(MIN_TILE, TILE_BYTES // (cblock * kv * item)))
-    return cblock, max(1, tile)
-
-
-def _run_gemm(problem, x, weight, bias, target5, nthreads):
-    """GEMM + col2im into the C-contiguous 5-D `target5`."""
-    p = problem
-    nd, g = p.nd, p.groups
-    dt = p.dtype
-    cin_g, cout_g = p.in_channels // g, p.out_channels // g
-    kv = math.prod(p.kernel_size)
-    x5 = np.ascontiguousarray(
-        np.asarray(x).reshape((p.batch, p.in_channels) + _lift3(p.in_size, nd, 1)), dtype=dt)
-    wm = np.ascontiguousarray(weight, dtype=dt).reshape(p.in_channels, cout_g * kv)
-    b = np.ascontiguousarray(bias, dtype=dt) if bias is not None else np.empty(0, dt)
-    flops = p.batch * p.in_channels * cout_g * kv * math.prod(p.in_size)
-    nthreads = max(1, min(nthreads, flops // MIN_WORK_PER_THREAD))
-    cblock, tile = _gemm_schedule(p, nthreads)
-    with _threads.blas_limit(1):
-        _kernels().conv_transpose_gemm(
-            x5, wm, b, target5, _lift3(p.kernel_size, nd, 1), _lift3(p.stride, nd, 1),
-            _lift3((pb for pb, _ in p.padding), nd, 0), _lift3(p.dilation, nd, 1), g,
-            cblock, tile, nthreads)
-
-
-def _choose(backend, problem):
-    """The path "auto" takes: "im2col" (GEMM + col2im) or "polyphase"."""
-    if (backend.name == "numpy" and any(s > 1 for s in problem.stride)
-            and problem.in_channels // problem.groups >= GEMM_MIN_CHANNELS
-            and _gemm_reason(problem) is None):
-        return "im2col"
-    return "polyphase"
-
-
 def _transpose(backend, problem, x, weight, bias, algorithm, out, nthreads):
     """Run a planned transposed convolution; returns the result in the user's form."""
     p = problem
-    path = _choose(backend, p) if algorithm == "auto" else algorithm
+    path = backend.adjoint.transpose_algorithm(p) if algorithm == "auto" else algorithm
     if path == "im2col":
-        reason = _gemm_reason(p)
+        reason = backend.adjoint.gemm_reason(p)
         if reason is not None:
             raise ValueError(f"algorithm='im2col' cannot serve these arguments: {reason}")
         runs = None
@@ -411,8 +316,7 @@ def _transpose(backend, problem, x, weight, bias, algorithm, out, nthreads):
         target = np.empty(shape, dtype=p.dtype)
     if target.size:
         if runs is None:
-            _run_gemm(p, x, weight, bias,
-                      target.reshape(shape[:2] + _lift3(p.out_size, p.nd, 1)), nthreads)
+            backend.adjoint.conv_transpose_gemm(p, x, weight, bias, target, nthreads)
         else:
             _run_polyphase(backend, runs, bias, target, nthreads)
     result = target.reshape(p.user_out_shape)
@@ -635,43 +539,17 @@ def conv_input_grad(nd, input_size, weight, grad_output, stride, padding, dilati
 def conv_weight_grad(nd, x, weight_size, grad_output, stride, padding, dilation, groups):
     """Gradient of ``conv{nd}d`` with respect to its weight (fastconv.grad)."""
     x, grad_output = as_arrays(x, grad_output)
-    backend_for(x, grad_output)
+    backend = backend_for(x, grad_output)
     size = _size_tuple(weight_size, "weight_size")
     go_dt = check_float_dtype(grad_output, "grad_output")
     fwd = plan_conv(nd, x, _placeholder(size, go_dt), None, stride, padding, dilation, groups,
                     "zeros")
     _check_grad_output(grad_output, fwd, fwd.user_out_shape)
-    dt = fwd.dtype
-    g = fwd.groups
-    kernel3 = _lift3(fwd.kernel_size, nd, 1)
-    kv = math.prod(kernel3)
-    cin_g, cout_g = fwd.in_channels // g, fwd.out_channels // g
-    k = cin_g * kv
-    p = math.prod(fwd.out_size)
-    if max(k, p, cout_g) > _INT_MAX:
-        raise ValueError(f"the weight gradient calls 32-bit BLAS, which cannot multiply "
-                         f"matrices with {max(k, p, cout_g)} rows or columns")
-    if fwd.batch == 0 or p == 0 or k == 0 or cout_g == 0:
-        return np.zeros(size, dtype=dt)
-    x5 = np.ascontiguousarray(
-        np.asarray(x).reshape((fwd.batch, fwd.in_channels) + _lift3(fwd.in_size, nd, 1)),
-        dtype=dt)
-    gy5 = np.ascontiguousarray(
-        np.asarray(grad_output).reshape((fwd.batch, fwd.out_channels)
-                                        + _lift3(fwd.out_size, nd, 1)), dtype=dt)
-    nthreads = _threads.resolve_workers(None)
-    nthreads = max(1, min(nthreads, fwd.flops // (2 * MIN_WORK_PER_THREAD)))
-    tile = min(p, max(MIN_TILE, TILE_BYTES // (k * dt.itemsize)))
-    images = fwd.batch * g
-    while tile > MIN_TILE and images * -(-p // tile) < TASKS_PER_THREAD * nthreads:
-        tile = max(MIN_TILE, tile // 2)
-    acc = np.zeros((nthreads, fwd.out_channels * k), dtype=dt)
-    with _threads.blas_limit(1):
-        _kernels().conv_weight_grad(
-            x5, gy5, acc, kernel3, _lift3(fwd.stride, nd, 1),
-            _lift3((pb for pb, _ in fwd.padding), nd, 0), _lift3(fwd.dilation, nd, 1), g,
-            tile, nthreads)
-    return acc.sum(axis=0, dtype=dt).reshape(size) if nthreads > 1 else acc[0].reshape(size)
+    reason = backend.adjoint.weight_grad_reason(fwd)
+    if reason is not None:
+        raise ValueError(f"the weight gradient cannot serve these arguments: {reason}")
+    return backend.adjoint.conv_weight_grad(fwd, x, grad_output, size,
+                                            _threads.resolve_workers(None))
 
 
 # --------------------------------------------------------------------------
@@ -750,7 +628,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
             [4., 5., 7., 8.]]], dtype=float32)
     """
     (x,) = as_arrays(x)
-    backend_for(x)
+    backend = backend_for(x)
     dt = check_float_dtype(x, "x")
     shape = _as_shape(x)
     if len(shape) not in (3, 4):
@@ -764,13 +642,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     grid = _blocks(xs[2:], kernel, stride, padding, dilation, "input")
     rows, length = c * kernel[0] * kernel[1], grid[0] * grid[1]
     _check_size(n * rows * length, dt, (n, rows, length))
-    out = np.empty((n, rows, length), dtype=dt)
-    if out.size:
-        x5 = np.ascontiguousarray(np.asarray(x).reshape((n, c, 1) + xs[2:]), dtype=dt)
-        nthreads = _threads.resolve_workers(None)
-        nthreads = max(1, min(nthreads, out.size // MIN_WORK_PER_THREAD))
-        _kernels().im2col(x5, out, (1,) + kernel, (1,) + grid, (1,) + stride, (0,) + padding,
-                          (1,) + dilation, nthreads)
+    out = backend.adjoint.im2col(np.asarray(x).reshape(xs), kernel, grid, stride, padding,
+                                 dilation, _threads.resolve_workers(None))
     return out if len(shape) == 4 else out[0]
 
 
@@ -830,7 +703,7 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
              [1., 2., 1.]]]], dtype=float32)
     """
     (cols,) = as_arrays(cols)
-    backend_for(cols)
+    backend = backend_for(cols)
     dt = check_float_dtype(cols, "cols")
     shape = _as_shape(cols)
     if len(shape) not in (2, 3):
@@ -855,12 +728,6 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
             f"{grid[0]} x {grid[1]} = {grid[0] * grid[1]}")
     c = rows // kv
     _check_size(n * c * size[0] * size[1], dt, (n, c) + size)
-    out = np.empty((n, c, 1) + size, dtype=dt)
-    if out.size:
-        c3 = np.ascontiguousarray(np.asarray(cols).reshape(cs), dtype=dt)
-        nthreads = _threads.resolve_workers(None)
-        nthreads = max(1, min(nthreads, c3.size // MIN_WORK_PER_THREAD))
-        _kernels().col2im(c3, out, (1,) + kernel, (1,) + grid, (1,) + stride, (0,) + padding,
-                          (1,) + dilation, nthreads)
-    out = out.reshape((n, c) + size)
+    out = backend.adjoint.col2im(np.asarray(cols).reshape(cs), size, kernel, grid, stride,
+                                 padding, dilation, _threads.resolve_workers(None))
     return out if len(shape) == 3 else out[0]

@@ -184,6 +184,19 @@ def normalize_padding(padding, nd: int, kernel_size, dilation, stride) -> tuple:
     return tuple((p, p) for p in flat)
 
 
+def check_groups(groups) -> int:
+    """`groups` as a positive int, or TypeError/ValueError naming it."""
+    if isinstance(groups, (bool, np.bool_)):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    try:
+        groups = operator.index(groups)
+    except TypeError:
+        raise TypeError(f"groups must be an int, got {type(groups).__name__} {groups!r}") from None
+    if groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups}")
+    return groups
+
+
 def _as_shape(a) -> tuple:
     return tuple(int(s) for s in a.shape)
 
@@ -258,14 +271,7 @@ def _plan(key) -> ConvProblem:
             f"or {nd}-D with a {nd}-D weight for conv{tag}, got shape {x_shape}"
         )
 
-    if isinstance(groups, (bool, np.bool_)):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    try:
-        groups = operator.index(groups)
-    except TypeError:
-        raise TypeError(f"groups must be an int, got {type(groups).__name__} {groups!r}") from None
-    if groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups}")
+    groups = check_groups(groups)
 
     batch, cin = xs[0], xs[1]
     cout, cin_g = ws[0], ws[1]

@@ -1,0 +1,183 @@
+"""CPU backend: the adjoint-side computations on the compiled kernels.
+
+The transposed convolution by GEMM + col2im, the weight gradient, im2col
+and col2im (fastconv._kernels._col2im), driven for problems the front end
+(fastconv._transpose) has already validated and planned.  The CPU backend
+exposes this module as ``CPUBackend.adjoint``; another backend provides
+the same functions for its arrays.
+
+GEMM + col2im computes ``W^T x`` per image and group (the transposed
+weight matrix times the input pixels) tile by tile, each tile's columns
+added into the output by col2im, the adjoint of im2col.  The weight
+gradient is ``sum_n gy_n im2col(x_n)^T`` per group, tiled, each thread
+accumulating into its own copy.  BLAS runs single-threaded inside the
+OpenMP team (fastconv._threads.blas_limit), so the two never oversubscribe
+the cores.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _threads
+from ._cpu import _lift3
+from ._schedule import MIN_WORK_PER_THREAD
+
+#: Per-thread working memory of the GEMM + col2im and weight-gradient
+#: kernels (one tile of GEMM output or of the im2col matrix), in bytes.
+TILE_BYTES = 1 << 20
+#: Narrowest tile (pixels) worth a GEMM call, budget permitting.
+MIN_TILE = 64
+#: Rows of W^T (output channels x kernel taps) per GEMM + col2im task.
+GEMM_ROWS = 512
+#: Tasks per thread the weight-gradient kernel aims for (load balance).
+TASKS_PER_THREAD = 4
+#: "auto" runs GEMM + col2im for strided transposed convolutions with at
+#: least this many input channels per group (the GEMM's inner dimension).
+#: Measured on the 256->128 k4 s2 16x16 case (2 cores, best of 30): GEMM +
+#: col2im 1.55 ms (N=1) / 13 ms (N=8) against 2.0 / 14 ms for the four
+#: polyphase convolutions; with a handful of channels the GEMM degenerates.
+GEMM_MIN_CHANNELS = 8
+_INT_MAX = 2**31 - 1
+
+
+def _kernels():
+    from ._kernels import _col2im
+
+    return _col2im
+
+
+def _nthreads(nthreads, work):
+    """Fewer threads for small calls: a tiny call should not wake a team."""
+    return max(1, min(nthreads, work // MIN_WORK_PER_THREAD))
+
+
+def _blas_limit(*dims):
+    """Why 32-bit BLAS cannot take matrices with these dimensions, or None."""
+    if max(dims) > _INT_MAX:
+        return (f"it calls 32-bit BLAS, which cannot multiply matrices with "
+                f"{max(dims)} rows or columns")
+    return None
+
+
+def gemm_reason(problem):
+    """Why GEMM + col2im cannot serve the transposed convolution `problem`
+    (in_* are the transposed convolution's input), or None."""
+    cin_g = problem.in_channels // problem.groups
+    rows = problem.out_channels // problem.groups * math.prod(problem.kernel_size)
+    return _blas_limit(cin_g, rows, math.prod(problem.in_size))
+
+
+def weight_grad_reason(forward):
+    """Why the weight gradient of the convolution `forward` cannot run, or None."""
+    g = forward.groups
+    return _blas_limit(forward.in_channels // g * math.prod(forward.kernel_size),
+                       math.prod(forward.out_size), forward.out_channels // g)
+
+
+def transpose_algorithm(problem) -> str:
+    """The path "auto" takes: "im2col" (GEMM + col2im) or "polyphase"."""
+    if (any(s > 1 for s in problem.stride)
+            and problem.in_channels // problem.groups >= GEMM_MIN_CHANNELS
+            and gemm_reason(problem) is None):
+        return "im2col"
+    return "polyphase"
+
+
+def _gemm_schedule(problem, nthreads):
+    """Output channels per task and input pixels per GEMM tile.
+
+    Tasks of about GEMM_ROWS rows of W^T (output channels x taps), fewer
+    when there would be fewer tasks than threads; tiles of at most
+    TILE_BYTES of GEMM output.  Measured on the 256->128 k4 s2 16x16 case
+    (2 cores, N=1): 512 rows 1.55 ms, 256 rows 1.6 ms, 128 rows 1.7 ms,
+    2048 rows (one task per image) 3.2 ms.
+    """
+    cout_g = problem.out_channels // problem.groups
+    kv = math.prod(problem.kernel_size)
+    p = math.prod(problem.in_size)
+    item = problem.dtype.itemsize
+    images = problem.batch * problem.groups
+    cblock = max(1, min(cout_g, -(-GEMM_ROWS // kv)))
+    while cblock > 1 and images * -(-cout_g // cblock) < nthreads:
+        cblock = -(-cblock // 2)
+    tile = min(p, max(MIN_TILE, TILE_BYTES // (cblock * kv * item)))
+    return cblock, max(1, tile)
+
+
+def conv_transpose_gemm(problem, x, weight, bias, target, nthreads):
+    """GEMM + col2im of the transposed convolution `problem` into the
+    C-contiguous (N, C_out, *out_size) array `target`."""
+    p = problem
+    nd, g, dt = p.nd, p.groups, p.dtype
+    cout_g = p.out_channels // g
+    kv = math.prod(p.kernel_size)
+    x5 = np.ascontiguousarray(
+        np.asarray(x).reshape((p.batch, p.in_channels) + _lift3(p.in_size, nd, 1)), dtype=dt)
+    wm = np.ascontiguousarray(weight, dtype=dt).reshape(p.in_channels, cout_g * kv)
+    b = np.ascontiguousarray(bias, dtype=dt) if bias is not None else np.empty(0, dt)
+    nthreads = _nthreads(nthreads, p.batch * p.in_channels * cout_g * kv
+                         * math.prod(p.in_size))
+    cblock, tile = _gemm_schedule(p, nthreads)
+    with _threads.blas_limit(1):
+        _kernels().conv_transpose_gemm(
+            x5, wm, b, target.reshape(target.shape[:2] + _lift3(p.out_size, nd, 1)),
+            _lift3(p.kernel_size, nd, 1), _lift3(p.stride, nd, 1),
+            _lift3((pb for pb, _ in p.padding), nd, 0), _lift3(p.dilation, nd, 1), g,
+            cblock, tile, nthreads)
+
+
+def conv_weight_grad(forward, x, grad_output, weight_size, nthreads):
+    """Gradient of the convolution `forward` with respect to its weight:
+    an array of `weight_size` (C_out, C_in/groups, *kernel)."""
+    nd, g, dt = forward.nd, forward.groups, forward.dtype
+    kernel3 = _lift3(forward.kernel_size, nd, 1)
+    k = forward.in_channels // g * math.prod(kernel3)
+    p = math.prod(forward.out_size)
+    if forward.batch == 0 or p == 0 or k == 0 or forward.out_channels == 0:
+        return np.zeros(weight_size, dtype=dt)
+    x5 = np.ascontiguousarray(
+        np.asarray(x).reshape((forward.batch, forward.in_channels)
+                              + _lift3(forward.in_size, nd, 1)), dtype=dt)
+    gy5 = np.ascontiguousarray(
+        np.asarray(grad_output).reshape((forward.batch, forward.out_channels)
+                                        + _lift3(forward.out_size, nd, 1)), dtype=dt)
+    nthreads = _nthreads(nthreads, forward.flops // 2)
+    tile = min(p, max(MIN_TILE, TILE_BYTES // (k * dt.itemsize)))
+    images = forward.batch * g
+    while tile > MIN_TILE and images * -(-p // tile) < TASKS_PER_THREAD * nthreads:
+        tile = max(MIN_TILE, tile // 2)
+    acc = np.zeros((nthreads, forward.out_channels * k), dtype=dt)
+    with _threads.blas_limit(1):
+        _kernels().conv_weight_grad(
+            x5, gy5, acc, kernel3, _lift3(forward.stride, nd, 1),
+            _lift3((pb for pb, _ in forward.padding), nd, 0), _lift3(forward.dilation, nd, 1),
+            g, tile, nthreads)
+    grad = acc.sum(axis=0, dtype=dt) if nthreads > 1 else acc[0]
+    return grad.reshape(weight_size)
+
+
+def im2col(x4, kernel, grid, stride, padding, dilation, nthreads):
+    """Blocks (N, C*kH*kW, L) of the (N, C, H, W) images `x4`
+    (torch.nn.functional.unfold)."""
+    n, c = x4.shape[:2]
+    out = np.empty((n, c * kernel[0] * kernel[1], grid[0] * grid[1]), dtype=x4.dtype)
+    if out.size:
+        x5 = np.ascontiguousarray(x4.reshape((n, c, 1) + x4.shape[2:]))
+        _kernels().im2col(x5, out, (1,) + kernel, (1,) + grid, (1,) + stride, (0,) + padding,
+                          (1,) + dilation, _nthreads(nthreads, out.size))
+    return out
+
+
+def col2im(cols, size, kernel, grid, stride, padding, dilation, nthreads):
+    """Images (N, C, *size) summed from the blocks (N, C*kH*kW, L) `cols`
+    (torch.nn.functional.fold)."""
+    n, rows, _ = cols.shape
+    c = rows // (kernel[0] * kernel[1])
+    out = np.empty((n, c, 1) + tuple(size), dtype=cols.dtype)
+    if out.size:
+        _kernels().col2im(np.ascontiguousarray(cols), out, (1,) + kernel, (1,) + grid,
+                          (1,) + stride, (0,) + padding, (1,) + dilation,
+                          _nthreads(nthreads, cols.size))
+    return out.reshape((n, c) + tuple(size))
