@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 
 import numpy as np
 import scipy.sparse as sp
@@ -113,7 +114,7 @@ def _validate(weight, input_shape, stride, padding, dilation, groups, padding_mo
         problem = plan_conv(nd, x, weight.astype(dt, copy=False) if dtype is not None else weight,
                             None, stride, padding, dilation, groups, padding_mode)
     except (TypeError, ValueError) as exc:
-        if " x " in f" {exc} " or "x must" in str(exc) or "x has" in str(exc):
+        if re.search(r"\bx\b", str(exc)):  # conv2d's messages call the input x
             raise type(exc)(f"{exc} (x: an input of shape input_shape={shape})") from None
         raise
     return weight, nd, shape, problem

@@ -376,6 +376,11 @@ def test_operator_solvers_and_shapes():
     op32 = fastconv.ConvOperator(k.astype(np.float32), (8, 9), padding=1)
     assert op32.dtype == np.float32
     assert (op32 @ x.ravel().astype(np.float32)).dtype == np.float32
+    # a float64 vector on a float32 operator: computed in float64, as conv2d promotes
+    got = op32 @ x.ravel()
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, fastconv.conv2d(x, k.astype(np.float32), padding=1).ravel(),
+                               rtol=1e-12)
 
 
 def test_operator_keeps_a_copy_of_the_weight():
