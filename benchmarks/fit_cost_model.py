@@ -10,12 +10,15 @@ dimensionality and precision (fastconv/_cost.py defines the features):
 * ``nndirect`` / ``nnrows``: fastconv.conv2d(algorithm="direct") on the
   multi-channel ones (channel-blocked kernel / row kernel);
 * ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers;
-* ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3 layers.
+* ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3 layers;
+* ``sparse``: fastconv.conv2d(algorithm="sparse") on layers with random
+  (unstructured) zero weights, densities 2-90%.
 
 Usage::
 
     python benchmarks/fit_cost_model.py            # print the fit and errors
     python benchmarks/fit_cost_model.py --write    # also rewrite fastconv/_cost_model.json
+    python benchmarks/fit_cost_model.py --only sparse --write   # refit one path, keep the rest
 
 The grid takes about a minute on the 2-core development machine.  The
 printed table gives, per group, the median and range of predicted over
@@ -35,7 +38,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 import fastconv
-from fastconv import _cost
+from fastconv import _cost, _sparse
 from fastconv import signal as fsignal
 
 MODEL_PATH = Path(fastconv.__file__).with_name("_cost_model.json")
@@ -65,6 +68,27 @@ WINOGRAD_GRID = [  # N, C_in, C_out, H
     (2, 7, 7, 16), (1, 4, 4, 12), (3, 33, 5, 24), (4, 118, 49, 17), (2, 9, 6, 37),
     (4, 2, 3, 51), (1, 3, 16, 96), (2, 16, 4, 40),
 ]
+SPARSE_GRID = [  # N, C_in, C_out, H, k, stride, density of the weights
+    (1, 64, 64, 56, 3, 1, 0.1), (1, 128, 128, 28, 3, 1, 0.1), (1, 256, 256, 14, 3, 1, 0.1),
+    (1, 64, 64, 56, 3, 1, 0.5), (1, 256, 256, 14, 3, 1, 0.05), (1, 512, 512, 7, 3, 1, 0.1),
+    (2, 32, 32, 32, 5, 1, 0.2), (1, 16, 16, 64, 3, 2, 0.3), (1, 3, 16, 96, 7, 2, 0.5),
+    (4, 8, 8, 24, 3, 1, 0.9), (1, 1, 1, 64, 7, 1, 0.3), (1, 128, 128, 28, 3, 1, 0.02),
+    (1, 64, 128, 28, 3, 2, 0.1), (8, 64, 64, 14, 3, 1, 0.1), (1, 4, 4, 16, 3, 1, 0.5),
+    (1, 256, 256, 14, 3, 1, 0.2), (1, 64, 64, 56, 3, 1, 0.05),
+]
+
+
+def sparse_samples(rng, dt):
+    """(features, seconds) of algorithm="sparse" on SPARSE_GRID."""
+    samples = []
+    for n, cin, cout, h, k, stride, density in SPARSE_GRID:
+        x = rng.standard_normal((n, cin, h, h)).astype(dt)
+        w = rng.standard_normal((cout, cin, k, k)).astype(dt)
+        w[rng.random(w.shape) >= density] = 0
+        problem = _problem(x, w, k // 2, stride)
+        samples.append((_sparse.features(problem, int(np.count_nonzero(w))), best_time(
+            lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="sparse"))))
+    return samples
 
 
 def best_time(fn, budget=1.0, repeat=7):
@@ -98,10 +122,24 @@ def report(name, samples, coef):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite _cost_model.json")
+    parser.add_argument("--only", choices=("sparse",),
+                        help="refit only this path; the others keep their coefficients")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
+    if args.only == "sparse":
+        model = json.loads(MODEL_PATH.read_text())
+        model["sparse"] = {}
+        for dt in (np.float32, np.float64):
+            key = f"2d-{np.dtype(dt).name}"
+            samples = sparse_samples(rng, dt)
+            model["sparse"][key] = fit(samples)
+            report(f"sparse {key}", samples, model["sparse"][key])
+        if args.write:
+            MODEL_PATH.write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
+            print(f"wrote {MODEL_PATH}")
+        return
     model = {"direct": {}, "fft": {}, "im2col": {}, "nndirect": {}, "nnrows": {}, "nnfft": {},
-             "winograd": {}}
+             "winograd": {}, "sparse": {}}
     for dt in (np.float32, np.float64):
         dtn = np.dtype(dt).name
         for nd, grid in SIGNAL_GRID.items():
@@ -153,7 +191,8 @@ def main(argv=None):
                 lambda: fastconv.conv2d(x, w, padding=1, algorithm="direct")))
         key = f"2d-{dtn}"
         for path, samples in (("im2col", gemm), ("nndirect", nndirect), ("nnrows", nnrows),
-                              ("nnfft", nnfft), ("winograd", wino)):
+                              ("nnfft", nnfft), ("winograd", wino),
+                              ("sparse", sparse_samples(rng, dt))):
             model[path][key] = fit(samples)
             report(f"{path} {key}", samples, model[path][key])
     model["machine"] = (f"{platform.machine()} {platform.processor() or ''} "

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 from array_api_compat import is_array_api_obj
 
-from . import _threads, _tuning
+from . import _sparse, _threads, _tuning
 from ._backends import as_arrays, backend_for
 from ._validation import check_out, plan_conv
 
 __all__ = ["conv1d", "conv2d", "conv3d", "ALGORITHMS"]
 
 #: Algorithm names accepted by the ``algorithm=`` argument.
-ALGORITHMS = ("auto", "direct", "im2col", "fft", "winograd", "separable")
+ALGORITHMS = ("auto", "direct", "im2col", "fft", "winograd", "separable", "sparse")
 
 
 def _setup(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
            out, workers):
     """Validate everything and plan: (x, weight, bias, backend, problem, nthreads)."""
+    for name, a in (("x", x), ("weight", weight), ("bias", bias), ("out", out)):
+        if _sparse.is_sparse(a):
+            raise TypeError(
+                f"{name} is a scipy.sparse {type(a).__name__}: only conv2d takes sparse "
+                "images (x, 2-D, with a 2-D weight), and plans take dense arrays")
     x, weight, bias = as_arrays(x, weight, bias)
     if out is not None and not is_array_api_obj(out):
         raise TypeError(f"out must be an array, got {type(out).__name__}")
@@ -79,7 +84,11 @@ def _auto(backend, problem, x, weight, bias, nthreads) -> str:
 
 
 def _convnd(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode,
-            algorithm, out, workers):
+            algorithm, out, workers, sparse_output=False):
+    if nd == 2 and (sparse_output is not False or _sparse.is_sparse(x)
+                    or _sparse.is_sparse(weight)):
+        return _sparse.conv2d_image(x, weight, bias, stride, padding, dilation, groups,
+                                    padding_mode, algorithm, out, workers, sparse_output)
     x, weight, bias, backend, problem, nthreads = _setup(
         nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
         out, workers)
@@ -123,14 +132,17 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         ``groups == C_in`` is a depthwise convolution.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
         Values used for the padding, as in ``torch.nn.Conv1d``.
-    algorithm : {"auto", "direct", "im2col", "fft", "winograd", "separable"}, default "auto"
+    algorithm : {"auto", "direct", "im2col", "fft", "winograd", "separable", "sparse"}, default "auto"
         Kernel to run.  "auto" runs the candidate the fitted cost model of
         ``fastconv._cost`` estimates fastest (or, with autotuning on, the
-        measured fastest), never a transform method (FFT, Winograd) on
-        inputs holding NaN or Inf; :func:`fastconv.choose_algorithm` shows
-        the choice.  "winograd" serves 3x3 kernels with stride 1 and
-        dilation 1 (conv2d); "separable" serves low-rank 2-D kernels of
-        one-channel and depthwise convolutions.
+        measured fastest), never a transform method (FFT, Winograd) or
+        "sparse" on inputs holding NaN or Inf;
+        :func:`fastconv.choose_algorithm` shows the choice.  "winograd"
+        serves 3x3 kernels with stride 1 and dilation 1 (conv2d);
+        "separable" serves low-rank 2-D kernels of one-channel and
+        depthwise convolutions; "sparse" (any arguments) packs the nonzero
+        weights to CSR and convolves by them only (pruned weights: "auto"
+        counts the nonzeros on every call and weighs it).
     out : array, optional
         Array of the result's shape and dtype to write into.
     workers : int, optional
@@ -146,8 +158,9 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     Raises
     ------
     TypeError
-        If an array is not float32/float64, a size argument is not an int,
-        `out` has the wrong dtype, or arrays of two namespaces are mixed.
+        If an array is not float32/float64 (or is scipy.sparse: only conv2d
+        takes sparse images), a size argument is not an int, `out` has the
+        wrong dtype, or arrays of two namespaces are mixed.
     ValueError
         If shapes disagree (channels, groups, bias, kernel larger than the
         padded input), a size argument is out of range, `padding`,
@@ -186,7 +199,8 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", algorithm="auto", out=None, workers=None):
+           padding_mode="zeros", algorithm="auto", out=None, workers=None,
+           sparse_output=False):
     r"""2-D cross-correlation over a batch of images, like ``torch.nn.functional.conv2d``.
 
     .. math::
@@ -200,9 +214,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     ----------
     x : (N, C_in, H, W) or (C_in, H, W) or (H, W) array of float32 or float64
         Input images, NCHW (batched, unbatched, or one plain image when
-        `weight` is 2-D too).
+        `weight` is 2-D too).  A plain image may be a SciPy sparse array or
+        matrix (CSR, CSC or COO): it is convolved by its nonzeros (each
+        scattered through the kernel, any stride, padding, padding mode and
+        dilation), with algorithm "auto" or "sparse".
     weight : (C_out, C_in/groups, kH, kW) or (kH, kW) array of float32 or float64
-        Filters, OIHW layout.
+        Filters, OIHW layout.  The (kH, kW) kernel of a plain 2-D image may
+        be a SciPy sparse array (it is densified: it is small); pruned
+        weights stay dense arrays and run by ``algorithm="sparse"``.
     bias : (C_out,) array, optional
         Added to every pixel of each output channel.
     stride : int or (int, int), default 1
@@ -219,19 +238,25 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         ``groups == C_in`` is a depthwise convolution.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
         Values used for the padding, as in ``torch.nn.Conv2d``.
-    algorithm : {"auto", "direct", "im2col", "fft", "winograd", "separable"}, default "auto"
+    algorithm : {"auto", "direct", "im2col", "fft", "winograd", "separable", "sparse"}, default "auto"
         Kernel to run.  "auto" runs the candidate the fitted cost model of
         ``fastconv._cost`` estimates fastest (or, with autotuning on, the
-        measured fastest), never a transform method (FFT, Winograd) on
-        inputs holding NaN or Inf; :func:`fastconv.choose_algorithm` shows
-        the choice.  "winograd" serves 3x3 kernels with stride 1 and
-        dilation 1 (conv2d); "separable" serves low-rank 2-D kernels of
-        one-channel and depthwise convolutions.
+        measured fastest), never a transform method (FFT, Winograd) or
+        "sparse" on inputs holding NaN or Inf;
+        :func:`fastconv.choose_algorithm` shows the choice.  "winograd"
+        serves 3x3 kernels with stride 1 and dilation 1 (conv2d);
+        "separable" serves low-rank 2-D kernels of one-channel and
+        depthwise convolutions; "sparse" (any arguments) packs the nonzero
+        weights to CSR and convolves by them only (pruned weights: "auto"
+        counts the nonzeros on every call and weighs it).
     out : array, optional
         Array of the result's shape and dtype to write into.
     workers : int, optional
         Threads for this call (negative counts back from the CPU count);
         default :func:`fastconv.get_num_threads`.
+    sparse_output : bool, default False
+        With a scipy.sparse `x`: return a ``scipy.sparse`` CSR array (a CSR
+        matrix for a sparse matrix `x`) built from the dense result.
 
     Returns
     -------
@@ -243,12 +268,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     ------
     TypeError
         If an array is not float32/float64, a size argument is not an int,
-        `out` has the wrong dtype, or arrays of two namespaces are mixed.
+        `out` has the wrong dtype, arrays of two namespaces are mixed, a
+        scipy.sparse `weight` is not the 2-D kernel of a plain 2-D image,
+        or `sparse_output` is not a bool.
     ValueError
         If shapes disagree (channels, groups, bias, kernel larger than the
-        padded input), a size argument is out of range, `padding`,
-        `padding_mode` or `algorithm` is unknown, `out` has the wrong shape,
-        or the output size would overflow.
+        padded input; a sparse `x` with a weight that is not 2-D), a size
+        argument is out of range, `padding`, `padding_mode` or `algorithm`
+        is unknown (or not "auto"/"sparse" for a sparse `x`), `out` has the
+        wrong shape or is combined with ``sparse_output=True``,
+        ``sparse_output=True`` is given with a dense `x`, or the output size
+        would overflow.
 
     See Also
     --------
@@ -274,7 +304,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     multiplications per output instead of 9, as one BLAS GEMM per transform
     position; its error is normwise, within
     ``fastconv._winograd.ERROR_BOUND`` times ``max|result|``.  "separable"
-    runs a kernel of low rank (SVD) as pairs of 1-D passes.  "fft"
+    runs a kernel of low rank (SVD) as pairs of 1-D passes.  "sparse" is
+    direct sparse convolution (Park et al., 2017, "Faster CNNs with Direct
+    Sparse Convolutions and Guided Pruning"): the weights packed once to
+    CSR rows per output channel (plans keep them), each nonzero an offset
+    into a zero-padded polyphase copy of the input, vectorised over output
+    pixels; zero taps are skipped, so where an Inf or NaN input meets only
+    zero weights the result is finite (the dense sum gives NaN).  "fft"
     transforms the padded input and the dilated, flipped filters with
     pocketfft (``scipy.fft`` real transforms, lengths
     from ``next_fast_len``), sums the channels of each group in the
@@ -295,7 +331,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     (8, 16, 16, 16)
     """
     return _convnd(2, x, weight, bias, stride, padding, dilation, groups, padding_mode,
-                   algorithm, out, workers)
+                   algorithm, out, workers, sparse_output)
 
 
 def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -327,14 +363,17 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         Channel groups; C_in and C_out must both be divisible by it.
     padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
         Values used for the padding, as in ``torch.nn.Conv3d``.
-    algorithm : {"auto", "direct", "im2col", "fft", "winograd", "separable"}, default "auto"
+    algorithm : {"auto", "direct", "im2col", "fft", "winograd", "separable", "sparse"}, default "auto"
         Kernel to run.  "auto" runs the candidate the fitted cost model of
         ``fastconv._cost`` estimates fastest (or, with autotuning on, the
-        measured fastest), never a transform method (FFT, Winograd) on
-        inputs holding NaN or Inf; :func:`fastconv.choose_algorithm` shows
-        the choice.  "winograd" serves 3x3 kernels with stride 1 and
-        dilation 1 (conv2d); "separable" serves low-rank 2-D kernels of
-        one-channel and depthwise convolutions.
+        measured fastest), never a transform method (FFT, Winograd) or
+        "sparse" on inputs holding NaN or Inf;
+        :func:`fastconv.choose_algorithm` shows the choice.  "winograd"
+        serves 3x3 kernels with stride 1 and dilation 1 (conv2d);
+        "separable" serves low-rank 2-D kernels of one-channel and
+        depthwise convolutions; "sparse" (any arguments) packs the nonzero
+        weights to CSR and convolves by them only (pruned weights: "auto"
+        counts the nonzeros on every call and weighs it).
     out : array, optional
         Array of the result's shape and dtype to write into.
     workers : int, optional
@@ -350,8 +389,9 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     Raises
     ------
     TypeError
-        If an array is not float32/float64, a size argument is not an int,
-        `out` has the wrong dtype, or arrays of two namespaces are mixed.
+        If an array is not float32/float64 (or is scipy.sparse: only conv2d
+        takes sparse images), a size argument is not an int, `out` has the
+        wrong dtype, or arrays of two namespaces are mixed.
     ValueError
         If shapes disagree (channels, groups, bias, kernel larger than the
         padded input), a size argument is out of range, `padding`,

@@ -21,7 +21,10 @@ Each path's time is estimated as a linear function of a few work counts,
   multiply-adds of the frequency-domain channel sum, 1;
 * ``winograd``: transform-domain GEMM multiply-adds, transformed tile
   points (input and output transforms), filter-transform points, transform
-  calls (one channel of one row of tiles each), 1.
+  calls (one channel of one row of tiles each), 1;
+* ``sparse`` (sparse weights): multiply-adds by the nonzero weights over
+  the polyphase grid, grid positions, input elements laid out, weight taps
+  packed, 1 (:func:`sparse_time`).
 
 The coefficients are fitted per path, dimensionality (1, 2, 3; more
 dimensions use 3) and precision by ``benchmarks/fit_cost_model.py``, a
@@ -47,7 +50,7 @@ from ._schedule import channel_blocked
 GEMM_ROWS = 16
 
 __all__ = ["coefficients", "direct_time", "fft_time", "fft_faster", "prefer_overlap_add",
-           "nn_estimates", "separable_time"]
+           "nn_estimates", "separable_time", "sparse_time"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -364,6 +367,20 @@ def nn_estimates(problem, candidates: tuple) -> dict:
         elif name == "winograd":
             est[name] = _predict("winograd", key, winograd_features(problem))
     return est
+
+
+def sparse_time(problem, nnz: int) -> float:
+    """Estimated seconds of the sparse-weight path with `nnz` nonzero weights.
+
+    Features (fastconv._sparse.features): multiply-adds over the polyphase
+    grid (nnz times the grid positions per image), grid positions stored,
+    input elements laid out, weight taps packed (every call counts and
+    packs the weights), 1.  Fitted for 2-D layers per precision, also used
+    for 1-D and 3-D.
+    """
+    from ._sparse import features
+
+    return _predict("sparse", _key(2, problem.dtype), features(problem, nnz))
 
 
 def separable_time(problem, rank: int) -> float:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _cost, _fft, _separable, _threads, _winograd
+from . import _cost, _fft, _separable, _sparse, _threads, _winograd
 from ._schedule import (MIN_WORK_PER_THREAD, PLANE_SCRATCH_BYTES, channel_blocked,
                         direct_schedule, workspace)
 from ._validation import all_finite
@@ -51,6 +51,9 @@ WINOGRAD_MIN_CHANNELS = 8
 #: "auto" looks at the weights' rank (an SVD, cached) only when the dense
 #: estimate exceeds this: below it the check costs as much as it can save.
 SEPARABLE_MIN_SECONDS = 1e-4
+#: "auto" counts the weights' nonzeros (one pass over them) for the sparse
+#: estimate only when the dense estimate exceeds this.
+SPARSE_MIN_SECONDS = 5e-5
 _NP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
@@ -190,7 +193,11 @@ class CPUBackend:
     """
 
     name = "numpy"
-    algorithms = ("direct", "im2col", "fft", "winograd", "separable")
+    algorithms = ("direct", "im2col", "fft", "winograd", "separable", "sparse")
+    #: Algorithms "auto" runs on finite inputs only: the transform methods
+    #: spread a NaN or Inf beyond the windows that cover it, and "sparse"
+    #: skips zero weights, so 0 * Inf gives no NaN there.
+    finite_only = ("fft", "winograd", "sparse")
 
     @property
     def adjoint(self):
@@ -222,9 +229,13 @@ class CPUBackend:
         """Estimated seconds of each candidate of "auto" (fastconv._cost).
 
         "separable" is a candidate only when `weight` is given and its
-        kernels have a low enough rank (fastconv._separable.factorize).
+        kernels have a low enough rank (fastconv._separable.factorize);
+        "sparse" when `weight` is given (its nonzeros are counted on every
+        call: no cache can tell that an array's values changed).
         """
         est = dict(_cost.nn_estimates(problem, self._candidates(problem)))
+        if weight is not None and min(est.values()) > SPARSE_MIN_SECONDS:
+            est["sparse"] = _cost.sparse_time(problem, _sparse.count_nonzero(weight))
         if (weight is not None and _separable_shape_reason(problem) is None
                 and min(est.values()) > SEPARABLE_MIN_SECONDS):
             geo = _geometry(problem)
@@ -303,6 +314,8 @@ class CPUBackend:
             state = _pack_blocked(w5, b, p, nthreads, transient)
         elif algorithm == "im2col" and banded_im2col(p):
             state = band_matrix(w5, p)
+        elif algorithm == "sparse":
+            state = _sparse.pack(w5, geo, nthreads)
         elif algorithm == "separable":
             kh, kw = geo.w5[3:]
             state = _separable.factorize(w5, dt, max(1, _separable.default_max_rank(kh, kw)))
@@ -322,7 +335,10 @@ class CPUBackend:
         """The algorithm "auto" runs for these arrays: the estimated fastest,
         but never a transform method when an input holds NaN or Inf."""
         algorithm = self.choose_algorithm(problem, weight)
-        if algorithm in ("fft", "winograd") and not all_finite(x, weight):
+        # "sparse" differs from the dense sum only where a zero weight meets
+        # an Inf or NaN input (its nonzero weights multiply every input).
+        if algorithm in self.finite_only and not all_finite(
+                x, None if algorithm == "sparse" else weight):
             algorithm = self.fallback_algorithm(problem)
         return algorithm
 
@@ -367,6 +383,9 @@ class CPUBackend:
                 run, colw = direct_run(p, nthreads)
                 _direct.conv_direct(x5, w5, b, target, *args, p.groups, nthreads, run,
                                     scratch, colw)
+            elif algorithm == "sparse":
+                _sparse.conv(_padded_input(x5, p, geo, depth=True), state, b, target, p, geo,
+                             nthreads, workspace)
             elif algorithm == "separable":
                 cols, rows = state
                 _separable.conv_separable(x5, cols, rows, b, target, geo.stride, geo.pad_before,
@@ -423,24 +442,27 @@ def _pack_blocked(w5, b, problem, nthreads=1, transient=False):
 _BLOCKED_SLACK = 8
 
 
-def _padded_input(x5, problem, geo):
+def _padded_input(x5, problem, geo, depth=False):
     """x5 zero-padded to the extent the outputs read, in reused scratch, with
-    slack after the last row: (N, C, Hp, Wp) for the channel-blocked kernel."""
-    n, c, _, h, w = x5.shape
-    (_, sy, sx), (_, dy, dx) = geo.stride, geo.dilation
-    (_, kh, kw), (_, oh, ow) = geo.w5[2:], geo.out5[2:]
+    slack after the last row: (N, C, Hp, Wp) for the channel-blocked kernel
+    (depth 1), or with `depth` (N, C, Dp, Hp, Wp) for the sparse kernel."""
+    n, c, d, h, w = x5.shape
+    (sz, sy, sx), (dz, dy, dx) = geo.stride, geo.dilation
+    (kd, kh, kw), (od, oh, ow) = geo.w5[2:], geo.out5[2:]
+    dp = (od - 1) * sz + (kd - 1) * dz + 1 if depth else 1
     hp, wpad = (oh - 1) * sy + (kh - 1) * dy + 1, (ow - 1) * sx + (kw - 1) * dx + 1
-    pt, pl = geo.pad_before[1], geo.pad_before[2]
-    size = n * c * hp * wpad
+    pf, pt, pl = geo.pad_before if depth else (0,) + tuple(geo.pad_before[1:])
+    size = n * c * dp * hp * wpad
     slack = _BLOCKED_SLACK * sx + _BLOCKED_SLACK
     buf = workspace((size + slack) * x5.dtype.itemsize, x5.dtype, "blocked-input")
     buf[size:] = 0
-    xp = buf[:size].reshape(n, c, hp, wpad)
+    xp = buf[:size].reshape(n, c, dp, hp, wpad)
+    deps = max(0, min(d, dp - pf))
     rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wpad - pl))
-    if rows < hp or cols < wpad:
+    if deps < dp or rows < hp or cols < wpad:
         xp.fill(0)
-    xp[:, :, pt:pt + rows, pl:pl + cols] = x5[:, :, 0, :rows, :cols]
-    return xp
+    xp[:, :, pf:pf + deps, pt:pt + rows, pl:pl + cols] = x5[:, :, :deps, :rows, :cols]
+    return xp if depth else xp[:, :, 0]
 
 
 def _identity_gemm(problem) -> bool:

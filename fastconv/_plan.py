@@ -116,10 +116,13 @@ def choose_algorithm(conv, x, weight, bias=None, stride=1, padding=0, dilation=1
     if not finite:
         if measure or _tuning.get_autotune():
             note = "an input holds NaN or Inf: estimates only, nothing timed"
-        if best in ("fft", "winograd"):
+        if best in backend.finite_only:
             algorithm = backend.auto_algorithm(problem, x, weight)
+            why = ("skips zero weights, so 0 * Inf would give no NaN there"
+                   if best == "sparse" else
+                   "a transform method would spread beyond the windows that cover it")
             note = (f"{best!r} is estimated fastest, but an input holds NaN or Inf, which "
-                    f"a transform method would spread beyond the windows that cover it")
+                    f"{why}")
     return AlgorithmChoice(algorithm, seconds, measured, unavailable, note)
 
 
@@ -154,7 +157,7 @@ class Plan:
                 {1: _api.conv1d, 2: _api.conv2d, 3: _api.conv3d}[nd], x, weight, bias,
                 stride, padding, dilation, groups, padding_mode=padding_mode, workers=workers)
             algorithm = self.choice.algorithm
-            if not backend.all_finite(weight) and algorithm in ("fft", "winograd"):
+            if not backend.all_finite(weight) and algorithm in backend.finite_only:
                 algorithm = backend.fallback_algorithm(problem)
         self.algorithm = algorithm
         # The plan keeps its own copy of the weights: later changes to the
@@ -211,7 +214,7 @@ class Plan:
             check_out(out, self._problem, backend.is_array)
         nthreads = _threads.resolve_workers(self._workers if workers is None else workers)
         prepared = self._prepared
-        if self._auto and self.algorithm in ("fft", "winograd") and not backend.all_finite(x):
+        if self._auto and self.algorithm in backend.finite_only and not backend.all_finite(x):
             if self._fallback is None:
                 self._fallback = backend.prepare(
                     self._problem, backend.fallback_algorithm(self._problem), self._weight,

@@ -74,7 +74,7 @@ import timeit
 import numpy as np
 import scipy.signal as _scipy_signal
 
-from . import _cost, _fft, _threads
+from . import _cost, _fft, _sparse, _threads
 from ._api import _convnd
 from ._validation import all_finite
 
@@ -311,7 +311,7 @@ def _convolve_fft(in1, in2, mode, workers):
 # Public functions
 # --------------------------------------------------------------------------
 
-def convolve(in1, in2, mode="full", method="auto", *, workers=None):
+def convolve(in1, in2, mode="full", method="auto", *, workers=None, sparse_output=False):
     """Convolve two N-D arrays, like :func:`scipy.signal.convolve`.
 
     Parameters
@@ -333,10 +333,13 @@ def convolve(in1, in2, mode="full", method="auto", *, workers=None):
     workers : int, optional
         Threads for this call (default :func:`fastconv.get_num_threads`;
         a negative value counts back from the CPUs available).
+    sparse_output : bool, default False
+        With a scipy.sparse `in1`: return a ``scipy.sparse`` CSR array (a
+        CSR matrix for a sparse matrix `in1`) built from the dense result.
 
     Returns
     -------
-    out : ndarray
+    out : ndarray or scipy.sparse CSR
         The convolution, dtype ``np.result_type(in1, in2)`` as in SciPy
         (integers rounded on the FFT path).
 
@@ -345,12 +348,21 @@ def convolve(in1, in2, mode="full", method="auto", *, workers=None):
     ValueError
         If the inputs differ in ndim, `mode` or `method` is unknown, or
         "valid" mode gets inputs neither of which is at least as large as
-        the other on every axis; `workers` out of range.
+        the other on every axis; `workers` out of range; a sparse `in1`
+        with an `in2` that is not 2-D, integer sparse data whose sums could
+        exceed 2**53, or ``sparse_output=True`` with a dense `in1`.
     TypeError
-        If `workers` is not an int.
+        If `workers` is not an int or `sparse_output` not a bool; a sparse
+        `in1` whose result dtype is not float32/float64 or integer.
 
     Notes
     -----
+    A SciPy sparse 2-D array or matrix `in1` (CSR, CSC or COO) is convolved
+    by its nonzeros with any `method` (each nonzero scattered through the
+    kernel; :mod:`fastconv._sparse`); a sparse `in2` is densified, so pass
+    the sparse operand first.  Where SciPy's "valid" rule swaps the
+    operands (a sparse `in1` smaller than `in2`), `in1` is densified.
+
     Algorithms: direct summation on the kernels of :func:`fastconv.conv3d`
     (vectorised, OpenMP), FFT convolution through pocketfft (Cooley-Tukey
     and Bluestein, via :mod:`scipy.fft`) and overlap-add (Oppenheim &
@@ -364,6 +376,10 @@ def convolve(in1, in2, mode="full", method="auto", *, workers=None):
     >>> signal.convolve([1, 2, 3], [0, 1, 0.5])
     array([0. , 1. , 2.5, 4. , 1.5])
     """
+    if _sparse.is_sparse(in1) or _sparse.is_sparse(in2) or sparse_output is not False:
+        _check_method(method)
+        return _sparse_2d(in1, in2, mode, "fill", 0, workers, False, sparse_output,
+                          lambda a, b: convolve(a, b, mode, method, workers=workers))
     in1, in2 = np.asarray(in1), np.asarray(in2)
     if in1.ndim == in2.ndim == 0:
         return in1 * in2
@@ -385,7 +401,7 @@ def convolve(in1, in2, mode="full", method="auto", *, workers=None):
     return _convolve_direct(in1, in2, mode, workers)
 
 
-def correlate(in1, in2, mode="full", method="auto", *, workers=None):
+def correlate(in1, in2, mode="full", method="auto", *, workers=None, sparse_output=False):
     """Cross-correlate two N-D arrays, like :func:`scipy.signal.correlate`.
 
     ``out[k] = sum_l in1[l] * conj(in2[l - k])`` with the output index
@@ -404,10 +420,13 @@ def correlate(in1, in2, mode="full", method="auto", *, workers=None):
         As in :func:`convolve`.
     workers : int, optional
         Threads for this call.
+    sparse_output : bool, default False
+        As in :func:`convolve` (a scipy.sparse `in1` is correlated by its
+        nonzeros).
 
     Returns
     -------
-    out : ndarray
+    out : ndarray or scipy.sparse CSR
         The cross-correlation, dtype ``np.result_type(in1, in2)``.
 
     Raises
@@ -415,7 +434,7 @@ def correlate(in1, in2, mode="full", method="auto", *, workers=None):
     ValueError
         As :func:`convolve`.
     TypeError
-        If `workers` is not an int.
+        As :func:`convolve`.
 
     Examples
     --------
@@ -423,6 +442,12 @@ def correlate(in1, in2, mode="full", method="auto", *, workers=None):
     >>> signal.correlate([1.0, 2.0, 3.0], [0.0, 1.0, 0.5])
     array([0.5, 2. , 3.5, 3. , 0. ])
     """
+    if _sparse.is_sparse(in1) or _sparse.is_sparse(in2) or sparse_output is not False:
+        _check_method(method)
+        if _sparse.is_sparse(in2):
+            in2 = in2.toarray()
+        return convolve(in1, _reverse_conj(np.asarray(in2)), mode, method, workers=workers,
+                        sparse_output=sparse_output)
     in1, in2 = np.asarray(in1), np.asarray(in2)
     if in1.ndim == in2.ndim == 0:
         return in1 * (in2.conj() if in2.dtype.kind == "c" else in2)
@@ -548,7 +573,27 @@ def _fillvalue(fillvalue, dtype):
     return fill.reshape(())
 
 
-def _two_d(in1, in2, mode, boundary, fillvalue, workers, correlation, name):
+def _sparse_2d(in1, in2, mode, boundary, fillvalue, workers, correlation, sparse_output,
+               dense_fn):
+    """A scipy.sparse `in1` (fastconv._sparse.signal_2d): convolve2d's
+    kernel flip and "same" centre, or correlate2d's."""
+    if not _sparse.is_sparse(in1):
+        raise ValueError("sparse_output=True needs a scipy.sparse in1, got "
+                        f"{type(in1).__name__}")
+    if correlation:
+        return _sparse.signal_2d(in1, in2, mode, boundary, fillvalue, workers, False,
+                                 lambda k: (k - 1) // 2, sparse_output, dense_fn)
+    return _sparse.signal_2d(in1, in2, mode, boundary, fillvalue, workers, True,
+                             lambda k: k // 2, sparse_output, dense_fn)
+
+
+def _two_d(in1, in2, mode, boundary, fillvalue, workers, correlation, name,
+           sparse_output=False):
+    if _sparse.is_sparse(in1) or _sparse.is_sparse(in2) or sparse_output is not False:
+        fn = correlate2d if correlation else convolve2d
+        return _sparse_2d(in1, in2, mode, boundary, fillvalue, workers, correlation,
+                          sparse_output,
+                          lambda a, b: fn(a, b, mode, boundary, fillvalue, workers=workers))
     in1, in2 = np.asarray(in1), np.asarray(in2)
     if not in1.ndim == in2.ndim == 2:
         raise ValueError(f"{name} inputs must both be 2-D arrays")
@@ -585,7 +630,8 @@ def _two_d(in1, in2, mode, boundary, fillvalue, workers, correlation, name):
     return out[::-1, ::-1] if swapped and correlation else out
 
 
-def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=None):
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=None,
+               sparse_output=False):
     """Convolve two 2-D arrays, like :func:`scipy.signal.convolve2d`.
 
     Parameters
@@ -603,18 +649,34 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=N
         Value of the "fill" extension, cast to the result dtype.
     workers : int, optional
         Threads for this call.
+    sparse_output : bool, default False
+        With a scipy.sparse `in1`: return a ``scipy.sparse`` CSR array (a
+        CSR matrix for a sparse matrix `in1`) built from the dense result.
 
     Returns
     -------
-    out : 2-D ndarray
+    out : 2-D ndarray or scipy.sparse CSR
         dtype ``np.result_type(in1, in2)``.
 
     Raises
     ------
     ValueError
         Non-2-D inputs, bad `mode` or `boundary`, a non-scalar or
-        uncastable `fillvalue`, the "valid" size rule, or a dtype SciPy's
-        convolve2d does not support (bool, float16, object).
+        uncastable `fillvalue`, the "valid" size rule, a dtype SciPy's
+        convolve2d does not support (bool, float16, object), integer
+        sparse data whose sums could exceed 2**53, or
+        ``sparse_output=True`` with a dense `in1`.
+    TypeError
+        A sparse `in1` whose result dtype is not float32/float64 or
+        integer, or a `sparse_output` that is not a bool.
+
+    Notes
+    -----
+    A SciPy sparse 2-D array or matrix `in1` (CSR, CSC or COO) is convolved
+    by its nonzeros (each scattered through the kernel) for every `mode`
+    and `boundary`: "wrap" and "symm" extend the nonzeros into the
+    boundary, a nonzero `fillvalue` adds its constant part in closed form.
+    A sparse `in2` is densified.
 
     Examples
     --------
@@ -625,10 +687,12 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=N
            [1., 2., 1.],
            [0., 1., 2.]])
     """
-    return _two_d(in1, in2, mode, boundary, fillvalue, workers, False, "convolve2d")
+    return _two_d(in1, in2, mode, boundary, fillvalue, workers, False, "convolve2d",
+                  sparse_output)
 
 
-def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=None):
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=None,
+                sparse_output=False):
     """Cross-correlate two 2-D arrays, like :func:`scipy.signal.correlate2d`.
 
     ``in2`` is conjugated; "same" centres the kernel at ``(k - 1) // 2`` on
@@ -637,17 +701,20 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=
 
     Parameters
     ----------
-    in1, in2, mode, boundary, fillvalue, workers
-        As in :func:`convolve2d`.
+    in1, in2, mode, boundary, fillvalue, workers, sparse_output
+        As in :func:`convolve2d` (a scipy.sparse `in1` is correlated by its
+        nonzeros).
 
     Returns
     -------
-    out : 2-D ndarray
+    out : 2-D ndarray or scipy.sparse CSR
         dtype ``np.result_type(in1, in2)``.
 
     Raises
     ------
     ValueError
+        As :func:`convolve2d`.
+    TypeError
         As :func:`convolve2d`.
 
     Examples
@@ -658,7 +725,8 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=
     array([[2., 1.],
            [1., 2.]])
     """
-    return _two_d(in1, in2, mode, boundary, fillvalue, workers, True, "correlate2d")
+    return _two_d(in1, in2, mode, boundary, fillvalue, workers, True, "correlate2d",
+                  sparse_output)
 
 
 def _timeit(fn, repeat=3, floor=5e-3):

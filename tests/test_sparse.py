@@ -1,0 +1,275 @@
+"""Sparse convolution: algorithm="sparse" (pruned weights) and scipy.sparse images.
+
+Oracles: the NumPy reference of conftest (``ref``) and the dense paths for
+sparse weights; SciPy's ``scipy.signal`` functions and the NumPy reference
+on the densified image for sparse images.
+"""
+import numpy as np
+import pytest
+import scipy.signal as ss
+import scipy.sparse as sp
+
+import fastconv
+from fastconv import signal as fsignal
+
+DENSITIES = (0.0, 0.05, 0.1, 0.5, 1.0)
+FUNCS = {1: fastconv.conv1d, 2: fastconv.conv2d, 3: fastconv.conv3d}
+
+
+def pruned(rng, shape, density, dtype):
+    w = rng.standard_normal(shape).astype(dtype)
+    w[rng.random(shape) >= density] = 0
+    return w
+
+
+# --------------------------------------------------------------------------
+# sparse weights
+# --------------------------------------------------------------------------
+CASES = [  # nd, (N, C_in, C_out, spatial, kernel), kwargs
+    (2, (2, 4, 6, (12, 11), (3, 3)), dict(padding=1)),
+    (2, (1, 4, 6, (13, 10), (3, 2)), dict(stride=2, padding=(1, 2))),
+    (2, (2, 6, 4, (12, 12), (3, 3)), dict(dilation=2, padding="same", groups=2)),
+    (2, (1, 4, 8, (11, 9), (2, 3)), dict(stride=(3, 2), dilation=(2, 1), groups=4)),
+    (2, (2, 3, 5, (9, 9), (3, 3)), dict(padding=2, padding_mode="reflect")),
+    (2, (1, 3, 5, (8, 10), (3, 3)), dict(padding=((1, 2), (0, 3)), padding_mode="circular",
+                                         stride=2)),
+    (2, (1, 3, 3, (7, 9), (3, 3)), dict(padding=1, padding_mode="replicate")),
+    (1, (2, 4, 6, (30,), (5,)), dict(padding="same")),
+    (1, (1, 4, 4, (29,), (3,)), dict(stride=3, dilation=2, padding=2, groups=2,
+                                     padding_mode="circular")),
+    (3, (1, 3, 4, (6, 7, 5), (3, 2, 3)), dict(padding=1)),
+    (3, (2, 4, 4, (7, 6, 8), (2, 3, 3)), dict(stride=(2, 1, 2), dilation=(1, 2, 1),
+                                             padding=1, groups=2, padding_mode="replicate")),
+]
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("nd, shape, kw", CASES)
+def test_sparse_weights_match_oracle(ref, nd, shape, kw, dtype, density):
+    rng = np.random.default_rng(hash((nd, shape[1], density)) % 2**32)
+    n, cin, cout, spatial, ksize = shape
+    groups = kw.get("groups", 1)
+    x = rng.standard_normal((n, cin, *spatial)).astype(dtype)
+    w = pruned(rng, (cout, cin // groups, *ksize), density, dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    exp = ref.expect(x, w, b, nd=nd, **kw)
+    got = FUNCS[nd](x, w, b, algorithm="sparse", **kw)
+    ref.assert_matches(got, exp, f"sparse {kw} density {density}")
+    dense = FUNCS[nd](x, w, b, algorithm="direct", **kw)
+    np.testing.assert_allclose(got, dense, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=exp.tolerances()[1])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sparse_forms_batch_and_threads(ref, workers):
+    """Unbatched and plain forms, no bias, wide rows (several vector blocks
+    and a ragged tail), an empty batch, out=."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 150, 70)).astype(np.float32)
+    w = pruned(rng, (5, 3, 3, 5), 0.3, np.float32)
+    got = fastconv.conv2d(x, w, padding=(1, 2), algorithm="sparse", workers=workers)
+    ref.assert_matches(got, ref.expect(x, w, nd=2, padding=(1, 2)))
+    img = rng.standard_normal((40, 300))
+    k = pruned(rng, (4, 4), 0.4, np.float64)
+    ref.assert_matches(fastconv.conv2d(img, k, algorithm="sparse", workers=workers),
+                       ref.expect(img, k, nd=2))
+    empty = fastconv.conv2d(np.ones((0, 3, 8, 8)), pruned(rng, (2, 3, 3, 3), 0.5, np.float64),
+                            algorithm="sparse")
+    assert empty.shape == (0, 2, 6, 6)
+    out = np.empty(got.shape, np.float32)
+    res = fastconv.conv2d(x, w, padding=(1, 2), algorithm="sparse", out=out)
+    assert res is out
+    np.testing.assert_array_equal(out, got)
+
+
+def test_plan_keeps_packed_weights(ref, monkeypatch):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 8, 10, 10)).astype(np.float32)
+    w = pruned(rng, (8, 8, 3, 3), 0.1, np.float32)
+    p = fastconv.plan(fastconv.conv2d, x, w, padding=1, algorithm="sparse")
+    from fastconv import _sparse
+
+    def no_pack(*a, **k):
+        raise AssertionError("the plan packed the weights again")
+
+    monkeypatch.setattr(_sparse, "pack", no_pack)
+    w[...] = 0  # the plan keeps its own copy, packed once
+    for _ in range(2):
+        ref.assert_matches(p(x), ref.expect(x, p._weight, nd=2, padding=1))
+    assert p.algorithm == "sparse"
+    assert p._prepared.state.val.size == np.count_nonzero(p._weight)
+
+
+def layer(rng, c, h, density):
+    x = rng.standard_normal((1, c, h, h)).astype(np.float32)
+    w = pruned(rng, (c, c, 3, 3), density, np.float32)
+    return x, w
+
+
+def test_auto_picks_sparse_on_pruned_layer_only():
+    rng = np.random.default_rng(7)
+    x, w = layer(rng, 256, 14, 0.1)
+    choice = fastconv.choose_algorithm(fastconv.conv2d, x, w, padding=1)
+    assert choice.algorithm == "sparse", choice
+    assert "sparse" in choice.seconds
+    dense = rng.standard_normal(w.shape).astype(np.float32)
+    choice = fastconv.choose_algorithm(fastconv.conv2d, x, dense, padding=1)
+    assert "sparse" in choice.seconds and choice.algorithm != "sparse", choice
+    x, w = layer(rng, 64, 56, 0.1)
+    assert fastconv.choose_algorithm(fastconv.conv2d, x, w, padding=1).algorithm == "sparse"
+
+
+def test_auto_sparse_result_and_nonfinite_input(ref):
+    rng = np.random.default_rng(8)
+    x, w = layer(rng, 256, 14, 0.1)
+    ref.assert_matches(fastconv.conv2d(x, w, padding=1), ref.expect(x, w, nd=2, padding=1))
+    # a NaN under zero weights: dense semantics (NaN wherever the window
+    # covers it), so "auto" does not run the sparse path
+    x[0, 0, 5, 5] = np.nan
+    got = fastconv.conv2d(x, w, padding=1)
+    assert np.isnan(got[0, :, 4:7, 4:7]).all()
+    choice = fastconv.choose_algorithm(fastconv.conv2d, x, w, padding=1)
+    assert choice.algorithm != "sparse" and "NaN" in choice.note
+
+
+# --------------------------------------------------------------------------
+# sparse images
+# --------------------------------------------------------------------------
+FORMATS = [sp.csr_array, sp.csc_array, sp.coo_array, sp.csr_matrix, sp.csc_matrix,
+           sp.coo_matrix]
+
+
+def sparse_image(rng, shape, density, dtype):
+    d = np.where(rng.random(shape) < density, rng.standard_normal(shape), 0)
+    return d.astype(dtype)
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("kw", [
+    dict(), dict(padding="same"), dict(stride=2, padding=(1, 2)),
+    dict(dilation=(2, 1), padding=2), dict(stride=(3, 2), dilation=2, padding=((2, 0), (1, 3))),
+    dict(padding=2, padding_mode="reflect"), dict(padding=(3, 1), padding_mode="replicate"),
+    dict(padding=((2, 3), (1, 4)), padding_mode="circular", stride=2),
+], ids=str)
+def test_conv2d_sparse_image(ref, fmt, kw):
+    rng = np.random.default_rng(9)
+    for dtype in (np.float32, np.float64):
+        d = sparse_image(rng, (19, 23), 0.1, dtype)
+        k = rng.standard_normal((3, 4)).astype(dtype)
+        exp = ref.expect(d, k, nd=2, **kw)
+        ref.assert_matches(fastconv.conv2d(fmt(d), k, **kw), exp)
+        res = fastconv.conv2d(fmt(d), k, **kw, sparse_output=True)
+        assert sp.issparse(res) and res.format == "csr"
+        assert isinstance(res, sp.spmatrix) == isinstance(fmt(d), sp.spmatrix)
+        ref.assert_matches(res.toarray(), exp)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.01, 0.3, 1.0])
+def test_conv2d_sparse_image_bias_out_kernels(ref, density):
+    rng = np.random.default_rng(10)
+    d = sparse_image(rng, (40, 70), density, np.float32)
+    b = np.array([0.25], np.float32)
+    for ksize in ((1, 1), (5, 7), (7, 17), (9, 3)):  # 17: wider than a vector
+        k = rng.standard_normal(ksize).astype(np.float32)
+        exp = ref.expect(d, k, b, nd=2, padding="same")
+        ref.assert_matches(fastconv.conv2d(sp.csr_array(d), k, b, padding="same",
+                                           algorithm="sparse"), exp)
+        out = np.empty(exp.value.shape, np.float32)
+        assert fastconv.conv2d(sp.csr_array(d), k, b, padding="same", out=out) is out
+        ref.assert_matches(out, exp)
+    # a sparse kernel is densified (one-channel plain form)
+    k = sp.csr_array(sparse_image(rng, (3, 3), 0.5, np.float32))
+    ref.assert_matches(fastconv.conv2d(d, k), ref.expect(d, k.toarray(), nd=2))
+
+
+def test_conv2d_sparse_image_nonfinite_values():
+    d = np.zeros((9, 9))
+    d[4, 4] = np.inf
+    k = np.ones((3, 3))
+    got = fastconv.conv2d(sp.csr_array(d), k, padding=1)
+    np.testing.assert_array_equal(np.isinf(got), fastconv.conv2d(d, k, padding=1) == np.inf)
+
+
+MODES = ("full", "same", "valid")
+
+
+@pytest.mark.parametrize("fmt", [sp.csr_array, sp.csc_matrix, sp.coo_array],
+                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64],
+                         ids=["float32", "float64", "int64"])
+def test_signal_2d_sparse_vs_scipy(fmt, dtype):
+    rng = np.random.default_rng(11)
+    if dtype == np.int64:
+        d = ((rng.random((23, 19)) < 0.2) * rng.integers(-5, 6, (23, 19))).astype(dtype)
+        k = rng.integers(-3, 4, (4, 5)).astype(dtype)
+    else:
+        d = sparse_image(rng, (23, 19), 0.2, dtype)
+        k = rng.standard_normal((4, 5)).astype(dtype)
+    s = fmt(d)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for mode in MODES:
+        for name in ("convolve2d", "correlate2d"):
+            for boundary, fill in (("fill", 0), ("fill", 2), ("wrap", 0), ("symm", 0),
+                                   ("circular", 0), ("symmetric", 0)):
+                want = getattr(ss, name)(d, k, mode, boundary, fill)
+                got = getattr(fsignal, name)(s, k, mode, boundary, fill)
+                assert got.dtype == want.dtype and got.shape == want.shape
+                np.testing.assert_allclose(got, want, **tol, err_msg=f"{name} {mode} {boundary}")
+        for name in ("convolve", "correlate"):
+            want = getattr(ss, name)(d, k, mode)
+            got = getattr(fsignal, name)(s, k, mode)
+            assert got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, **tol, err_msg=f"{name} {mode}")
+            res = getattr(fsignal, name)(s, k, mode, sparse_output=True)
+            assert sp.issparse(res) and res.format == "csr"
+            np.testing.assert_allclose(res.toarray(), want, **tol)
+    # "valid" with the sparse operand the smaller one: SciPy swaps them
+    np.testing.assert_allclose(fsignal.correlate2d(fmt(k), d, "valid"),
+                               ss.correlate2d(k, d, "valid"), **tol)
+
+
+def test_sparse_bad_inputs():
+    rng = np.random.default_rng(12)
+    s = sp.csr_array(sparse_image(rng, (10, 10), 0.2, np.float64))
+    k = np.ones((3, 3))
+    with pytest.raises(ValueError, match="x must be 4-D"):
+        fastconv.conv2d(s, np.ones((2, 1, 3, 3)))  # a sparse image takes a 2-D kernel
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        fastconv.conv2d(s, np.ones((11, 3)))
+    with pytest.raises(TypeError, match="int64"):
+        fastconv.conv2d(sp.csr_array(np.eye(4, dtype=np.int64)), k)
+    with pytest.raises(ValueError, match="cannot serve a scipy.sparse x"):
+        fastconv.conv2d(s, k, algorithm="direct")
+    with pytest.raises(TypeError, match="only conv2d takes sparse"):
+        fastconv.conv1d(s, np.ones(3))
+    with pytest.raises(TypeError, match="only conv2d takes sparse"):
+        fastconv.plan(fastconv.conv2d, s, k)
+    with pytest.raises(TypeError, match="2-D kernel of a plain 2-D image"):
+        fastconv.conv2d(np.ones((1, 4, 5, 5)), sp.csr_array(np.ones((4, 4))))
+    with pytest.raises(ValueError, match="groups"):
+        fastconv.conv2d(s, k, groups=2)
+    with pytest.raises(ValueError, match="out cannot be combined"):
+        fastconv.conv2d(s, k, sparse_output=True, out=np.empty((8, 8)))
+    with pytest.raises(ValueError, match="out has shape"):
+        fastconv.conv2d(s, k, out=np.empty((9, 9)))
+    with pytest.raises(ValueError, match="sparse_output=True needs"):
+        fastconv.conv2d(np.ones((5, 5)), k, sparse_output=True)
+    with pytest.raises(TypeError, match="sparse_output must be a bool"):
+        fastconv.conv2d(s, k, sparse_output=1)
+    with pytest.raises(ValueError, match="Acceptable mode"):
+        fsignal.convolve2d(s, k, mode="middle")
+    with pytest.raises(ValueError, match="Acceptable boundary"):
+        fsignal.correlate2d(s, k, boundary="mirror")
+    with pytest.raises(ValueError, match="in2 must be 2-D"):
+        fsignal.convolve(s, np.ones(3))
+    with pytest.raises(TypeError, match="result dtype"):
+        fsignal.convolve2d(sp.csr_array(np.eye(3, dtype=np.complex128)), k)
+    with pytest.raises(ValueError, match="sparse_output=True needs"):
+        fsignal.convolve2d(np.ones((4, 4)), k, sparse_output=True)
+    # sparse weights: a groups mismatch is refused before any packing
+    x = np.ones((1, 4, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="groups"):
+        fastconv.conv2d(x, np.zeros((6, 4, 3, 3), np.float32), groups=4, algorithm="sparse")
+    with pytest.raises(TypeError, match="int32"):
+        fastconv.conv2d(x, np.zeros((6, 4, 3, 3), np.int32), algorithm="sparse")
