@@ -495,7 +495,7 @@ class ConvOperator(LinearOperator):
         raise TypeError(f"ConvOperator applies to real or complex numeric vectors, "
                         f"got dtype {x.dtype}")
 
-    def _plan(self, x5):
+    def _planned(self, x5):
         plan = self._plans.get(x5.dtype)
         if plan is None:
             p = self._problem
@@ -510,7 +510,7 @@ class ConvOperator(LinearOperator):
         p = self._problem
         x5 = xs.reshape((batch * p.batch,) + self._x_shape[1:])
         if batch == 1:
-            return self._plan(x5)(x5)
+            return self._planned(x5)(x5)
         return self._conv(x5, self._weight, None, p.stride, p.padding, p.dilation, p.groups,
                           padding_mode=p.padding_mode, workers=self._workers)
 
