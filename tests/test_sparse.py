@@ -155,7 +155,7 @@ def sparse_image(rng, shape, density, dtype):
 def test_conv2d_sparse_image(ref, fmt, kw):
     rng = np.random.default_rng(9)
     for dtype in (np.float32, np.float64):
-        d = sparse_image(rng, (19, 23), 0.1, dtype)
+        d = sparse_image(rng, (19, 23), 0.06, dtype)  # "auto" scatters up to 8%
         k = rng.standard_normal((3, 4)).astype(dtype)
         exp = ref.expect(d, k, nd=2, **kw)
         ref.assert_matches(fastconv.conv2d(fmt(d), k, **kw), exp)
@@ -183,6 +183,43 @@ def test_conv2d_sparse_image_bias_out_kernels(ref, density):
     ref.assert_matches(fastconv.conv2d(d, k), ref.expect(d, k.toarray(), nd=2))
 
 
+def test_sparse_image_density_rule(ref, monkeypatch):
+    """"auto" scatters images up to SPARSE_IMAGE_MAX_DENSITY and densifies
+    denser ones; both give the oracle's result, "sparse" always scatters."""
+    from fastconv import _sparse
+
+    rng = np.random.default_rng(13)
+    k = rng.standard_normal((5, 5))
+    calls = []
+    real = _sparse._scatter
+    monkeypatch.setattr(_sparse, "_scatter", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    for density, scatters in ((0.04, True), (0.2, False)):
+        d = sparse_image(rng, (30, 40), density, np.float64)
+        exp = ref.expect(d, k, nd=2, padding=2)
+        calls.clear()
+        ref.assert_matches(fastconv.conv2d(sp.csr_array(d), k, padding=2), exp)
+        assert bool(calls) == scatters
+        calls.clear()
+        ref.assert_matches(fastconv.conv2d(sp.csr_array(d), k, padding=2, algorithm="sparse"),
+                           exp)
+        assert calls
+        calls.clear()
+        np.testing.assert_allclose(fsignal.convolve2d(sp.csr_array(d), k, "same"),
+                                   ss.convolve2d(d, k, "same"), rtol=1e-12, atol=1e-12)
+        assert bool(calls) == scatters
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_sparse_image_empty_rows_padding_modes(ref, mode):
+    """Empty first/last rows (CSR rows with no entries) extended into the padding."""
+    d = np.zeros((8, 9))
+    d[2, 3], d[5, 0], d[5, 8] = 1.5, -2.0, 0.5
+    k = np.arange(1.0, 10.0).reshape(3, 3)
+    exp = ref.expect(d, k, nd=2, padding=2, padding_mode=mode)
+    ref.assert_matches(fastconv.conv2d(sp.csr_array(d), k, padding=2, padding_mode=mode,
+                                       algorithm="sparse"), exp)
+
+
 def test_conv2d_sparse_image_nonfinite_values():
     d = np.zeros((9, 9))
     d[4, 4] = np.inf
@@ -201,10 +238,10 @@ MODES = ("full", "same", "valid")
 def test_signal_2d_sparse_vs_scipy(fmt, dtype):
     rng = np.random.default_rng(11)
     if dtype == np.int64:
-        d = ((rng.random((23, 19)) < 0.2) * rng.integers(-5, 6, (23, 19))).astype(dtype)
+        d = ((rng.random((23, 19)) < 0.06) * rng.integers(-5, 6, (23, 19))).astype(dtype)
         k = rng.integers(-3, 4, (4, 5)).astype(dtype)
     else:
-        d = sparse_image(rng, (23, 19), 0.2, dtype)
+        d = sparse_image(rng, (23, 19), 0.06, dtype)  # scattered, not densified
         k = rng.standard_normal((4, 5)).astype(dtype)
     s = fmt(d)
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
