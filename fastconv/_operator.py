@@ -21,7 +21,6 @@ Both validate their arguments exactly as the convolutions do
 from __future__ import annotations
 
 import math
-import operator
 import re
 
 import numpy as np
@@ -30,7 +29,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from . import _api, _plan, _threads
 from ._transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
-from ._validation import check_float_dtype, plan_conv
+from ._validation import check_float_dtype, check_shape, plan_conv
 
 __all__ = ["conv_matrix", "ConvOperator", "MAX_COO_BYTES", "SPARSE_FORMATS"]
 
@@ -72,17 +71,7 @@ def _as_weight(weight):
 
 
 def _as_input_shape(input_shape, nd, plain) -> tuple:
-    if not isinstance(input_shape, (tuple, list)):
-        raise TypeError(f"input_shape must be a tuple of ints, got "
-                        f"{type(input_shape).__name__} {input_shape!r}")
-    try:
-        if any(isinstance(v, (bool, np.bool_)) for v in input_shape):
-            raise TypeError
-        shape = tuple(operator.index(v) for v in input_shape)
-    except TypeError:
-        raise TypeError(f"input_shape must contain ints, got {input_shape!r}") from None
-    if any(v < 0 for v in shape):
-        raise ValueError(f"input_shape must not have negative sizes, got {shape}")
+    shape = check_shape(input_shape, "input_shape")
     wanted = (nd,) if plain else (nd + 1, nd + 2)
     if len(shape) not in wanted:
         if plain:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import operator
 import sys
 
 import numpy as np
@@ -45,8 +44,8 @@ from . import _api, _threads
 from ._backends import as_arrays, backend_for
 from ._cpu_adjoint import GEMM_MIN_CHANNELS
 from ._validation import (ConvProblem, _as_shape, _int_tuple, _typed, _untyped,
-                          check_float_dtype, check_groups, check_out, normalize_padding,
-                          plan_conv)
+                          check_float_dtype, check_out, check_shape, normalize_padding,
+                          parse_layout, plan_conv)
 
 __all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "im2col", "col2im",
            "conv_input_grad", "conv_weight_grad"]
@@ -91,34 +90,13 @@ def _plan_transpose(key) -> ConvProblem:
     stride, padding, output_padding, groups, dilation = (
         _untyped(k) for k in (stride, padding, output_padding, groups, dilation))
     tag = _DIM_NAMES[nd]
-    x_shape, w_shape = xs, ws
-    dt = np.result_type(check_float_dtype(xdt, "x"), check_float_dtype(wdt, "weight"))
-    if bias_info is not None:
-        dt = np.result_type(dt, check_float_dtype(bias_info[1], "bias"))
-
-    if len(xs) == nd and len(ws) == nd:
-        form = "plain"
-        xs, ws = (1, 1) + xs, (1, 1) + ws
-    elif len(xs) in (nd + 1, nd + 2):
-        if len(ws) != nd + 2:
-            raise ValueError(
-                f"weight must be {nd + 2}-D (C_in, C_out/groups, *kernel) for "
-                f"conv_transpose{tag}, got shape {w_shape}")
-        form = "batched" if len(xs) == nd + 2 else "unbatched"
-        if form == "unbatched":
-            xs = (1,) + xs
-    else:
-        raise ValueError(
-            f"x must be {nd + 2}-D (N, C_in, *spatial), {nd + 1}-D (C_in, *spatial) "
-            f"or {nd}-D with a {nd}-D weight for conv_transpose{tag}, got shape {x_shape}")
-    groups = check_groups(groups)
+    x_shape = xs
+    dt, form, xs, ws, groups = parse_layout(nd, xs, xdt, ws, wdt, bias_info, groups,
+                                            f"conv_transpose{tag}",
+                                            "(C_in, C_out/groups, *kernel)")
     batch, cin = xs[0], xs[1]
     wcin, cout_g = ws[0], ws[1]
     kernel = ws[2:]
-    if any(k < 1 for k in kernel):
-        raise ValueError(f"weight has an empty kernel dimension: shape {w_shape}")
-    if form == "plain" and groups != 1:
-        raise ValueError(f"groups must be 1 for a plain {nd}-D input and kernel, got {groups}")
     if wcin != cin:
         raise ValueError(
             f"weight.shape[0]={wcin} must equal the {cin} input channels of x "
@@ -485,23 +463,6 @@ for _nd, _fn, _xs, _ws, _ys, _what in (
 # Gradients (fastconv.grad)
 # --------------------------------------------------------------------------
 
-def _size_tuple(value, name):
-    """A shape argument (torch.Size, tuple, list of ints) as a tuple of ints."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{name} must be a sequence of ints, got {type(value).__name__} "
-                        f"{value!r}")
-    try:
-        items = tuple(value)
-        if any(isinstance(v, (bool, np.bool_)) for v in items):
-            raise TypeError
-        items = tuple(operator.index(v) for v in items)
-    except TypeError:
-        raise TypeError(f"{name} must contain ints, got {value!r}") from None
-    if any(v < 0 for v in items):
-        raise ValueError(f"{name} must not hold negative sizes, got {value!r}")
-    return items
-
-
 def _placeholder(shape, dtype):
     """A read-only array of `shape` that holds no memory (plans read shapes only)."""
     return np.broadcast_to(np.zeros((), dtype=dtype), shape)
@@ -520,7 +481,7 @@ def conv_input_grad(nd, input_size, weight, grad_output, stride, padding, dilati
     """Gradient of ``conv{nd}d`` with respect to its input (fastconv.grad)."""
     weight, grad_output = as_arrays(weight, grad_output)
     backend = backend_for(weight, grad_output)
-    size = _size_tuple(input_size, "input_size")
+    size = check_shape(input_size, "input_size")
     go_dt = check_float_dtype(grad_output, "grad_output")
     fwd = plan_conv(nd, _placeholder(size, go_dt), weight, None, stride, padding, dilation,
                     groups, "zeros")
@@ -540,7 +501,7 @@ def conv_weight_grad(nd, x, weight_size, grad_output, stride, padding, dilation,
     """Gradient of ``conv{nd}d`` with respect to its weight (fastconv.grad)."""
     x, grad_output = as_arrays(x, grad_output)
     backend = backend_for(x, grad_output)
-    size = _size_tuple(weight_size, "weight_size")
+    size = check_shape(weight_size, "weight_size")
     go_dt = check_float_dtype(grad_output, "grad_output")
     fwd = plan_conv(nd, x, _placeholder(size, go_dt), None, stride, padding, dilation, groups,
                     "zeros")

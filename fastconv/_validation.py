@@ -197,6 +197,60 @@ def check_groups(groups) -> int:
     return groups
 
 
+def parse_layout(nd, xs, xdt, ws, wdt, bias_info, groups, name, weight_layout):
+    """The layout shared by conv and conv_transpose, checked.
+
+    From the shapes and dtypes of x and weight (and bias: (shape, dtype) or
+    None) returns ``(dtype, form, xs, ws, groups)``: the promoted dtype,
+    the input form ("plain": N-D input and kernel; "unbatched"; "batched"),
+    the shapes lifted to (N, C, *spatial) and (A, B, *kernel), and groups
+    as a positive int.  `name` (e.g. "conv2d") and `weight_layout` (e.g.
+    "(C_out, C_in/groups, *kernel)") go into the error messages.
+    """
+    x_shape, w_shape = xs, ws
+    dt = np.result_type(check_float_dtype(xdt, "x"), check_float_dtype(wdt, "weight"))
+    if bias_info is not None:
+        dt = np.result_type(dt, check_float_dtype(bias_info[1], "bias"))
+    if len(xs) == nd and len(ws) == nd:
+        form = "plain"
+        xs, ws = (1, 1) + xs, (1, 1) + ws
+    elif len(xs) in (nd + 1, nd + 2):
+        if len(ws) != nd + 2:
+            raise ValueError(f"weight must be {nd + 2}-D {weight_layout} for {name}, "
+                             f"got shape {w_shape}")
+        form = "batched" if len(xs) == nd + 2 else "unbatched"
+        if form == "unbatched":
+            xs = (1,) + xs
+    else:
+        raise ValueError(
+            f"x must be {nd + 2}-D (N, C_in, *spatial), {nd + 1}-D (C_in, *spatial) "
+            f"or {nd}-D with a {nd}-D weight for {name}, got shape {x_shape}")
+    groups = check_groups(groups)
+    if any(k < 1 for k in ws[2:]):
+        raise ValueError(f"weight has an empty kernel dimension: shape {w_shape}")
+    if form == "plain" and groups != 1:
+        raise ValueError(f"groups must be 1 for a plain {nd}-D input and kernel, got {groups}")
+    return dt, form, xs, ws, groups
+
+
+def check_shape(value, name) -> tuple:
+    """A shape argument (a sequence of non-negative ints) as a tuple, or
+    TypeError/ValueError naming it."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of ints, got {type(value).__name__} "
+                        f"{value!r}")
+    try:
+        items = tuple(value)
+        if any(isinstance(v, (bool, np.bool_)) for v in items):
+            raise TypeError
+        items = tuple(operator.index(v) for v in items)
+    except TypeError:
+        raise TypeError(f"{name} must contain ints, got {value!r}") from None
+    if any(v < 0 for v in items):
+        raise ValueError(f"{name} must not hold negative sizes, got {value!r}")
+    return items
+
+
 def _as_shape(a) -> tuple:
     return tuple(int(s) for s in a.shape)
 
@@ -246,40 +300,13 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
 def _plan(key) -> ConvProblem:
     nd, xs, xdt, ws, wdt, bias_info, stride, padding, dilation, groups, padding_mode = key
     stride, padding, dilation, groups = (_untyped(k) for k in (stride, padding, dilation, groups))
-    tag = _DIM_NAMES[nd]
-    x_shape, w_shape = xs, ws
-    dt = np.result_type(check_float_dtype(xdt, "x"), check_float_dtype(wdt, "weight"))
-    if bias_info is not None:
-        dt = np.result_type(dt, check_float_dtype(bias_info[1], "bias"))
-
-    if len(xs) == nd and len(ws) == nd:
-        form = "plain"
-        xs = (1, 1) + xs
-        ws = (1, 1) + ws
-    elif len(xs) in (nd + 1, nd + 2):
-        if len(ws) != nd + 2:
-            raise ValueError(
-                f"weight must be {nd + 2}-D (C_out, C_in/groups, *kernel) for conv{tag}, "
-                f"got shape {w_shape}"
-            )
-        form = "batched" if len(xs) == nd + 2 else "unbatched"
-        if form == "unbatched":
-            xs = (1,) + xs
-    else:
-        raise ValueError(
-            f"x must be {nd + 2}-D (N, C_in, *spatial), {nd + 1}-D (C_in, *spatial) "
-            f"or {nd}-D with a {nd}-D weight for conv{tag}, got shape {x_shape}"
-        )
-
-    groups = check_groups(groups)
-
+    x_shape = xs
+    dt, form, xs, ws, groups = parse_layout(nd, xs, xdt, ws, wdt, bias_info, groups,
+                                            f"conv{_DIM_NAMES[nd]}",
+                                            "(C_out, C_in/groups, *kernel)")
     batch, cin = xs[0], xs[1]
     cout, cin_g = ws[0], ws[1]
     kernel = ws[2:]
-    if any(k < 1 for k in kernel):
-        raise ValueError(f"weight has an empty kernel dimension: shape {w_shape}")
-    if form == "plain" and groups != 1:
-        raise ValueError(f"groups must be 1 for a plain {nd}-D input and kernel, got {groups}")
     if cin % groups:
         raise ValueError(f"groups={groups} does not divide the {cin} input channels of x")
     if cout % groups:
@@ -390,4 +417,7 @@ def all_finite(*arrays) -> bool:
     Integer and bool arrays are always finite.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        return all(bool(np.isfinite(np.sum(a))) for a in arrays if a is not None)
+        # np.add.reduce: np.sum's result without its Python-level dispatch
+        # (microseconds that "auto" pays on every call).
+        return all(bool(np.isfinite(np.add.reduce(a, axis=None)))
+                   for a in arrays if a is not None)
