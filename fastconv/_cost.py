@@ -378,9 +378,19 @@ def sparse_time(problem, nnz: int) -> float:
     packs the weights), 1.  Fitted for 2-D layers per precision, also used
     for 1-D and 3-D.
     """
+    fixed, per_nonzero = _sparse_line(problem)
+    return fixed + per_nonzero * nnz
+
+
+@functools.lru_cache(maxsize=512)
+def _sparse_line(problem) -> tuple:
+    """The sparse model of `problem` as (seconds at no nonzeros, seconds per
+    nonzero): it is linear in nnz, and "auto" asks it on every call."""
     from ._sparse import features
 
-    return _predict("sparse", _key(2, problem.dtype), features(problem, nnz))
+    key = _key(2, problem.dtype)
+    fixed = _predict("sparse", key, features(problem, 0))
+    return fixed, _predict("sparse", key, features(problem, 1)) - fixed
 
 
 def separable_time(problem, rank: int) -> float:
