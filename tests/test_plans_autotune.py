@@ -809,3 +809,28 @@ def test_autotune_plan_and_choose_do_not_time_nan_inputs(rng, tune_calls):
     assert p.algorithm in ("direct", "im2col") and c.algorithm in ("direct", "im2col")
     assert tune_calls == []
     assert fastconv.autotune_cache() == {}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_finiteness_scan_matches_isfinite(dtype):
+    """The compiled scan "auto" runs (fastconv._validation.all_finite) against
+    np.isfinite: every non-finite kind at every position of a vector block
+    and of the scalar tail, extremes that are finite, and the array forms
+    that take the reduction instead (strided, big-endian, integer, complex)."""
+    from fastconv._validation import all_finite
+
+    info = np.finfo(dtype)
+    finite_extremes = (info.max, -info.max, info.tiny, info.tiny / 2, -0.0, 1e30)
+    for n in (1, 7, 16, 37, 100):
+        for pos in sorted({0, n // 2, n - 1}):
+            for v in (np.nan, np.inf, -np.inf) + finite_extremes:
+                a = np.ones(n, dtype)
+                a[pos] = v
+                assert all_finite(a) == bool(np.isfinite(a).all()), (n, pos, v)
+    assert all_finite(np.empty(0, dtype))
+    a = np.ones((4, 6), dtype)
+    a[1, 3] = np.inf
+    assert not all_finite(a[:, 1::2]) and all_finite(a[:, ::2])
+    assert not all_finite(a.astype(a.dtype.newbyteorder(">")))
+    assert all_finite(np.arange(5), np.ones(3, bool), None)
+    assert not all_finite(np.array([1 + 1j, complex(0, np.nan)]))

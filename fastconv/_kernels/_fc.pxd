@@ -44,6 +44,8 @@ cdef extern from "fc_kernels.h" nogil:
     void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
                             Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
     const char *fc_simd_level()
+    int fc_all_finite_f32(const float *a, Py_ssize_t n)
+    int fc_all_finite_f64(const double *a, Py_ssize_t n)
     void fc_conv_blocked_f32(float *out, Py_ssize_t ldo, Py_ssize_t nvalid, const float *x,
                              Py_ssize_t C, Py_ssize_t ldc, Py_ssize_t ldr, const float *wp,
                              Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sx, Py_ssize_t dy,

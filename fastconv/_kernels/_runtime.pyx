@@ -1,7 +1,8 @@
-"""Build and run-time facts of the compiled kernels, for ``fastconv info``."""
+"""Build and run-time facts of the compiled kernels (``fastconv info``),
+and the finiteness scan "auto" runs on its arguments."""
 cimport openmp
 
-from ._fc cimport fc_simd_level
+from ._fc cimport real, fc_all_finite_f32, fc_all_finite_f64, fc_simd_level
 
 cdef extern from *:
     """
@@ -47,3 +48,14 @@ def compiler():
 def compile_args():
     """C flags the kernels were compiled with."""
     return FC_C_ARGS.decode()
+
+
+def all_finite(const real[::1] a):
+    """Whether the contiguous array `a` holds no NaN or Inf (one compiled pass)."""
+    cdef int ok
+    with nogil:
+        if real is float:
+            ok = fc_all_finite_f32(&a[0], a.shape[0]) if a.shape[0] else 1
+        else:
+            ok = fc_all_finite_f64(&a[0], a.shape[0]) if a.shape[0] else 1
+    return bool(ok)

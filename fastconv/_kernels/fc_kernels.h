@@ -176,6 +176,10 @@ FC_WINO_DECL(double, f64_m4)
 /* The instruction set the row kernels run with on this CPU. */
 const char *fc_simd_level(void);
 
+/* Whether a[0 .. n) holds only finite values (no NaN, no Inf). */
+int fc_all_finite_f32(const float *a, ptrdiff_t n);
+int fc_all_finite_f64(const double *a, ptrdiff_t n);
+
 #ifdef __cplusplus
 }
 #endif
