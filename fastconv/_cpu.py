@@ -230,12 +230,13 @@ class CPUBackend:
 
         "separable" is a candidate only when `weight` is given and its
         kernels have a low enough rank (fastconv._separable.factorize);
-        "sparse" when `weight` is given (its nonzeros are counted on every
-        call: no cache can tell that an array's values changed).
+        "sparse" when `weight` is given (its nonzeros are counted, or for
+        large clearly dense weights sampled, on every call: no cache can
+        tell that an array's values changed).
         """
         est = dict(_cost.nn_estimates(problem, self._candidates(problem)))
         if weight is not None and min(est.values()) > SPARSE_MIN_SECONDS:
-            est["sparse"] = _cost.sparse_time(problem, _sparse.count_nonzero(weight))
+            est["sparse"] = _cost.sparse_time(problem, _sparse.nonzeros_for_estimate(weight))
         if (weight is not None and _separable_shape_reason(problem) is None
                 and min(est.values()) > SEPARABLE_MIN_SECONDS):
             geo = _geometry(problem)

@@ -163,6 +163,29 @@ def count_nonzero(weight) -> int:
     return int(np.count_nonzero(a))
 
 
+#: Weights of at least this many entries are first sampled (SAMPLE
+#: entries, evenly strided) by nonzeros_for_estimate; when the sample is at
+#: least DENSE_SAMPLE nonzero the full count is skipped.
+SAMPLE = 4096
+DENSE_SAMPLE = 0.5
+
+
+def nonzeros_for_estimate(weight) -> int:
+    """The nonzero count "auto" gives the sparse cost model: exact, or for a
+    large weight whose strided sample is at least DENSE_SAMPLE nonzero the
+    sample's estimate (there the sparse path is far from winning, and
+    counting every entry would cost "auto" a full pass over the weights on
+    every call; pruned weights, unstructured or by whole channels, show
+    their zeros in the sample and are counted exactly)."""
+    a = np.asarray(weight)
+    if a.size >= 16 * SAMPLE and a.flags.c_contiguous:
+        sample = a.reshape(-1)[::a.size // SAMPLE]
+        density = np.count_nonzero(sample) / sample.size
+        if density >= DENSE_SAMPLE:
+            return int(round(density * a.size))
+    return count_nonzero(a)
+
+
 def pack(w5, geo, nthreads=1) -> SparseWeights:
     """CSR weights of the (C_out, C_in/groups, KD, KH, KW) array `w5` (the
     problem's dtype, C-contiguous) on the polyphase grid of `geo`; zero

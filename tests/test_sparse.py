@@ -310,3 +310,23 @@ def test_sparse_bad_inputs():
         fastconv.conv2d(x, np.zeros((6, 4, 3, 3), np.float32), groups=4, algorithm="sparse")
     with pytest.raises(TypeError, match="int32"):
         fastconv.conv2d(x, np.zeros((6, 4, 3, 3), np.int32), algorithm="sparse")
+
+
+def test_nonzero_estimate_exact_for_pruned_weights():
+    """"auto"'s nonzero count: exact for small or pruned weights (unstructured
+    or whole channels), the sample's estimate only for large dense ones."""
+    from fastconv import _sparse
+
+    rng = np.random.default_rng(14)
+    dense = rng.standard_normal((256, 256, 3, 3)).astype(np.float32)
+    assert dense.size >= 16 * _sparse.SAMPLE
+    est = _sparse.nonzeros_for_estimate(dense)
+    assert abs(est - np.count_nonzero(dense)) <= 0.02 * dense.size
+    pruned = np.where(rng.random(dense.shape) < 0.1, dense, 0).astype(np.float32)
+    assert _sparse.nonzeros_for_estimate(pruned) == np.count_nonzero(pruned)
+    channels = dense.copy()
+    channels[::2] = 0  # every other output channel pruned: half the entries zero
+    channels[1::4] = 0
+    assert _sparse.nonzeros_for_estimate(channels) == np.count_nonzero(channels)
+    small = rng.standard_normal((8, 8, 3, 3))
+    assert _sparse.nonzeros_for_estimate(small) == np.count_nonzero(small)
