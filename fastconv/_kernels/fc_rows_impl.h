@@ -370,6 +370,10 @@ FC_TARGET static void FC_CAT(FC_NAME, plane)(
                         _Pragma("GCC unroll 32")                                \
                         for (int u = 0; u < UR; ++u)                            \
                             acc[u] += wv * p[u];                                \
+                    } else if (sx == 2) { /* constant offsets, no spills */     \
+                        _Pragma("GCC unroll 32")                                \
+                        for (int u = 0; u < UR; ++u)                            \
+                            acc[u] += wv * p[2 * u];                            \
                     } else {                                                    \
                         _Pragma("GCC unroll 32")                                \
                         for (int u = 0; u < UR; ++u)                            \
