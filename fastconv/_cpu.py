@@ -401,12 +401,12 @@ class CPUBackend:
                 rows, cols, band = state
                 with _threads.blas_limit(1):
                     _im2col.conv_im2col_banded(x5, band, b, target, *args, geo.w5[3],
-                                               geo.w5[4], rows, cols, nthreads)
+                                               geo.w5[4], rows, cols, nthreads, workspace)
             else:
                 tile, parallel_tiles = im2col_tile(p, nthreads)
                 with _threads.blas_limit(1):
                     _im2col.conv_im2col(x5, w5, b, target, *args, p.groups, tile,
-                                        parallel_tiles, nthreads)
+                                        parallel_tiles, nthreads, workspace)
 
         result = target.reshape(p.user_out_shape)
         if out is None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _threads
 from ._cpu import _lift3
-from ._schedule import MIN_WORK_PER_THREAD
+from ._schedule import MIN_WORK_PER_THREAD, workspace
 
 #: Per-thread working memory of the GEMM + col2im and weight-gradient
 #: kernels (one tile of GEMM output or of the im2col matrix), in bytes.
@@ -125,7 +125,7 @@ def conv_transpose_gemm(problem, x, weight, bias, target, nthreads):
             x5, wm, b, target.reshape(target.shape[:2] + _lift3(p.out_size, nd, 1)),
             _lift3(p.kernel_size, nd, 1), _lift3(p.stride, nd, 1),
             _lift3((pb for pb, _ in p.padding), nd, 0), _lift3(p.dilation, nd, 1), g,
-            cblock, tile, nthreads)
+            cblock, tile, nthreads, workspace)
 
 
 def conv_weight_grad(forward, x, grad_output, weight_size, nthreads):
@@ -153,7 +153,7 @@ def conv_weight_grad(forward, x, grad_output, weight_size, nthreads):
         _kernels().conv_weight_grad(
             x5, gy5, acc, kernel3, _lift3(forward.stride, nd, 1),
             _lift3((pb for pb, _ in forward.padding), nd, 0), _lift3(forward.dilation, nd, 1),
-            g, tile, nthreads)
+            g, tile, nthreads, workspace)
     grad = acc.sum(axis=0, dtype=dt) if nthreads > 1 else acc[0]
     return grad.reshape(weight_size)
 

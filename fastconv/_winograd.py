@@ -37,6 +37,7 @@ import numpy as np
 
 from . import _threads
 from ._kernels import _winograd
+from ._schedule import workspace
 
 __all__ = ["VARIANTS", "transform_matrices", "filter_transform", "supported", "conv",
            "ERROR_BOUND"]
@@ -208,4 +209,5 @@ def conv(x5, w5, bias, out5, pad_before, problem, nthreads, m=None, u=None):
         if u is None:
             u = filter_transform(w5[:, :, 0], problem.groups, m, problem.dtype, nthreads)
         _winograd.conv_winograd(x5[:, :, 0], u, bias, out5[:, :, 0], m, pad_before[1],
-                                pad_before[2], problem.groups, rows, nthreads, parallel_tasks)
+                                pad_before[2], problem.groups, rows, nthreads, parallel_tasks,
+                                workspace)

@@ -23,12 +23,11 @@ one thread), so OpenMP and BLAS threads never compete for the cores.
 """
 # cython: boundscheck=False, wraparound=False, cdivision=True
 from cython.parallel cimport prange, parallel, threadid
-from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from ._fc cimport (real, fc_geometry, make_geometry, fc_im2col_tile_f32, fc_im2col_tile_f64,
-                   fc_col2im_tile_f32, fc_col2im_tile_f64)
+                   fc_col2im_tile_f32, fc_col2im_tile_f64, borrow_scratch, return_scratch)
 
 
 cdef inline void _im2col(real *col, const real *x, const fc_geometry *g,
@@ -136,7 +135,8 @@ def col2im(const real[:, :, ::1] cols, real[:, :, :, :, ::1] out, tuple kernel,
 def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, ::1] w,
                         const real[::1] bias, real[:, :, :, :, ::1] out, tuple kernel,
                         tuple stride, tuple pad, tuple dilation, Py_ssize_t groups,
-                        Py_ssize_t cblock, Py_ssize_t tile, int nthreads):
+                        Py_ssize_t cblock, Py_ssize_t tile, int nthreads,
+                        object workspace=None):
     """out = conv_transpose(x, w) + bias by GEMM (W^T x) and col2im, tiled.
 
     x : (N, C_in, D, H, W) input of the transposed convolution.
@@ -146,7 +146,8 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, ::1] w,
     out : (N, C_out, OD, OH, OW); every element is written.
     ``pad`` is the leading padding (cropping) of the equivalent forward
     convolution out -> x; ``cblock`` output channels per task, ``tile``
-    input pixels per GEMM.
+    input pixels per GEMM.  ``workspace`` (an allocator, see
+    ``_fc.scratch``) lends the tile buffers; without one they are malloc'ed.
     """
     cdef Py_ssize_t N = x.shape[0], Cin = x.shape[1], Cout = out.shape[1]
     cdef Py_ssize_t cin_g = Cin // groups, cout_g = Cout // groups
@@ -171,9 +172,9 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, ::1] w,
     cdef real b
     if ntasks == 0 or plane == 0:
         return
-    buf_all = <real *> malloc(nthreads * bufsize * sizeof(real))
-    if buf_all == NULL:
-        raise MemoryError("fastconv: cannot allocate the col2im tile buffers")
+    cdef list keep = []
+    buf_all = <real *> borrow_scratch(workspace, nthreads * bufsize * sizeof(real),
+                                      "col2im-tiles", keep)
     try:
         with nogil, parallel(num_threads=nthreads):
             buf = buf_all + threadid() * bufsize
@@ -200,12 +201,13 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, ::1] w,
                     _col2im(planes, buf, &g, p0, ptile, 0, cb * kv)
                     p0 = p0 + ptile
     finally:
-        free(buf_all)
+        return_scratch(buf_all, keep)
 
 
 def conv_weight_grad(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] gy,
                      real[:, ::1] acc, tuple kernel, tuple stride, tuple pad, tuple dilation,
-                     Py_ssize_t groups, Py_ssize_t tile, int nthreads):
+                     Py_ssize_t groups, Py_ssize_t tile, int nthreads,
+                     object workspace=None):
     """acc[thread] += the weight gradient of the tasks each thread ran.
 
     x : (N, C_in, D, H, W) input of the forward convolution.
@@ -236,9 +238,9 @@ def conv_weight_grad(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] 
         return
     xbase = &x[0, 0, 0, 0, 0]
     gbase = &gy[0, 0, 0, 0, 0]
-    col_all = <real *> malloc(nthreads * K * tile * sizeof(real))
-    if col_all == NULL:
-        raise MemoryError("fastconv: cannot allocate the im2col tile buffers")
+    cdef list keep = []
+    col_all = <real *> borrow_scratch(workspace, nthreads * K * tile * sizeof(real),
+                                      "im2col-tiles", keep)
     try:
         with nogil, parallel(num_threads=nthreads):
             tid = threadid()
@@ -254,4 +256,4 @@ def conv_weight_grad(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] 
                              col, <int> ptile,
                              accbase + tid * Cout * K + gi * cout_g * K, <int> K)
     finally:
-        free(col_all)
+        return_scratch(col_all, keep)

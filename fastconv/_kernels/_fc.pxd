@@ -1,5 +1,7 @@
 # Declarations shared by fastconv's Cython kernels: the fused dtype and the
-# C leaf kernels of fc_kernels.h.
+# C leaf kernels of fc_kernels.h, and the scratch memory of one kernel call.
+
+from libc.stdlib cimport malloc, free
 
 ctypedef fused real:
     float
@@ -108,3 +110,31 @@ cdef inline fc_geometry make_geometry(tuple in_shape, tuple kernel, tuple out_sh
     g.pd, g.ph, g.pw = pad
     g.dd, g.dh, g.dw = dilation
     return g
+
+
+cdef inline void *borrow_scratch(object workspace, Py_ssize_t nbytes, str slot,
+                                 list keep) except NULL:
+    """`nbytes` of scratch memory for one kernel call.
+
+    With an allocator (fastconv._schedule.workspace, passed by the backend:
+    buffers kept per Python thread and slot, so repeated calls reuse warm
+    pages instead of faulting in a fresh multi-megabyte block each time) the
+    buffer is appended to `keep`, which holds it alive for the call; without
+    one, malloc'ed memory that the caller frees (`keep` stays empty).
+    """
+    cdef unsigned char[::1] buf
+    cdef void *p
+    if workspace is None:
+        p = malloc(nbytes if nbytes > 0 else 1)
+        if p == NULL:
+            raise MemoryError(f"fastconv: cannot allocate {nbytes} bytes of {slot} scratch")
+        return p
+    buf = workspace(nbytes if nbytes > 0 else 1, "u1", slot)
+    keep.append(buf)
+    return <void *> &buf[0]
+
+
+cdef inline void return_scratch(void *p, list keep) noexcept:
+    """Free what `borrow_scratch` malloc'ed (nothing when an allocator lent it)."""
+    if not keep:
+        free(p)

@@ -25,10 +25,10 @@ A 1x1 kernel with unit stride and no padding needs no im2col: the input
 itself is the (K, P) matrix and goes to GEMM directly.
 """
 from cython.parallel cimport prange, parallel, threadid
-from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
-from ._fc cimport real, fc_geometry, make_geometry, fc_im2col_tile_f32, fc_im2col_tile_f64
+from ._fc cimport (real, fc_geometry, make_geometry, fc_im2col_tile_f32, fc_im2col_tile_f64,
+                   borrow_scratch, return_scratch)
 from ._gemm cimport _gemm_rowmajor
 
 
@@ -82,12 +82,14 @@ cdef inline (Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t) _decode(
 def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weight,
                 const real[::1] bias, real[:, :, :, :, ::1] out,
                 tuple stride, tuple pad, tuple dilation, Py_ssize_t groups,
-                Py_ssize_t tile, bint parallel_tiles, int nthreads):
+                Py_ssize_t tile, bint parallel_tiles, int nthreads, object workspace=None):
     """out = correlate(x, weight) + bias by tiled im2col + GEMM (5-D arrays).
 
     ``tile`` is the number of output pixels per im2col tile (1 <= tile <= P);
     ``bias`` has length C_out, or 0 for no bias.  The caller guarantees that
-    K, P and the tile fit BLAS's 32-bit integers.
+    K, P and the tile fit BLAS's 32-bit integers.  ``workspace`` (an
+    allocator, see ``_fc.borrow_scratch``) lends the tile buffers; without
+    one they are malloc'ed for the call.
     """
     cdef Py_ssize_t N = x.shape[0], Cin = x.shape[1], Cout = out.shape[1]
     cdef Py_ssize_t cin_g = weight.shape[1], cout_g = Cout // groups
@@ -118,10 +120,9 @@ def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
 
     if ntasks == 0 or K == 0:
         return
-    if bufsize > 0:
-        col_all = <real *> malloc(nbuf * bufsize * sizeof(real))
-        if col_all == NULL:
-            raise MemoryError("fastconv: cannot allocate the im2col tile buffers")
+    cdef list keep = []
+    col_all = <real *> borrow_scratch(workspace, nbuf * bufsize * sizeof(real), "im2col-tiles",
+                                      keep)
     try:
         if parallel_tiles:
             with nogil, parallel(num_threads=nthreads):
@@ -157,13 +158,14 @@ def conv_im2col(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] weigh
                                       obase + (n * Cout + gi * cout_g + m0) * P,
                                       col_all, m1 - m0, K, P, p0, ptile, identity)
     finally:
-        free(col_all)
+        return_scratch(col_all, keep)
 
 
 def conv_im2col_banded(const real[:, :, :, :, ::1] x, const real[:, :, :, ::1] band,
                        const real[::1] bias, real[:, :, :, :, ::1] out,
                        tuple stride, tuple pad, tuple dilation, Py_ssize_t kh,
-                       Py_ssize_t kw, Py_ssize_t rows, Py_ssize_t cols, int nthreads):
+                       Py_ssize_t kw, Py_ssize_t rows, Py_ssize_t cols, int nthreads,
+                       object workspace=None):
     """Banded im2col + GEMM for groups with one input and one output channel.
 
     With a single filter per group the ordinary im2col product is a GEMV.
@@ -175,6 +177,7 @@ def conv_im2col_banded(const real[:, :, :, :, ::1] x, const real[:, :, :, ::1] b
     row r holds kernel row ky at input row r*sh + ky*dh.  GEMM then has
     ``rows`` rows instead of one.  All arrays are 5-D (N, C, D, H, W) with
     C == groups, kernel depth 1; ``band`` is (C, D_k = 1, rows, S*kw).
+    ``workspace`` lends the tile buffers as in ``conv_im2col``.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef fc_geometry g = make_geometry(
@@ -196,9 +199,9 @@ def conv_im2col_banded(const real[:, :, :, :, ::1] x, const real[:, :, :, ::1] b
     cdef real b
     if ntasks == 0:
         return
-    col_all = <real *> malloc(nthreads * K * cols * sizeof(real))
-    if col_all == NULL:
-        raise MemoryError("fastconv: cannot allocate the im2col tile buffers")
+    cdef list keep = []
+    col_all = <real *> borrow_scratch(workspace, nthreads * K * cols * sizeof(real),
+                                      "im2col-tiles", keep)
     try:
         with nogil, parallel(num_threads=nthreads):
             col = col_all + threadid() * K * cols
@@ -235,4 +238,4 @@ def conv_im2col_banded(const real[:, :, :, :, ::1] x, const real[:, :, :, ::1] b
                         for j in range(ncol):
                             out[n, c, od, oy0 + r, ox0 + j] += b
     finally:
-        free(col_all)
+        return_scratch(col_all, keep)

@@ -29,12 +29,12 @@ position).  The caller (fastconv._winograd) validated every
 size; bounds checks are off.
 """
 from cython.parallel cimport prange, parallel, threadid
-from libc.stdlib cimport malloc, free
 
 from ._fc cimport (real, fc_wino_input_f32_m2, fc_wino_input_f64_m2, fc_wino_input_f32_m4,
                    fc_wino_input_f64_m4, fc_wino_output_f32_m2, fc_wino_output_f64_m2,
                    fc_wino_output_f32_m4, fc_wino_output_f64_m4, fc_wino_filter_f32_m2,
-                   fc_wino_filter_f64_m2, fc_wino_filter_f32_m4, fc_wino_filter_f64_m4)
+                   fc_wino_filter_f64_m2, fc_wino_filter_f32_m4, fc_wino_filter_f64_m4,
+                   borrow_scratch, return_scratch)
 from ._gemm cimport _gemm_rowmajor
 
 
@@ -130,7 +130,8 @@ def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, int nth
 def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
                   const real[::1] bias, real[:, :, :, ::1] out, Py_ssize_t m,
                   Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t groups,
-                  Py_ssize_t rows_per_task, int nthreads, bint parallel_tasks):
+                  Py_ssize_t rows_per_task, int nthreads, bint parallel_tasks,
+                  object workspace=None):
     """out = conv(x, filters) + bias by Winograd F(m x m, 3 x 3).
 
     ``x`` is (N, C_in, H, W), ``out`` (N, C_out, OH, OW), ``U`` the
@@ -138,7 +139,9 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     length C_out or 0.  Stride 1, dilation 1, 3 x 3 filters; ``pad_top`` and
     ``pad_left`` are the leading zero padding (trailing padding follows from
     the output size).  A task covers ``rows_per_task`` rows of tiles of the
-    sequence of all images' tile rows, for one group.
+    sequence of all images' tile rows, for one group.  ``workspace`` (an
+    allocator, see ``_fc.borrow_scratch``) lends the tile buffers; without
+    one they are malloc'ed for the call.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = out.shape[1], OH = out.shape[2], OW = out.shape[3]
@@ -160,16 +163,15 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     cdef Py_ssize_t t, chunk, gi, r0, r1, P, c, e, k
     if ntasks == 0 or OH == 0 or OW == 0:
         return
-    if parallel_tasks:
-        # Each thread runs whole tasks in its own buffers; BLAS single-threaded.
-        all_buf = <real *> malloc(nthreads * (tiles_len + scratch_len) * sizeof(real))
-    else:
-        # Tasks in sequence: threads share the tile buffers, each with its own
-        # scratch, and split the transforms by channel and the GEMMs by
-        # transform position (BLAS single-threaded inside the team).
-        all_buf = <real *> malloc((tiles_len + nthreads * scratch_len) * sizeof(real))
-    if all_buf == NULL:
-        raise MemoryError("fastconv: cannot allocate the Winograd workspace")
+    cdef list keep = []
+    # parallel_tasks: each thread runs whole tasks in its own buffers (BLAS
+    # single-threaded).  Otherwise tasks run in sequence: threads share the
+    # tile buffers, each with its own scratch, and split the transforms by
+    # channel and the GEMMs by transform position (BLAS single-threaded
+    # inside the team).
+    cdef Py_ssize_t nreal = (nthreads * (tiles_len + scratch_len) if parallel_tasks
+                             else tiles_len + nthreads * scratch_len)
+    all_buf = <real *> borrow_scratch(workspace, nreal * sizeof(real), "winograd-tiles", keep)
     try:
         if parallel_tasks:
             with nogil, parallel(num_threads=nthreads):
@@ -210,4 +212,4 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
                         _output_rows(out, bias, has_bias, gi * Kg + k, m, tH, tW, OH, OW, r0, r1,
                                      Mb + k * P, Kg * P, scratch)
     finally:
-        free(all_buf)
+        return_scratch(all_buf, keep)
