@@ -12,6 +12,10 @@ A backend class provides:
     Short name, e.g. ``"numpy"``.
 ``algorithms``
     The algorithm names it implements (``"auto"`` excluded).
+``finite_only``
+    Those ``"auto"`` runs on finite data only (the transform methods
+    spread a NaN or Inf; the sparse path skips zero weights, so 0 * Inf
+    gives no NaN there).
 ``is_array(a) -> bool``
     Whether `a` is an array it can write into (for ``out=``).
 ``unsupported_reason(problem, algorithm) -> str | None``
@@ -21,8 +25,8 @@ A backend class provides:
 ``choose_algorithm(problem) -> str``
     The algorithm ``"auto"`` picks before looking at the data.
 ``all_finite(*arrays) -> bool``
-    Whether the arrays hold only finite values (transform methods spread a
-    NaN or Inf, so ``"auto"`` avoids them on such data).
+    Whether the arrays hold only finite values (``"auto"`` avoids
+    ``finite_only`` algorithms on other data).
 ``auto_algorithm(problem, x, weight) -> str``
     The algorithm ``"auto"`` runs for these arrays.
 ``fallback_algorithm(problem) -> str``
@@ -33,6 +37,11 @@ A backend class provides:
     The convolution of `x` with prepared weights.
 ``conv(x, weight, bias, problem, algorithm, out, nthreads) -> array``
     ``execute(prepare(...), x, out, nthreads)``.
+``adjoint``
+    A module of the adjoint-side computations: ``transpose_algorithm``,
+    ``gemm_reason``, ``conv_transpose_gemm``, ``weight_grad_reason``,
+    ``conv_weight_grad``, ``im2col``, ``col2im`` (fastconv._cpu_adjoint
+    on the CPU).
 """
 from __future__ import annotations
 
