@@ -123,3 +123,6 @@ def backend_for(*arrays):
 
 
 register_backend("numpy", array_api_compat.is_numpy_namespace, "fastconv._cpu:CPUBackend")
+# CuPy arrays: fastconv._cuda imports CuPy, which happens on the first call
+# with CuPy arrays only (is_cupy_namespace compares names, importing nothing).
+register_backend("cupy", array_api_compat.is_cupy_namespace, "fastconv._cuda:CuPyBackend")

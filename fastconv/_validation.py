@@ -398,7 +398,7 @@ def check_out(out, problem: ConvProblem, namespace_check) -> None:
     if not namespace_check(out):
         raise TypeError(f"out must be an array of the inputs' namespace, got {type(out).__name__}")
     flags = getattr(out, "flags", None)
-    if flags is not None and not flags.writeable:
+    if flags is not None and not getattr(flags, "writeable", True):  # CuPy flags have none
         raise ValueError("out is read-only")
     shape = _as_shape(out)
     if shape != problem.user_out_shape:
