@@ -62,15 +62,22 @@ def _candidates(backend, problem):
 
 def _tuned(backend, problem, x, weight, bias, nthreads):
     """The autotuning entry of `problem`: cached, or measured now."""
-    entry = _tuning.lookup(problem, nthreads)
+    entry = _tuning.lookup(problem, nthreads, backend.name)
     if entry is None:
         names, _ = _candidates(backend, problem)
+        sync = getattr(backend, "synchronize", None)  # device backends: time the work
         runs = {}
         for name in names:
             prepared = backend.prepare(problem, name, weight, bias, nthreads)
-            runs[name] = (lambda prepared=prepared:
-                          backend.execute(prepared, x, None, nthreads))
-        entry = _tuning.tune(problem, nthreads, runs, backend.estimate(problem, weight))
+
+            def run(prepared=prepared):
+                backend.execute(prepared, x, None, nthreads)
+                if sync is not None:
+                    sync()
+
+            runs[name] = run
+        entry = _tuning.tune(problem, nthreads, runs, backend.estimate(problem, weight),
+                             backend.name)
     return entry
 
 

@@ -37,6 +37,8 @@ A backend class provides:
     The convolution of `x` with prepared weights.
 ``conv(x, weight, bias, problem, algorithm, out, nthreads) -> array``
     ``execute(prepare(...), x, out, nthreads)``.
+``synchronize()`` (device backends only)
+    Wait for the queued work, so that autotuning times finished calls.
 ``adjoint``
     A module of the adjoint-side computations: ``transpose_algorithm``,
     ``gemm_reason``, ``conv_transpose_gemm``, ``weight_grad_reason``,

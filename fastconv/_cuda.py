@@ -369,10 +369,12 @@ class CuPyBackend:
                 state = self._fft_filters(w5, p)
         return Prepared(algorithm, p, geo, w5, b, state)
 
+    def synchronize(self):
+        """Wait for CuPy's current stream (autotuning times finished work)."""
+        self._cp.cuda.get_current_stream().synchronize()
+
     def conv(self, x, weight, bias, problem, algorithm, out, nthreads):
-        if algorithm not in self.algorithms:
-            # "auto", or a name from the autotuning cache, which is keyed by
-            # problem, not by backend (a CPU-only algorithm may be cached).
+        if algorithm == "auto":
             algorithm = self.auto_algorithm(problem, x, weight)
         prepared = self.prepare(problem, algorithm, weight, bias, nthreads, transient=True)
         return self.execute(prepared, x, out, nthreads)

@@ -139,34 +139,40 @@ def machine_key() -> str:
             f"{_runtime.simd_level()} | fastconv {__version__}")
 
 
-def problem_key(problem, nthreads: int) -> str:
+def problem_key(problem, nthreads: int, backend: str = "numpy") -> str:
     """The problem part of an autotuning cache key.
 
     Parameters
     ----------
     problem : ConvProblem
     nthreads : int
+    backend : str, default "numpy"
+        The backend's name: each backend times (and caches) its own
+        algorithms.  NumPy's keys carry no prefix.
 
     Returns
     -------
     key : str
-        Readable and stable: dimensionality, shapes, size arguments, padding
-        mode, dtype, bias and thread count.
+        Readable and stable: backend (other than NumPy), dimensionality,
+        shapes, size arguments, padding mode, dtype, bias and thread count.
     """
     p = problem
-    return (f"conv{p.nd}d N={p.batch} C={p.in_channels}->{p.out_channels} "
+    prefix = "" if backend == "numpy" else f"{backend} "
+    return (f"{prefix}conv{p.nd}d N={p.batch} C={p.in_channels}->{p.out_channels} "
             f"in={tuple(p.in_size)} k={tuple(p.kernel_size)} s={tuple(p.stride)} "
             f"p={tuple(tuple(x) for x in p.padding)} d={tuple(p.dilation)} g={p.groups} "
             f"{p.padding_mode} {p.dtype.name} bias={p.has_bias} threads={nthreads}")
 
 
-def lookup(problem, nthreads: int):
+def lookup(problem, nthreads: int, backend: str = "numpy"):
     """The cached autotuning entry of a problem on this machine.
 
     Parameters
     ----------
     problem : ConvProblem
     nthreads : int
+    backend : str, default "numpy"
+        The backend's name (see `problem_key`).
 
     Returns
     -------
@@ -174,12 +180,15 @@ def lookup(problem, nthreads: int):
         ``{"algorithm": str, "seconds": {name: float}}``, or None.
     """
     with _lock:
-        return _cache.get(machine_key(), {}).get(problem_key(problem, nthreads))
+        return _cache.get(machine_key(), {}).get(problem_key(problem, nthreads, backend))
 
 
-def tune(problem, nthreads: int, candidates: dict, estimates: dict) -> dict:
-    """Time `candidates` (algorithm -> zero-argument callable), cache and
-    return the entry ``{"algorithm": fastest, "seconds": {name: best}}``."""
+def tune(problem, nthreads: int, candidates: dict, estimates: dict,
+         backend: str = "numpy") -> dict:
+    """Time `candidates` (algorithm -> zero-argument callable that returns
+    only when its work is done: a device backend's calls synchronise), cache
+    under `backend`'s key and return the entry ``{"algorithm": fastest,
+    "seconds": {name: best}}``."""
     best_estimate = min(estimates.get(a, float("inf")) for a in candidates)
     seconds = {}
     for name, run in candidates.items():
@@ -194,7 +203,7 @@ def tune(problem, nthreads: int, candidates: dict, estimates: dict) -> dict:
         seconds[name] = min(times)
     entry = {"algorithm": min(seconds, key=seconds.get), "seconds": seconds}
     with _lock:
-        _cache.setdefault(machine_key(), {})[problem_key(problem, nthreads)] = entry
+        _cache.setdefault(machine_key(), {})[problem_key(problem, nthreads, backend)] = entry
     return entry
 
 

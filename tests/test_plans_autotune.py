@@ -117,9 +117,9 @@ def tune_calls(monkeypatch):
     calls = []
     real = _tuning.tune
 
-    def tune(problem, nthreads, candidates, estimates):
+    def tune(problem, nthreads, candidates, estimates, backend="numpy"):
         calls.append(sorted(candidates))
-        return real(problem, nthreads, candidates, estimates)
+        return real(problem, nthreads, candidates, estimates, backend)
 
     monkeypatch.setattr(_tuning, "tune", tune)
     return calls
@@ -834,3 +834,17 @@ def test_finiteness_scan_matches_isfinite(dtype):
     assert not all_finite(a.astype(a.dtype.newbyteorder(">")))
     assert all_finite(np.arange(5), np.ones(3, bool), None)
     assert not all_finite(np.array([1 + 1j, complex(0, np.nan)]))
+
+
+def test_autotune_keys_carry_the_backend():
+    """Each backend times and caches its own algorithms: a CuPy entry can
+    never hand the CPU an algorithm it did not time, nor the reverse."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 8, 9, 9))
+    w = rng.standard_normal((8, 8, 3, 3))
+    problem = fastconv._validation.plan_conv(2, x, w, None, 1, 1, 1, 1, "zeros")
+    cpu, gpu = _tuning.problem_key(problem, 2), _tuning.problem_key(problem, 2, "cupy")
+    assert cpu != gpu and gpu.startswith("cupy ") and not cpu.startswith("numpy")
+    entry = _tuning.tune(problem, 2, {"direct": lambda: None}, {"direct": 1.0}, "cupy")
+    assert _tuning.lookup(problem, 2, "cupy") == entry
+    assert _tuning.lookup(problem, 2) is None
