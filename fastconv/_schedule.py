@@ -71,8 +71,9 @@ def channel_blocked(problem) -> bool:
 
     It serves layers with several input channels and at least half a
     vector of output channels per group (at most half the lanes idle), and
-    a kernel and input of depth 1 (conv1d, conv2d): output channels fill
-    the vector lanes, so each input value feeds a whole vector of FMAs.
+    a kernel, input and output of depth 1 (conv1d, conv2d; a conv3d of
+    depth 1 without depth padding): output channels fill the vector lanes,
+    so each input value feeds a whole vector of FMAs.
     One-channel planes keep the plane kernel, and groups with few output
     channels the row kernel.
     """
@@ -80,4 +81,5 @@ def channel_blocked(problem) -> bool:
 
     lanes = _direct.blocked_lanes(problem.dtype.itemsize)
     return (problem.in_channels_per_group > 1 and 2 * problem.out_channels_per_group >= lanes
-            and (problem.nd < 3 or (problem.kernel_size[0] == 1 and problem.in_size[0] == 1)))
+            and (problem.nd < 3 or (problem.kernel_size[0] == 1 and problem.in_size[0] == 1
+                                    and problem.padding[0] == (0, 0))))

@@ -729,24 +729,26 @@ def test_sparse_image_bands(ref, h, w, kh, kw, mode, pad, stride, dtype, workers
 # --------------------------------------------------------------------------
 # regression: found by test_conv_matrix_and_operator under FASTCONV_SIMD=sse2
 # --------------------------------------------------------------------------
-# fastconv._schedule.channel_blocked admits a conv3d with input and kernel
-# depth 1 but ignores padding in depth, whose output has depth > 1; the
-# channel-blocked kernel then computes only output plane 0 from x's plane 0
-# (fastconv._cpu.CPUBackend.execute passes target[:, :, 0]): a ValueError
-# ("ndarray is not C-contiguous") for a batch, wrong values for one image.
-# The fix belongs in fastconv/_schedule.py (outside this test's remit):
-# require padding[0] == (0, 0) for nd == 3.
-_DEPTH_PAD_XFAIL = pytest.mark.xfail(
-    strict=True, reason="channel_blocked ignores depth padding of depth-1 conv3d")
+# fastconv._schedule.channel_blocked admitted a conv3d with input and kernel
+# depth 1 but ignored padding in depth (output depth > 1, or a single output
+# plane reading the padding); the channel-blocked kernel then computed only
+# output plane 0 from x's plane 0 (fastconv._cpu.CPUBackend.execute passes
+# target[:, :, 0]): a ValueError ("ndarray is not C-contiguous") for a
+# batch, wrong values for one image.  Fixed: channel_blocked requires no
+# depth padding.
 
 
-@_DEPTH_PAD_XFAIL
-@pytest.mark.parametrize("shape", [(1, 2, 1, 4, 4), (2, 1, 1, 1)])
-def test_conv3d_direct_depth_one_with_depth_padding(ref, shape):
+@pytest.mark.parametrize("shape, padding, stride", [
+    ((1, 2, 1, 4, 4), 1, 1), ((2, 1, 1, 1), 1, 1),
+    ((1, 3, 1, 5, 5), ((1, 0), (1, 1), (1, 1)), (2, 1, 1)),  # one output plane, all padding
+    ((1, 3, 1, 5, 5), ((0, 1), (0, 0), (1, 1)), (2, 1, 1)),
+])
+def test_conv3d_direct_depth_one_with_depth_padding(ref, shape, padding, stride):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape)
     # 8 output channels per group: the blocked kernel's lanes (AVX-512 float64)
     w = rng.standard_normal((8, shape[-4], 1, 3, 3) if len(shape) == 5 else (8, 2, 1, 1, 1))
-    got = fastconv.conv3d(x, w, padding=1, algorithm="direct")
-    assert_close(got, ref.conv(x, w, nd=3, padding=1), np.float64, "direct")
+    got = fastconv.conv3d(x, w, stride=stride, padding=padding, algorithm="direct")
+    assert_close(got, ref.conv(x, w, nd=3, stride=stride, padding=padding), np.float64,
+                 "direct")
 
