@@ -53,7 +53,7 @@ import threading
 import array_api_compat
 import numpy as np
 
-__all__ = ["register_backend", "backend_for", "as_arrays"]
+__all__ = ["register_backend", "backend_for", "as_arrays", "output_target", "deliver"]
 
 _registry: list = []  # (name, predicate, "module:Class")
 _instances: dict = {}
@@ -128,3 +128,30 @@ register_backend("numpy", array_api_compat.is_numpy_namespace, "fastconv._cpu:CP
 # CuPy arrays: fastconv._cuda imports CuPy, which happens on the first call
 # with CuPy arrays only (is_cupy_namespace compares names, importing nothing).
 register_backend("cupy", array_api_compat.is_cupy_namespace, "fastconv._cuda:CuPyBackend")
+
+
+def output_target(out, shape, dtype, inputs, xp):
+    """The array a backend's kernels write the result into.
+
+    `out` itself, reshaped to the kernels' `shape`, when they can write
+    into it directly: C-contiguous, writeable (arrays without that flag,
+    such as CuPy's, count as writeable) and sharing no memory with
+    `inputs` (None entries skipped); else a new array of `xp` (NumPy or
+    CuPy), which `deliver` copies into `out`.
+    """
+    if (out is not None and out.flags.c_contiguous
+            and getattr(out.flags, "writeable", True)
+            and not any(xp.may_share_memory(out, a) for a in inputs if a is not None)):
+        return out.reshape(shape)
+    return xp.empty(shape, dtype=dtype)
+
+
+def deliver(target, user_shape, out, xp):
+    """The result in the user's form: `target` reshaped to `user_shape`,
+    or `out` (filled from it unless the kernels wrote there already)."""
+    result = target.reshape(user_shape)
+    if out is None:
+        return result
+    if not xp.may_share_memory(result, out):
+        out[...] = result
+    return out

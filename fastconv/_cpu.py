@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _cost, _fft, _separable, _sparse, _threads, _winograd
+from ._backends import deliver, output_target
 from ._schedule import (MIN_WORK_PER_THREAD, PLANE_SCRATCH_BYTES, channel_blocked,
                         direct_schedule, workspace)
 from ._validation import all_finite
@@ -356,16 +357,7 @@ class CPUBackend:
         # (or wait for) a whole team.
         nthreads = max(1, min(nthreads, p.flops // (2 * MIN_WORK_PER_THREAD)))
 
-        target = None
-        if (
-            out is not None
-            and out.flags.c_contiguous
-            and out.flags.writeable
-            and not any(np.may_share_memory(out, a) for a in (x, w5, b))
-        ):
-            target = out.reshape(geo.out5)
-        if target is None:
-            target = np.empty(geo.out5, dtype=p.dtype)
+        target = output_target(out, geo.out5, p.dtype, (x, w5, b), np)
         if target.size == 0:
             pass
         elif p.in_channels_per_group == 0:
@@ -408,12 +400,7 @@ class CPUBackend:
                     _im2col.conv_im2col(x5, w5, b, target, *args, p.groups, tile,
                                         parallel_tiles, nthreads, workspace)
 
-        result = target.reshape(p.user_out_shape)
-        if out is None:
-            return result
-        if not np.may_share_memory(result, out):
-            out[...] = result
-        return out
+        return deliver(target, p.user_out_shape, out, np)
 
 
 def _pack_blocked(w5, b, problem, nthreads=1, transient=False):

@@ -49,6 +49,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._backends import deliver, output_target
 from ._cpu import _geometry
 
 __all__ = ["CuPyBackend", "kernel_source", "kernel_function", "CUDA_SOURCES", "GPU_MODEL"]
@@ -385,12 +386,7 @@ class CuPyBackend:
         cp = self._cp
         algorithm, p, geo, w5, b, state = prepared
         with self._device_of(x):
-            target = None
-            if (out is not None and out.flags.c_contiguous
-                    and not any(cp.may_share_memory(out, a) for a in (x, w5, b))):
-                target = out.reshape(geo.out5)
-            if target is None:
-                target = cp.empty(geo.out5, dtype=p.dtype)
+            target = output_target(out, geo.out5, p.dtype, (x, w5, b), cp)
             if target.size == 0:
                 pass
             elif p.in_channels_per_group == 0:
@@ -406,12 +402,7 @@ class CuPyBackend:
                 else:
                     raise ValueError(f"algorithm={algorithm!r} is not available for cupy "
                                      f"arrays (available: {self.algorithms})")
-            result = target.reshape(p.user_out_shape)
-            if out is None:
-                return result
-            if not cp.may_share_memory(result, out):
-                out[...] = result
-            return out
+            return deliver(target, p.user_out_shape, out, cp)
 
     def _layout_input(self, x, p, geo):
         """5-D C-contiguous input in the problem's dtype, non-zero padding applied."""
@@ -489,7 +480,7 @@ class CuPyBackend:
         of fastconv._fft.conv_nn)."""
         cp = self._cp
         n = x5.shape[0]
-        g, cout_g, cin_g = p.groups, p.out_channels_per_group, p.in_channels_per_group
+        g, cin_g = p.groups, p.in_channels_per_group
         # x cropped / zero-padded to the padded extent the outputs read.
         index, pads = [slice(None), slice(None)], [(0, 0), (0, 0)]
         for size, before, ext in zip(x5.shape[2:], geo.pad_before, filters.extent):

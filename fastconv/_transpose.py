@@ -41,7 +41,7 @@ import numpy as np
 from array_api_compat import is_array_api_obj
 
 from . import _api, _threads
-from ._backends import as_arrays, backend_for
+from ._backends import as_arrays, backend_for, deliver, output_target
 from ._cpu_adjoint import GEMM_MIN_CHANNELS
 from ._validation import (ConvProblem, _as_shape, _int_tuple, _typed, _untyped,
                           check_float_dtype, check_out, check_shape, normalize_padding,
@@ -284,25 +284,14 @@ def _transpose(backend, problem, x, weight, bias, algorithm, out, nthreads):
     else:
         runs = _polyphase_plan(backend, p, x, weight, bias,
                                "auto" if path == "polyphase" else path, nthreads)
-    shape = (p.batch, p.out_channels) + p.out_size
-    target = None
-    if (out is not None and out.flags.c_contiguous and out.flags.writeable
-            and not any(np.may_share_memory(out, a) for a in (x, weight, bias)
-                        if a is not None)):
-        target = out.reshape(shape)
-    if target is None:
-        target = np.empty(shape, dtype=p.dtype)
+    target = output_target(out, (p.batch, p.out_channels) + p.out_size, p.dtype,
+                           (x, weight, bias), np)
     if target.size:
         if runs is None:
             backend.adjoint.conv_transpose_gemm(p, x, weight, bias, target, nthreads)
         else:
             _run_polyphase(backend, runs, bias, target, nthreads)
-    result = target.reshape(p.user_out_shape)
-    if out is None:
-        return result
-    if not np.may_share_memory(result, out):
-        out[...] = result
-    return out
+    return deliver(target, p.user_out_shape, out, np)
 
 
 def _conv_transposend(nd, x, weight, bias, stride, padding, output_padding, groups, dilation,
