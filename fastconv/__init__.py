@@ -7,19 +7,25 @@ Architecture::
             |                                  fft -> fastconv._fft (scipy.fft, overlap-add)
             |                                  auto -> fastconv._cost (fitted cost model)
     fastconv.conv1d / conv2d / conv3d          public API (fastconv._api)
-            |  validate + plan once            fastconv._validation.plan_conv
-            v                                  -> ConvProblem (shapes, padding, dtype)
+    fastconv.conv_transpose*d, grad, im2col    fastconv._transpose, fastconv.grad
+    fastconv.conv_matrix, ConvOperator         fastconv._operator (scipy.sparse, LinearOperator)
+            |  validate + plan once            fastconv._validation -> ConvProblem
+            v                                  (shapes, padding, dtype)
     backend registry by array namespace        fastconv._backends (array-api-compat)
             |
             +-- NumPy  -> CPUBackend           fastconv._cpu: layout, padding modes,
-            |                                  algorithm rule, thread budget
+            |                                  algorithm rule, thread budget;
+            |                                  .adjoint = fastconv._cpu_adjoint
             |               |
             |               v
-            |         compiled leaf kernels    fastconv._kernels: _direct (SIMD rows),
-            |                                  _im2col (tiled im2col + BLAS GEMM),
+            |         compiled leaf kernels    fastconv._kernels: _direct (SIMD rows,
+            |                                  channel-blocked), _im2col / _col2im (tiled,
+            |                                  BLAS GEMM), _winograd, _sparse (CSR),
             |                                  fc_kernels.c (SIMD C, per-ISA builds);
             |                                  FFT path: fastconv._fft (pocketfft)
-            +-- (CuPy, Dask: later backends register here without front-end changes)
+            +-- CuPy   -> CuPyBackend          fastconv._cuda (imported on first use):
+            |                                  _kernels/cuda/*.cu by NVRTC, cupy.fft
+            +-- (Dask: a later backend registers here without front-end changes)
 
     thread budget (OpenMP + BLAS together)     fastconv._threads
 
