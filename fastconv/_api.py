@@ -62,7 +62,8 @@ def _candidates(backend, problem):
 
 def _tuned(backend, problem, x, weight, bias, nthreads):
     """The autotuning entry of `problem`: cached, or measured now."""
-    entry = _tuning.lookup(problem, nthreads, backend.name)
+    tag = backend.tuning_tag(weight)
+    entry = _tuning.lookup(problem, nthreads, tag)
     if entry is None:
         names, _ = _candidates(backend, problem)
         sync = getattr(backend, "synchronize", None)  # device backends: time the work
@@ -76,8 +77,7 @@ def _tuned(backend, problem, x, weight, bias, nthreads):
                     sync()
 
             runs[name] = run
-        entry = _tuning.tune(problem, nthreads, runs, backend.estimate(problem, weight),
-                             backend.name)
+        entry = _tuning.tune(problem, nthreads, runs, backend.estimate(problem, weight), tag)
     return entry
 
 

@@ -37,6 +37,9 @@ A backend class provides:
     The convolution of `x` with prepared weights.
 ``conv(x, weight, bias, problem, algorithm, out, nthreads) -> array``
     ``execute(prepare(...), x, out, nthreads)``.
+``tuning_tag(weight) -> str``
+    What the autotuning cache key adds to the shapes for these weights
+    (the backend, the density class of pruned weights; "" for none).
 ``synchronize()`` (device backends only)
     Wait for the queued work, so that autotuning times finished calls.
 ``adjoint``

@@ -329,6 +329,15 @@ class CPUBackend:
         return Prepared(algorithm, p, geo, w5, b, state)
 
     @staticmethod
+    def tuning_tag(weight) -> str:
+        """What the autotuning key adds to the shapes: the density class of
+        pruned weights (tenths: "sparse"'s speed follows the nonzeros), or
+        nothing for weights at least DENSE_SAMPLE nonzero."""
+        size = np.size(weight)
+        density = _sparse.nonzeros_for_estimate(weight) / size if size else 1.0
+        return "" if density >= _sparse.DENSE_SAMPLE else f"density~{density:.1f}"
+
+    @staticmethod
     def all_finite(*arrays) -> bool:
         """Whether every given array holds only finite values."""
         return all_finite(*arrays)

@@ -370,6 +370,11 @@ class CuPyBackend:
                 state = self._fft_filters(w5, p)
         return Prepared(algorithm, p, geo, w5, b, state)
 
+    @staticmethod
+    def tuning_tag(weight) -> str:
+        """Autotuning entries of this backend are its own (see fastconv._tuning)."""
+        return "cupy"
+
     def synchronize(self):
         """Wait for CuPy's current stream (autotuning times finished work)."""
         self._cp.cuda.get_current_stream().synchronize()

@@ -3,7 +3,9 @@
 Off by default.  When on (:func:`set_autotune` or the :func:`autotune`
 context manager, process-wide like ``torch.backends.cudnn.benchmark``),
 the first ``algorithm="auto"`` call for a problem -- shapes, dtype, size
-arguments, padding mode and thread count -- runs every algorithm that can
+arguments, padding mode and thread count, and the backend's tag (the
+backend for a device backend; the density class, in tenths, of pruned
+weights) -- runs every algorithm that can
 serve it (except those the cost model puts above PRUNE_FACTOR times the
 best estimate), keeps the fastest and uses it for every later call of that
 problem.  The cache is keyed by machine too, so one file can hold the
@@ -139,40 +141,42 @@ def machine_key() -> str:
             f"{_runtime.simd_level()} | fastconv {__version__}")
 
 
-def problem_key(problem, nthreads: int, backend: str = "numpy") -> str:
+def problem_key(problem, nthreads: int, tag: str = "") -> str:
     """The problem part of an autotuning cache key.
 
     Parameters
     ----------
     problem : ConvProblem
     nthreads : int
-    backend : str, default "numpy"
-        The backend's name: each backend times (and caches) its own
-        algorithms.  NumPy's keys carry no prefix.
+    tag : str, default ""
+        The backend's ``tuning_tag(weight)``: what else decides the winner
+        besides the shapes (the backend, for a device backend; the density
+        class of pruned weights, whose winner differs from dense ones).
+        Empty for NumPy arrays with dense weights.
 
     Returns
     -------
     key : str
-        Readable and stable: backend (other than NumPy), dimensionality,
-        shapes, size arguments, padding mode, dtype, bias and thread count.
+        Readable and stable: tag, dimensionality, shapes, size arguments,
+        padding mode, dtype, bias and thread count.
     """
     p = problem
-    prefix = "" if backend == "numpy" else f"{backend} "
+    prefix = f"{tag} " if tag else ""
     return (f"{prefix}conv{p.nd}d N={p.batch} C={p.in_channels}->{p.out_channels} "
             f"in={tuple(p.in_size)} k={tuple(p.kernel_size)} s={tuple(p.stride)} "
             f"p={tuple(tuple(x) for x in p.padding)} d={tuple(p.dilation)} g={p.groups} "
             f"{p.padding_mode} {p.dtype.name} bias={p.has_bias} threads={nthreads}")
 
 
-def lookup(problem, nthreads: int, backend: str = "numpy"):
+def lookup(problem, nthreads: int, tag: str = ""):
     """The cached autotuning entry of a problem on this machine.
 
     Parameters
     ----------
     problem : ConvProblem
     nthreads : int
-    backend : str, default "numpy"
-        The backend's name (see `problem_key`).
+    tag : str, default ""
+        See `problem_key`.
 
     Returns
     -------
@@ -180,15 +184,14 @@ def lookup(problem, nthreads: int, backend: str = "numpy"):
         ``{"algorithm": str, "seconds": {name: float}}``, or None.
     """
     with _lock:
-        return _cache.get(machine_key(), {}).get(problem_key(problem, nthreads, backend))
+        return _cache.get(machine_key(), {}).get(problem_key(problem, nthreads, tag))
 
 
-def tune(problem, nthreads: int, candidates: dict, estimates: dict,
-         backend: str = "numpy") -> dict:
+def tune(problem, nthreads: int, candidates: dict, estimates: dict, tag: str = "") -> dict:
     """Time `candidates` (algorithm -> zero-argument callable that returns
     only when its work is done: a device backend's calls synchronise), cache
-    under `backend`'s key and return the entry ``{"algorithm": fastest,
-    "seconds": {name: best}}``."""
+    under the key of `problem` and `tag` (see `problem_key`) and return the
+    entry ``{"algorithm": fastest, "seconds": {name: best}}``."""
     best_estimate = min(estimates.get(a, float("inf")) for a in candidates)
     seconds = {}
     for name, run in candidates.items():
@@ -203,7 +206,7 @@ def tune(problem, nthreads: int, candidates: dict, estimates: dict,
         seconds[name] = min(times)
     entry = {"algorithm": min(seconds, key=seconds.get), "seconds": seconds}
     with _lock:
-        _cache.setdefault(machine_key(), {})[problem_key(problem, nthreads, backend)] = entry
+        _cache.setdefault(machine_key(), {})[problem_key(problem, nthreads, tag)] = entry
     return entry
 
 

@@ -117,9 +117,9 @@ def tune_calls(monkeypatch):
     calls = []
     real = _tuning.tune
 
-    def tune(problem, nthreads, candidates, estimates, backend="numpy"):
+    def tune(problem, nthreads, candidates, estimates, tag=""):
         calls.append(sorted(candidates))
-        return real(problem, nthreads, candidates, estimates, backend)
+        return real(problem, nthreads, candidates, estimates, tag)
 
     monkeypatch.setattr(_tuning, "tune", tune)
     return calls
@@ -836,15 +836,25 @@ def test_finiteness_scan_matches_isfinite(dtype):
     assert not all_finite(np.array([1 + 1j, complex(0, np.nan)]))
 
 
-def test_autotune_keys_carry_the_backend():
-    """Each backend times and caches its own algorithms: a CuPy entry can
-    never hand the CPU an algorithm it did not time, nor the reverse."""
-    rng = np.random.default_rng(0)
+def test_autotune_keys_carry_the_backend_and_weight_density(rng):
+    """Each backend times and caches its own algorithms, and pruned weights
+    are tuned apart from dense ones of the same shape (their winner may be
+    "sparse"); dense weights keep the plain key."""
     x = rng.standard_normal((1, 8, 9, 9))
     w = rng.standard_normal((8, 8, 3, 3))
     problem = fastconv._validation.plan_conv(2, x, w, None, 1, 1, 1, 1, "zeros")
-    cpu, gpu = _tuning.problem_key(problem, 2), _tuning.problem_key(problem, 2, "cupy")
-    assert cpu != gpu and gpu.startswith("cupy ") and not cpu.startswith("numpy")
+    cpu = _cpu.CPUBackend()
+    pruned = np.where(rng.random(w.shape) < 0.1, w, 0.0)
+    assert cpu.tuning_tag(w) == ""
+    assert cpu.tuning_tag(pruned).startswith("density~0.")
+    keys = {_tuning.problem_key(problem, 2, tag) for tag in ("", cpu.tuning_tag(pruned), "cupy")}
+    assert len(keys) == 3
     entry = _tuning.tune(problem, 2, {"direct": lambda: None}, {"direct": 1.0}, "cupy")
     assert _tuning.lookup(problem, 2, "cupy") == entry
     assert _tuning.lookup(problem, 2) is None
+    with fastconv.autotune():
+        fastconv.conv2d(x, w, padding=1)
+        fastconv.conv2d(x, pruned, padding=1)
+    keys = [k for entries in fastconv.autotune_cache().values() for k in entries
+            if not k.startswith("cupy ")]
+    assert len(keys) == 2 and sum(k.startswith("density~") for k in keys) == 1
