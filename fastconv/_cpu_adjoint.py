@@ -155,7 +155,10 @@ def conv_weight_grad(forward, x, grad_output, weight_size, nthreads):
             _lift3((pb for pb, _ in forward.padding), nd, 0), _lift3(forward.dilation, nd, 1),
             g, tile, nthreads, workspace)
     grad = acc.sum(axis=0, dtype=dt) if nthreads > 1 else acc[0]
-    return grad.reshape(weight_size)
+    cout_g = forward.out_channels // g
+    # Each group's block is dW^T (K x C_out/groups); the result is (C_out, K...).
+    return np.ascontiguousarray(
+        grad.reshape(g, k, cout_g).transpose(0, 2, 1)).reshape(weight_size)
 
 
 def im2col(x4, kernel, grid, stride, padding, dilation, nthreads):
