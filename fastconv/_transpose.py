@@ -44,8 +44,8 @@ from . import _api, _threads
 from ._backends import as_arrays, backend_for, deliver, output_target
 from ._cpu_adjoint import GEMM_MIN_CHANNELS
 from ._validation import (ConvProblem, _as_shape, _int_tuple, _typed, _untyped,
-                          check_float_dtype, check_out, check_shape, normalize_padding,
-                          parse_layout, plan_conv)
+                          check_float_dtype, check_out, check_shape, memoized_plan,
+                          normalize_padding, parse_layout, plan_conv)
 
 __all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "im2col", "col2im",
            "conv_input_grad", "conv_weight_grad"]
@@ -78,11 +78,7 @@ def plan_transpose(nd, x, weight, bias, stride, padding, output_padding, groups,
            None if bias is None else (_as_shape(bias), bias.dtype),
            _typed(stride), _typed(padding), _typed(output_padding), _typed(groups),
            _typed(dilation))
-    try:
-        hash(key)
-    except TypeError:
-        return _plan_transpose(key)
-    return _plan_transpose_cached(key)
+    return _plan_transpose_memo(key)
 
 
 def _plan_transpose(key) -> ConvProblem:
@@ -143,7 +139,7 @@ def _plan_transpose(key) -> ConvProblem:
         form=form)
 
 
-_plan_transpose_cached = functools.lru_cache(maxsize=256)(_plan_transpose)
+_plan_transpose_memo = memoized_plan(_plan_transpose, 256)
 
 
 def _check_size(total, dt, shape):

@@ -290,11 +290,7 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
     key = (nd, _as_shape(x), x.dtype, _as_shape(weight), weight.dtype,
            None if bias is None else (_as_shape(bias), bias.dtype),
            _typed(stride), _typed(padding), _typed(dilation), _typed(groups), padding_mode)
-    try:
-        hash(key)
-    except TypeError:  # an unhashable argument: plan without the cache
-        return _plan(key)
-    return _plan_cached(key)
+    return _plan_memo(key)
 
 
 def _plan(key) -> ConvProblem:
@@ -373,7 +369,23 @@ def _plan(key) -> ConvProblem:
     )
 
 
-_plan_cached = functools.lru_cache(maxsize=512)(_plan)
+def memoized_plan(planner, maxsize: int):
+    """`planner(key)` behind an LRU cache of `maxsize` keys; a key holding
+    an unhashable argument (which the planner then rejects or converts) is
+    planned without the cache."""
+    cached = functools.lru_cache(maxsize=maxsize)(planner)
+
+    def plan(key):
+        try:
+            hash(key)
+        except TypeError:
+            return planner(key)
+        return cached(key)
+
+    return plan
+
+
+_plan_memo = memoized_plan(_plan, 512)
 
 
 def check_out(out, problem: ConvProblem, namespace_check) -> None:
