@@ -70,14 +70,38 @@ def gemm_reason(problem):
 
 
 def weight_grad_reason(forward):
-    """Why the weight gradient of the convolution `forward` cannot run, or None."""
+    """Why the weight gradient of the convolution `forward` cannot run.
+
+    Parameters
+    ----------
+    forward : ConvProblem
+        The forward convolution.
+
+    Returns
+    -------
+    reason : str or None
+        The 32-bit BLAS limit it exceeds, or None when it can run.
+    """
     g = forward.groups
     return _blas_limit(forward.in_channels // g * math.prod(forward.kernel_size),
                        math.prod(forward.out_size), forward.out_channels // g)
 
 
 def transpose_algorithm(problem) -> str:
-    """The path "auto" takes: "im2col" (GEMM + col2im) or "polyphase"."""
+    """The path "auto" takes for a transposed convolution.
+
+    Parameters
+    ----------
+    problem : ConvProblem
+        The transposed convolution (in_* are its input).
+
+    Returns
+    -------
+    path : {"im2col", "polyphase"}
+        GEMM + col2im for strided problems with at least GEMM_MIN_CHANNELS
+        input channels per group (one large GEMM beats several small
+        convolutions), the polyphase decomposition otherwise.
+    """
     if (any(s > 1 for s in problem.stride)
             and problem.in_channels // problem.groups >= GEMM_MIN_CHANNELS
             and gemm_reason(problem) is None):

@@ -106,7 +106,20 @@ class Grid(NamedTuple):
 
 
 def grid(geo) -> Grid:
-    """The polyphase grid of a laid-out problem (fastconv._cpu._Geometry)."""
+    """The polyphase grid of a laid-out problem.
+
+    Parameters
+    ----------
+    geo : fastconv._cpu._Geometry
+        The problem's 5-D layout (kernel, output, stride, dilation).
+
+    Returns
+    -------
+    grid : Grid
+        Row length L, rows per plane, planes, phase channels
+        (sd*sy*sx) and grid positions per channel: each tap of any stride
+        and dilation reads input element ``offset + q`` for grid position q.
+    """
     (kd, kh, kw), (od, oh, ow) = geo.w5[2:], geo.out5[2:]
     (sd, sy, sx), (dd, dy, dx) = geo.stride, geo.dilation
     L = ow + (kw - 1) * dx // sx

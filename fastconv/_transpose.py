@@ -463,7 +463,32 @@ def _check_grad_output(grad_output, forward, expected_form_shape):
 
 
 def conv_input_grad(nd, input_size, weight, grad_output, stride, padding, dilation, groups):
-    """Gradient of ``conv{nd}d`` with respect to its input (fastconv.grad)."""
+    """Gradient of ``conv{nd}d`` with respect to its input (fastconv.grad).
+
+    Parameters
+    ----------
+    nd : {1, 2, 3}
+        Spatial dimensions.
+    input_size : sequence of int
+        Shape of the convolution's input (N, C_in, *spatial), (C_in,
+        *spatial) or the plain form; also the result's shape.
+    weight : (C_out, C_in/groups, *kernel) array of float32 or float64
+    grad_output : array of the convolution's output shape
+    stride, padding, dilation, groups
+        As for ``conv{nd}d`` (zero padding).
+
+    Returns
+    -------
+    grad_input : array of shape `input_size`
+        The transposed convolution of `grad_output` with `weight`, with
+        the output padding that recovers `input_size`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid arguments, or a `grad_output` whose shape is not the
+        convolution's output shape, naming the argument.
+    """
     weight, grad_output = as_arrays(weight, grad_output)
     backend = backend_for(weight, grad_output)
     size = check_shape(input_size, "input_size")
@@ -483,7 +508,32 @@ def conv_input_grad(nd, input_size, weight, grad_output, stride, padding, dilati
 
 
 def conv_weight_grad(nd, x, weight_size, grad_output, stride, padding, dilation, groups):
-    """Gradient of ``conv{nd}d`` with respect to its weight (fastconv.grad)."""
+    """Gradient of ``conv{nd}d`` with respect to its weight (fastconv.grad).
+
+    Parameters
+    ----------
+    nd : {1, 2, 3}
+        Spatial dimensions.
+    x : array of float32 or float64
+        The convolution's input.
+    weight_size : sequence of int
+        Shape of the weight (C_out, C_in/groups, *kernel); also the result's.
+    grad_output : array of the convolution's output shape
+    stride, padding, dilation, groups
+        As for ``conv{nd}d`` (zero padding).
+
+    Returns
+    -------
+    grad_weight : array of shape `weight_size`
+        ``sum_n grad_output_n @ im2col(x_n)^T`` per group (the backend's
+        ``adjoint.conv_weight_grad``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid arguments, a `grad_output` of the wrong shape, or
+        matrices too large for 32-bit BLAS, naming the argument.
+    """
     x, grad_output = as_arrays(x, grad_output)
     backend = backend_for(x, grad_output)
     size = check_shape(weight_size, "weight_size")

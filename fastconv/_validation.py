@@ -185,7 +185,24 @@ def normalize_padding(padding, nd: int, kernel_size, dilation, stride) -> tuple:
 
 
 def check_groups(groups) -> int:
-    """`groups` as a positive int, or TypeError/ValueError naming it."""
+    """`groups` as a positive int.
+
+    Parameters
+    ----------
+    groups : int-like
+        The ``groups`` argument (bool refused).
+
+    Returns
+    -------
+    groups : int
+
+    Raises
+    ------
+    TypeError
+        If `groups` is not an int (bools included).
+    ValueError
+        If it is below 1.
+    """
     if isinstance(groups, (bool, np.bool_)):
         raise TypeError(f"groups must be an int, got {groups!r}")
     try:
