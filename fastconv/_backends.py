@@ -47,10 +47,20 @@ A backend class provides:
     ``gemm_reason``, ``conv_transpose_gemm``, ``weight_grad_reason``,
     ``conv_weight_grad``, ``im2col``, ``col2im`` (fastconv._cpu_adjoint
     on the CPU).
+``conv_transpose(x, weight, bias, problem, algorithm, out, nthreads)`` (optional)
+    A whole planned transposed convolution, for a backend that runs it its
+    own way (the Dask backend, chunk by chunk); without it the front end
+    runs the polyphase or GEMM plan on the backend's kernels.
+
+Dask arrays are served by a wrapping backend, fastconv._dask.DaskBackend,
+around the backend of their chunks' namespace (NumPy or CuPy): arrays of
+that namespace may be mixed with Dask arrays in one call (an in-memory
+kernel with a chunked image), any other mix raises TypeError.
 """
 from __future__ import annotations
 
 import importlib
+import math
 import threading
 
 import array_api_compat
@@ -107,6 +117,9 @@ def backend_for(*arrays):
     present = [a for a in arrays if a is not None]
     if all(type(a) is np.ndarray for a in present) and "numpy" in _instances:
         return _instances["numpy"]  # the common case, without namespace inspection
+    lazy = [a for a in present if array_api_compat.is_dask_array(a)]
+    if lazy:
+        return _dask_backend(lazy, [a for a in present if not array_api_compat.is_dask_array(a)])
     try:
         xp = array_api_compat.array_namespace(*present)
     except TypeError as exc:
@@ -125,6 +138,34 @@ def backend_for(*arrays):
                         inst = _instances[name] = getattr(importlib.import_module(module), cls)()
             return inst
     raise TypeError(f"no fastconv backend for arrays of namespace {xp.__name__}")
+
+
+def _dask_backend(lazy, eager):
+    """The Dask backend around the backend of the chunks' namespace."""
+    for a in lazy:
+        if any(math.isnan(n) for n in a.shape):
+            raise ValueError(
+                f"a Dask array of shape {a.shape} has unknown chunk sizes; call its "
+                "compute_chunk_sizes() first")
+    try:
+        inner = backend_for(*[a._meta for a in lazy], *eager)
+    except TypeError:
+        kinds = sorted({f"{type(a._meta).__module__}.{type(a._meta).__name__} (Dask chunks)"
+                        for a in lazy} | {f"{type(a).__module__}.{type(a).__name__}"
+                                          for a in eager})
+        raise TypeError(
+            "arrays from different namespaces cannot be mixed in one call: "
+            f"{', '.join(kinds)}") from None
+    key = "dask:" + inner.name
+    inst = _instances.get(key)
+    if inst is None:
+        with _lock:
+            inst = _instances.get(key)
+            if inst is None:
+                from ._dask import DaskBackend
+
+                inst = _instances[key] = DaskBackend(inner)
+    return inst
 
 
 register_backend("numpy", array_api_compat.is_numpy_namespace, "fastconv._cpu:CPUBackend")

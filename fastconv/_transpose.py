@@ -305,6 +305,9 @@ def _conv_transposend(nd, x, weight, bias, stride, padding, output_padding, grou
     if out is not None:
         check_out(out, problem, backend.is_array)
     nthreads = _threads.resolve_workers(workers)
+    own = getattr(backend, "conv_transpose", None)  # a backend with its own way (Dask)
+    if own is not None:
+        return own(x, weight, bias, problem, algorithm, out, nthreads)
     return _transpose(backend, problem, x, weight, bias, algorithm, out, nthreads)
 
 

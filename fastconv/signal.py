@@ -73,6 +73,7 @@ import timeit
 
 import numpy as np
 import scipy.signal as _scipy_signal
+from array_api_compat import is_dask_array
 
 from . import _cost, _fft, _sparse, _threads
 from ._api import _convnd
@@ -107,6 +108,15 @@ _EXACT = 2 ** 53
 # --------------------------------------------------------------------------
 # Argument checks shared with SciPy's wording
 # --------------------------------------------------------------------------
+
+def _lazy(name, in1, in2, sparse_output=False, **kwargs):
+    """The lazy result for Dask inputs (fastconv._dask.signal_call), or None."""
+    if sparse_output is False and (is_dask_array(in1) or is_dask_array(in2)):
+        from ._dask import signal_call
+
+        return signal_call(name, in1, in2, **kwargs)
+    return None
+
 
 def _check_mode(mode):
     if not isinstance(mode, str) or mode not in _MODES:
@@ -376,6 +386,9 @@ def convolve(in1, in2, mode="full", method="auto", *, workers=None, sparse_outpu
     >>> signal.convolve([1, 2, 3], [0, 1, 0.5])
     array([0. , 1. , 2.5, 4. , 1.5])
     """
+    lazy = _lazy("convolve", in1, in2, sparse_output, mode=mode, method=method, workers=workers)
+    if lazy is not None:
+        return lazy
     if _sparse.is_sparse(in1) or _sparse.is_sparse(in2) or sparse_output is not False:
         _check_method(method)
         return _sparse_2d(in1, in2, mode, "fill", 0, workers, False, sparse_output,
@@ -442,6 +455,10 @@ def correlate(in1, in2, mode="full", method="auto", *, workers=None, sparse_outp
     >>> signal.correlate([1.0, 2.0, 3.0], [0.0, 1.0, 0.5])
     array([0.5, 2. , 3.5, 3. , 0. ])
     """
+    lazy = _lazy("correlate", in1, in2, sparse_output, mode=mode, method=method,
+                 workers=workers)
+    if lazy is not None:
+        return lazy
     if _sparse.is_sparse(in1) or _sparse.is_sparse(in2) or sparse_output is not False:
         _check_method(method)
         if _sparse.is_sparse(in2):
@@ -503,6 +520,9 @@ def fftconvolve(in1, in2, mode="full", axes=None, *, workers=None):
     >>> np.round(signal.fftconvolve([1.0, 2.0, 3.0], [1.0, 1.0]), 12)
     array([1., 3., 5., 3.])
     """
+    lazy = _lazy("fftconvolve", in1, in2, mode=mode, axes=axes, workers=workers)
+    if lazy is not None:
+        return lazy
     return _fft_family(in1, in2, mode, axes, workers, blocked=False)
 
 
@@ -544,6 +564,9 @@ def oaconvolve(in1, in2, mode="full", axes=None, *, workers=None):
     >>> signal.oaconvolve(x, np.ones(3), mode="valid").round(9)[:3]
     array([3., 3., 3.])
     """
+    lazy = _lazy("oaconvolve", in1, in2, mode=mode, axes=axes, workers=workers)
+    if lazy is not None:
+        return lazy
     return _fft_family(in1, in2, mode, axes, workers, blocked=True)
 
 
@@ -687,6 +710,10 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=N
            [1., 2., 1.],
            [0., 1., 2.]])
     """
+    lazy = _lazy("convolve2d", in1, in2, sparse_output, mode=mode, boundary=boundary,
+                 fillvalue=fillvalue, workers=workers)
+    if lazy is not None:
+        return lazy
     return _two_d(in1, in2, mode, boundary, fillvalue, workers, False, "convolve2d",
                   sparse_output)
 
@@ -725,6 +752,10 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=
     array([[2., 1.],
            [1., 2.]])
     """
+    lazy = _lazy("correlate2d", in1, in2, sparse_output, mode=mode, boundary=boundary,
+                 fillvalue=fillvalue, workers=workers)
+    if lazy is not None:
+        return lazy
     return _two_d(in1, in2, mode, boundary, fillvalue, workers, True, "correlate2d",
                   sparse_output)
 
@@ -789,6 +820,9 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     >>> signal.choose_conv_method(np.ones(100_000), np.ones(5_000))
     'fft'
     """
+    if is_dask_array(in1) or is_dask_array(in2):
+        raise TypeError("choose_conv_method takes in-memory arrays: each chunk of a Dask array "
+                        "chooses for itself; pass one chunk (x.blocks[0].compute())")
     in1, in2 = np.asarray(in1), np.asarray(in2)
     if measure:
         times = {m: _timeit(lambda m=m: convolve(in1, in2, mode=mode, method=m))
