@@ -298,6 +298,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     -----
     This is cross-correlation, as in deep-learning frameworks; for true
     convolution flip the kernel (``weight[..., ::-1, ::-1]``).
+
+    Array namespaces: NumPy arrays run on the CPU kernels, CuPy arrays on
+    the GPU (:mod:`fastconv._cuda`); a Dask array (of NumPy or CuPy chunks)
+    gives a lazy Dask array whose chunks are computed, when asked, by this
+    function on each chunk and the halo of its neighbours that its windows
+    reach (:mod:`fastconv._dask`; ``out=`` is refused, plans take
+    in-memory arrays).
     ``conv2d(image, kernel, padding="same")`` equals
     ``scipy.ndimage.correlate(image, kernel, mode="constant")`` for odd
     kernel sizes.

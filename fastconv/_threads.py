@@ -220,43 +220,62 @@ def resolve_workers(workers) -> int:
 class _BlasLimit:
     """Hold every loaded BLAS library at `n` threads inside a ``with`` block.
 
-    BLAS thread counts are process-wide state, so blocks that change them
-    run one at a time (a process-wide lock): each saves the libraries'
-    settings on entry and restores them on exit, and no other call can see
-    or disturb the temporary value.  threadpoolctl finds the libraries
-    once; each use then costs a few ``get_num_threads``/``set_num_threads``
-    calls on them.
+    BLAS thread counts are process-wide state.  Blocks asking for the same
+    count share it and run at once (the chunk tasks of a Dask computation
+    all ask for one thread, say); a block asking for another count waits
+    until the blocks holding the current one have left.  The first block
+    of a group saves the libraries' settings and the last one restores
+    them, so no call sees or disturbs another's temporary value.
+    threadpoolctl finds the libraries once; each use then costs a few
+    ``get_num_threads``/``set_num_threads`` calls on them.
     """
 
-    __slots__ = ("n", "saved")
-    _lock = threading.Lock()
+    __slots__ = ("n",)
+    _cond = threading.Condition()
+    _holders = 0      # blocks inside, all at _current threads
+    _current = None
+    _saved = ()
 
     def __init__(self, n: int):
         self.n = n
-        self.saved = []
 
     def __enter__(self):
-        self._lock.acquire()
-        try:
-            for lib in _blas_libraries():
-                old = lib.get_num_threads()
-                self.saved.append((lib, old))
-                if old != self.n:
-                    lib.set_num_threads(self.n)
-        except BaseException:
-            self.__exit__()
-            raise
+        cls = type(self)
+        with cls._cond:
+            while cls._holders and cls._current != self.n:
+                cls._cond.wait()
+            if not cls._holders:
+                saved = []
+                try:
+                    for lib in _blas_libraries():
+                        old = lib.get_num_threads()
+                        saved.append((lib, old))
+                        if old != self.n:
+                            lib.set_num_threads(self.n)
+                except BaseException:
+                    _restore(saved)
+                    raise
+                cls._saved, cls._current = saved, self.n
+            cls._holders += 1
         return self
 
     def __exit__(self, *exc):
-        try:
-            for lib, old in self.saved:
-                if lib.get_num_threads() != old:
-                    lib.set_num_threads(old)
-            self.saved.clear()
-        finally:
-            self._lock.release()
+        cls = type(self)
+        with cls._cond:
+            cls._holders -= 1
+            if not cls._holders:
+                try:
+                    _restore(cls._saved)
+                finally:
+                    cls._saved, cls._current = [], None
+                    cls._cond.notify_all()
         return False
+
+
+def _restore(saved):
+    for lib, old in saved:
+        if lib.get_num_threads() != old:
+            lib.set_num_threads(old)
 
 
 def _blas_libraries() -> list:
@@ -288,6 +307,7 @@ def blas_limit(n: int) -> _BlasLimit:
     Returns
     -------
     limit : context manager
-        Restores the libraries' settings on exit; blocks run one at a time.
+        Restores the libraries' settings when the last block holding this
+        count leaves; blocks with other counts wait for that.
     """
     return _BlasLimit(n)

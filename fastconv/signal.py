@@ -37,6 +37,12 @@ fft
 ``method="auto"`` picks by a cost model fitted to this package's own
 kernels (``benchmarks/fit_cost_model.py``; see :func:`choose_conv_method`).
 
+Dask arrays: a ``dask.array.Array`` operand gives a lazy Dask array of the
+same shape and dtype, computed chunk by chunk by these functions on each
+chunk and the halo its windows reach (``boundary`` and ``fillvalue`` across
+chunk edges included; see :mod:`fastconv._dask`).  A Dask ``in2`` is the
+kernel and is materialised.
+
 Non-finite values stay local on every automatic path: an FFT spreads one
 NaN or Inf over the whole result, so when ``auto`` would take the FFT path
 and an input is not all finite, the direct path runs instead and a NaN or
