@@ -399,6 +399,11 @@ class DaskBackend:
         """
         from . import _transpose
 
+        try:
+            self.inner.adjoint  # noqa: B018 (the chunks' backend must serve transposes)
+        except TypeError as exc:
+            raise TypeError(f"conv_transpose* cannot run on Dask arrays of {self.inner.name} "
+                            f"chunks: {exc}") from None
         p = problem
         xb = self._batched(x, p)
         weight, bias = _materialise(weight), _materialise(bias)
