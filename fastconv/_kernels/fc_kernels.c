@@ -32,11 +32,13 @@
 #if FC_X86
 #define FC_VBYTES 64
 #define FC_TARGET __attribute__((target("avx512f,avx2,fma")))
+#define FC_HAS_FMA 1
 #define FC_ISA avx512
 #include "fc_rows_inst.h"
 
 #define FC_VBYTES 32
 #define FC_TARGET __attribute__((target("avx2,fma")))
+#define FC_HAS_FMA 1
 #define FC_ISA avx2
 #include "fc_rows_inst.h"
 #endif /* FC_X86 */
@@ -44,6 +46,11 @@
 /* Baseline (SSE2 on x86-64) or portable build: 16-byte vectors. */
 #define FC_VBYTES 16
 #define FC_TARGET
+#if defined(__FMA__) || defined(__aarch64__)
+#define FC_HAS_FMA 1
+#else
+#define FC_HAS_FMA 0
+#endif
 #define FC_ISA base
 #include "fc_rows_inst.h"
 

@@ -5,6 +5,7 @@
  *   FC_NAME     the function's name, e.g. fc_conv_rows_f32_avx512
  *   FC_VBYTES   the vector width in bytes (64, 32, 16)
  *   FC_TARGET   a target attribute (or nothing)
+ *   FC_HAS_FMA  1 if that target has fused multiply-add
  * defined.  Do not include it anywhere else.
  */
 #define FC_VL ((ptrdiff_t)(FC_VBYTES / sizeof(FC_T)))
@@ -14,6 +15,20 @@ typedef FC_T FC_CAT(FC_NAME, vec) __attribute__((vector_size(FC_VBYTES)));
 #define FC_VEC FC_CAT(FC_NAME, vec)
 
 #define FC_LOAD(v, p) __builtin_memcpy(&(v), (p), sizeof(FC_VEC))
+
+/* s + a*b rounded as the vector paths round it (their a += c*v is
+ * contracted to one FMA where the target has FMA, -ffp-contract=fast), so
+ * an output computed here equals the same output computed by a vector
+ * block bit for bit: a column's value does not depend on which path (row
+ * width, chunk of a Dask array) computed it.  Written out, because GCC's
+ * SLP vectoriser would otherwise multiply several taps at once and add the
+ * rounded products. */
+#undef FC_MADD
+#if FC_HAS_FMA
+#define FC_MADD(a, b, s) _Generic((s), float: __builtin_fmaf, double: __builtin_fma)((a), (b), (s))
+#else
+#define FC_MADD(a, b, s) ((s) + (a) * (b))
+#endif
 
 /* Scalar columns [a, b) of one output row (weights wr, entries may be
  * NULL): for each column the taps that fall inside [0, W) are found once,
@@ -37,7 +52,7 @@ FC_TARGET static void FC_CAT(FC_NAME, checked)(
                 continue;
             const FC_T *row = rows[r] + base;
             for (ptrdiff_t kx = k0; kx < k1; ++kx)
-                s += w[kx] * row[kx * dx];
+                s = FC_MADD(w[kx], row[kx * dx], s);
         }
         out[ox] = s;
     }

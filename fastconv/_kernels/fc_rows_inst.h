@@ -1,7 +1,7 @@
 /*
  * fc_rows_inst.h -- instantiate the row kernels (fc_rows_impl.h) for float
  * and double, as fc_rows_<f32|f64>_<FC_ISA>.  fc_kernels.c defines
- * FC_VBYTES, FC_TARGET and FC_ISA before each inclusion; they are undefined
+ * FC_VBYTES, FC_TARGET, FC_HAS_FMA and FC_ISA before each inclusion; they are undefined
  * again at the end.  Do not include it anywhere else.
  */
 #define FC_T float
@@ -17,5 +17,6 @@
 #undef FC_T
 
 #undef FC_ISA
+#undef FC_HAS_FMA
 #undef FC_TARGET
 #undef FC_VBYTES
