@@ -196,10 +196,12 @@ class _Scatter:
         self.out_chunks = tuple(p[1] for p in self.pieces)
 
 
-def _run_blocks(x, axes, fn, dtype, meta):
-    """Apply ``fn(block, pieces)`` to every block of `x` with the halos of
-    `axes` (one plan object per axis of `x`); `pieces` holds each axis'
-    entry for the block.  Returns the lazy result."""
+def _run_blocks(x, axes, fn, dtype, meta, operands=()):
+    """Apply ``fn(block, pieces, *operands)`` to every block of `x` with the
+    halos of `axes` (one plan object per axis of `x`); `pieces` holds each
+    axis' entry for the block, `operands` are in-memory arrays or Delayed
+    ones (see :func:`_operand`), given to the tasks as arrays.  Returns the
+    lazy result."""
     import dask.array as da
     from dask.array.overlap import overlap
 
@@ -209,14 +211,14 @@ def _run_blocks(x, axes, fn, dtype, meta):
         x = overlap(x, depth=depth, boundary="none", allow_rechunk=False)
     out_chunks = tuple(ax.out_chunks for ax in axes)
 
-    def block_fn(block, block_id=None):
+    def block_fn(block, *arrays, block_id=None):
         pieces = tuple(ax.pieces[i] for ax, i in zip(axes, block_id))
         shape = tuple(c[i] for c, i in zip(out_chunks, block_id))
         if 0 in shape:
             return array_namespace(block).zeros(shape, dtype=dtype)
-        return fn(block, pieces)
+        return fn(block, pieces, *arrays)
 
-    return da.map_blocks(block_fn, x, chunks=out_chunks, dtype=dtype, meta=meta,
+    return da.map_blocks(block_fn, x, *operands, chunks=out_chunks, dtype=dtype, meta=meta,
                          token="fastconv-" + fn.__name__.replace("_chunk", ""))
 
 
@@ -236,8 +238,18 @@ def _lazy(a):
     return a if is_dask_array(a) else da.from_array(a, chunks=a.shape)
 
 
-def _materialise(a):
-    return a.compute() if is_dask_array(a) else a
+def _operand(a):
+    """A small argument (weight, bias, kernel) as the tasks receive it: a
+    Dask array becomes one Delayed array, computed with the result and not
+    before; in-memory arrays and None stay as they are."""
+    if not is_dask_array(a):
+        return a
+    return a.rechunk(a.shape).to_delayed().ravel()[0]
+
+
+def _stand_in(a):
+    """Zeros of `a`'s shape and dtype (for checks that need no values)."""
+    return np.zeros(a.shape, dtype=a.dtype) if is_dask_array(a) else a
 
 
 def _pad_lazily(x, first_axis, pads, mode, **kwargs):
@@ -361,9 +373,6 @@ class DaskBackend:
 
         p = problem
         xb = self._batched(x, p)
-        weight, bias = _materialise(weight), _materialise(bias)
-        if weight.ndim == p.nd:
-            weight = weight[(None, None)]
         if p.padding_mode != "zeros":
             xb = _pad_lazily(xb, 2, p.padding, _TORCH_PADS[p.padding_mode])
             sizes = tuple(n + pb + pa for n, (pb, pa) in zip(p.in_size, p.padding))
@@ -377,13 +386,16 @@ class DaskBackend:
         conv = {1: _api.conv1d, 2: _api.conv2d, 3: _api.conv3d}[p.nd]
         hint = _nblocks(axes)
 
-        def conv_chunk(block, pieces):
+        def conv_chunk(block, pieces, weight, bias):
+            if weight.ndim == p.nd:
+                weight = weight[(None, None)]
             window = (slice(None), slice(None)) + tuple(slice(q[0], q[1]) for q in pieces[2:])
             return conv(block[window], weight, bias, p.stride, tuple(q[2:4] for q in pieces[2:]),
                         p.dilation, p.groups, algorithm=algorithm,
                         workers=task_threads(nthreads, hint))
 
-        y = _run_blocks(xb, axes, conv_chunk, p.dtype, _meta(xb, p.dtype, p.nd + 2))
+        y = _run_blocks(xb, axes, conv_chunk, p.dtype, _meta(xb, p.dtype, p.nd + 2),
+                        (_operand(weight), _operand(bias)))
         return self._unbatched(y, p)
 
     def conv_transpose(self, x, weight, bias, problem, algorithm, out, nthreads):
@@ -406,9 +418,6 @@ class DaskBackend:
                             f"chunks: {exc}") from None
         p = problem
         xb = self._batched(x, p)
-        weight, bias = _materialise(weight), _materialise(bias)
-        if weight.ndim == p.nd:
-            weight = weight[(None, None)]
         axes = [_Batch(xb.chunks[0]), _Whole(p.in_channels, p.out_channels)]
         for i in range(p.nd):
             axes.append(_Scatter(xb.chunks[2 + i], p.in_size[i],
@@ -418,8 +427,10 @@ class DaskBackend:
         hint = _nblocks(axes)
         bias_shape = (-1,) + (1,) * p.nd
 
-        def transpose_chunk(block, pieces):
+        def transpose_chunk(block, pieces, weight, bias):
             xp = array_namespace(block)
+            if weight.ndim == p.nd:
+                weight = weight[(None, None)]
             full = transpose(block, weight, None, p.stride, 0, 0, p.groups, p.dilation,
                              algorithm=algorithm, workers=task_threads(nthreads, hint))
             shape = full.shape[:2] + tuple(q[1] for q in pieces[2:])
@@ -434,7 +445,8 @@ class DaskBackend:
                 y += bias.reshape(bias_shape)
             return y
 
-        y = _run_blocks(xb, axes, transpose_chunk, p.dtype, _meta(xb, p.dtype, p.nd + 2))
+        y = _run_blocks(xb, axes, transpose_chunk, p.dtype, _meta(xb, p.dtype, p.nd + 2),
+                        (_operand(weight), _operand(bias)))
         return self._unbatched(y, p)
 
 
@@ -474,7 +486,8 @@ def signal_call(name, in1, in2, mode, *, method="auto", axes=None, boundary="fil
 
     fn = getattr(sig, name)
     in1 = _lazy(in1)
-    in2 = np.asarray(_materialise(in2))
+    kernel_operand = _operand(in2 if is_dask_array(in2) else np.asarray(in2))
+    in2 = np.asarray(_stand_in(in2))  # shape and dtype only, from here on
     if not isinstance(in1._meta, np.ndarray):
         raise TypeError(f"fastconv.signal.{name} takes Dask arrays of NumPy chunks, got chunks "
                         f"of {type(in1._meta).__module__}.{type(in1._meta).__name__}")
@@ -483,8 +496,8 @@ def signal_call(name, in1, in2, mode, *, method="auto", axes=None, boundary="fil
     kwargs = ({"boundary": boundary, "fillvalue": fillvalue} if two_d
               else {"axes": axes} if fft else {"method": method})
 
-    def whole(a):
-        return fn(a, in2, mode, **kwargs, workers=workers)
+    def whole(a, kernel):
+        return fn(a, kernel, mode, **kwargs, workers=workers)
 
     # Argument checks and the result's dtype, as in memory, on stand-ins.
     if two_d:
@@ -498,7 +511,7 @@ def signal_call(name, in1, in2, mode, *, method="auto", axes=None, boundary="fil
     if not (two_d or fft):
         sig._check_method(method)
     if in1.ndim == 0 or in1.size == 0 or in2.size == 0:
-        return _whole_block(in1, whole)
+        return _whole_block(in1, whole, in2, kernel_operand)
     if fft:
         _, _, conv_axes = sig._normalize_axes(in1, in2, mode, axes)
         swapped = sig._swap_needed(mode, in1.shape, in2.shape, conv_axes)
@@ -513,7 +526,7 @@ def signal_call(name, in1, in2, mode, *, method="auto", axes=None, boundary="fil
     if swapped:
         # SciPy's "valid" rule makes in2 the sliding operand: in1 is the
         # smaller one, so it fits in memory as one block.
-        return _whole_block(in1, whole)
+        return _whole_block(in1, whole, in2, kernel_operand)
 
     # Non-convolved axes (fftconvolve/oaconvolve): broadcast, no halo.
     shape1 = list(in1.shape)
@@ -549,7 +562,7 @@ def signal_call(name, in1, in2, mode, *, method="auto", axes=None, boundary="fil
     if two_d:
         chunk_kwargs = {"boundary": "fill", "fillvalue": 0}
 
-    def signal_chunk(block, pieces):
+    def signal_chunk(block, pieces, in2):
         window, widths = [], []
         for ax, q in enumerate(pieces):
             if ax in conv_axes:
@@ -568,7 +581,8 @@ def signal_call(name, in1, in2, mode, *, method="auto", axes=None, boundary="fil
         return fn(part, kernel, "valid", **chunk_kwargs, workers=task_threads(budget, hint))
 
     signal_chunk.__name__ = name
-    return _run_blocks(in1, plan, signal_chunk, dtype, np.empty((0,) * in1.ndim, dtype=dtype))
+    return _run_blocks(in1, plan, signal_chunk, dtype, np.empty((0,) * in1.ndim, dtype=dtype),
+                       (kernel_operand,))
 
 
 def _workers_budget(workers):
@@ -577,12 +591,13 @@ def _workers_budget(workers):
     return _threads.resolve_workers(workers)
 
 
-def _whole_block(in1, whole):
-    """`whole` applied lazily to `in1` as one block (small inputs only)."""
+def _whole_block(in1, whole, stand_in, kernel):
+    """``whole(in1, kernel)`` computed lazily as one block (small `in1` only);
+    its shape and dtype from a call on zeros and the kernel's `stand_in`."""
     import dask
     import dask.array as da
 
-    probe = np.asarray(whole(np.zeros(in1.shape, dtype=in1.dtype)))
-    task = dask.delayed(lambda b: np.asarray(whole(b)), pure=True)(in1)
+    probe = np.asarray(whole(np.zeros(in1.shape, dtype=in1.dtype), stand_in))
+    task = dask.delayed(lambda b, k: np.asarray(whole(b, k)), pure=True)(in1, kernel)
     return da.from_delayed(task, shape=probe.shape, dtype=probe.dtype,
                            meta=np.empty((0,) * probe.ndim, probe.dtype))
