@@ -27,12 +27,20 @@ the Dask array lazily with :func:`dask.array.pad`, whose edge pieces are
 merged into the first and last chunks.  Chunks shorter than the halo are
 merged with their neighbours first (kernels larger than a chunk work);
 batch axes keep their chunks and need no halo; the channel axis of the NN
-family becomes one chunk.  Every output sums the same products as in
-memory: with ``algorithm="direct"`` (and the signal family's direct paths)
-the result equals the in-memory result bit for bit; with "auto" each chunk
-chooses for itself (on its own data, so NaN and Inf stay local as in
-memory), and FFT-based results equal the in-memory ones to the FFT's
-rounding.
+family becomes one chunk.  Weights, biases and kernels given as Dask
+arrays reach the tasks as one Delayed array each, so nothing at all is
+computed at call time.
+
+Every output sums the same products in the same order as in memory: with
+``algorithm="direct"`` (and the signal family's direct paths) the result
+equals the in-memory result bit for bit (the direct kernels round a column
+the same way whatever the width of the row that computes it).  "im2col"
+agrees to rounding (BLAS tiles its GEMM by the chunk's pixel count); with
+"auto" each chunk chooses for itself (on its own data, so NaN and Inf stay
+local as in memory, and where "auto" takes the direct path, as for
+one-channel images, the result is bitwise the in-memory one); FFT and
+Winograd results agree with the in-memory ones to their documented
+bounds.
 
 Threads: a chunk task runs fastconv with :func:`task_threads` threads, the
 thread budget divided among the tasks that run at once: on a
