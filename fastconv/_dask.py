@@ -148,34 +148,56 @@ class _Whole:
 
 
 class _Window:
-    """Correlation axis: outputs j whose window [j*s, j*s + reach] (padded
-    coordinates) starts in the chunk; right halo `reach`.
+    """Correlation axis: output chunk i holds the outputs of input chunk i.
+
+    Output j reads the window ``[j*s - before, j*s - before + reach]`` of
+    the array (``before`` = all padding before it, of which `shift` is
+    already part of the array, padded lazily, and ``pads[0]`` is zero
+    padding the edge chunk adds).  Chunk [a, b) owns the outputs from
+    ``ceil((a - shift) / s)`` on, so for stride 1 and "same" padding the
+    output chunks are the input chunks, and ``to_zarr`` or ``da.store``
+    need no rechunking.  Halo: ``before`` samples of the previous chunk and
+    ``reach - before`` of the next (one-sided for "valid" and "full").
 
     ``pieces[i] = (start, stop, pad_before, pad_after, count)``: the slice
-    of the chunk's block (halo included) the window outputs need, the zero
+    of the chunk's block (halo included) the chunk's outputs need, the zero
     padding to add before and after it, and the number of outputs.
     """
 
-    def __init__(self, chunks, size, reach, stride, pads, out_len):
-        pb, _ = pads
-        self.chunks = _min_chunks(chunks, size, reach)
-        self.depth = (0, reach if len(self.chunks) > 1 else 0)
+    def __init__(self, chunks, size, reach, stride, pads, out_len, shift=0):
+        chunks = _min_chunks(chunks, size, max(shift + pads[0], reach - shift - pads[0]))
+        while True:
+            self._plan(chunks, size, reach, stride, pads, out_len, shift)
+            # A chunk that owns no output (the tail of a "valid" correlation,
+            # a chunk shorter than the stride) joins the chunk before it.
+            empty = [i for i, n in enumerate(self.out_chunks) if n == 0 and i]
+            if not empty:
+                break
+            i = empty[0]
+            chunks = chunks[:i - 1] + (chunks[i - 1] + chunks[i],) + chunks[i + 1:]
+
+    def _plan(self, chunks, size, reach, stride, pads, out_len, shift):
+        pb = pads[0]
+        before = shift + pb
+        left, right = before, max(0, reach - before)
+        self.chunks = tuple(chunks)
         bounds = _bounds(self.chunks)
-        last = len(bounds) - 1
+        if len(bounds) == 1:
+            left = right = 0
+        self.depth = (left, right)
+        owned = [0] + [min(out_len, max(0, -(-(a - shift) // stride))) for a, _ in bounds[1:]]
+        owned.append(out_len)
         self.pieces = []
         for i, (a, b) in enumerate(bounds):
-            lo_p = 0 if i == 0 else a + pb          # padded coordinates owned
-            hi_p = math.inf if i == last else b + pb
-            lo = -(-lo_p // stride)
-            hi = out_len if i == last else min(-(-hi_p // stride), out_len)
-            count = max(0, hi - lo)
-            if count == 0:
+            lo, hi = owned[i], max(owned[i], owned[i + 1])
+            if hi == lo:
                 self.pieces.append((0, 0, 0, 0, 0))
                 continue
-            start = lo * stride - pb                # unpadded coordinates needed
+            origin = a - left if i else 0           # where the block starts
+            start = lo * stride - pb                # array coordinates needed
             stop = (hi - 1) * stride - pb + reach + 1
-            self.pieces.append((max(start, a) - a, min(stop, size) - a,
-                                max(0, -start), max(0, stop - size), count))
+            self.pieces.append((max(start, 0) - origin, min(stop, size) - origin,
+                                max(0, -start), max(0, stop - size), hi - lo))
         self.out_chunks = tuple(p[4] for p in self.pieces)
 
 
@@ -384,13 +406,13 @@ class DaskBackend:
         if p.padding_mode != "zeros":
             xb = _pad_lazily(xb, 2, p.padding, _TORCH_PADS[p.padding_mode])
             sizes = tuple(n + pb + pa for n, (pb, pa) in zip(p.in_size, p.padding))
-            pads = ((0, 0),) * p.nd
+            pads, shifts = ((0, 0),) * p.nd, tuple(pb for pb, _ in p.padding)
         else:
-            sizes, pads = p.in_size, p.padding
+            sizes, pads, shifts = p.in_size, p.padding, (0,) * p.nd
         axes = [_Batch(xb.chunks[0]), _Whole(p.in_channels, p.out_channels)]
         for i in range(p.nd):
             axes.append(_Window(xb.chunks[2 + i], sizes[i], p.dilation[i] * (p.kernel_size[i] - 1),
-                                p.stride[i], pads[i], p.out_size[i]))
+                                p.stride[i], pads[i], p.out_size[i], shifts[i]))
         conv = {1: _api.conv1d, 2: _api.conv2d, 3: _api.conv3d}[p.nd]
         hint = _nblocks(axes)
 
@@ -551,17 +573,19 @@ def signal_call(name, in1, in2, mode, *, method="auto", axes=None, boundary="fil
     kind = sig._BOUNDARIES[boundary] if two_d else "fill"
     fill = sig._fillvalue(fillvalue, dtype) if kind == "fill" and two_d else 0
     sizes = list(in1.shape)
+    shifts = [0] * in1.ndim
     if kind != "fill" or fill != 0:
         x = in1.astype(dtype) if kind == "fill" else in1
         mode_kw = ({"mode": "constant", "constant_values": fill} if kind == "fill"
                    else {"mode": sig._NP_PAD[kind]})
         in1 = _pad_lazily(x, 0, pads, **mode_kw)
         sizes = [n + pb + pa for n, (pb, pa) in zip(sizes, pads)]
+        shifts = [pb for pb, _ in pads]
         pads = [(0, 0)] * in1.ndim
     out_len = [sizes[ax] + pads[ax][0] + pads[ax][1] - in2.shape[ax] + 1 if ax in conv_axes
                else sizes[ax] for ax in range(in1.ndim)]
-    plan = [_Window(in1.chunks[ax], sizes[ax], in2.shape[ax] - 1, 1, pads[ax], out_len[ax])
-            if ax in conv_axes else _Batch(in1.chunks[ax]) for ax in range(in1.ndim)]
+    plan = [_Window(in1.chunks[ax], sizes[ax], in2.shape[ax] - 1, 1, pads[ax], out_len[ax],
+                    shifts[ax]) if ax in conv_axes else _Batch(in1.chunks[ax]) for ax in range(in1.ndim)]
     # in2 sliced along the non-convolved axes where it is not broadcast.
     sliced = [ax for ax in range(in1.ndim) if ax not in conv_axes and in2.shape[ax] > 1]
     hint = _nblocks(plan)
