@@ -58,7 +58,7 @@ def test_readme_dask_zarr_example(tmp_path, monkeypatch):
     kernel = namespace["kernel"]
     assert img.shape == got.shape == (SIZE, SIZE)
     assert img.dtype == got.dtype == np.float32
-    assert namespace["img"].chunks[0][0] == CHUNK  # really chunked: 3 x 3 chunks
+    assert namespace["img"].chunks[0][0] == CHUNK  # really chunked: 3 strips
 
     # In memory on the same image: equal to rounding ("auto" lets each chunk
     # choose its algorithm; this Gaussian is separable).
