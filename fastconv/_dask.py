@@ -60,6 +60,8 @@ import threading
 import numpy as np
 from array_api_compat import array_namespace, is_dask_array
 
+from . import _threads
+
 __all__ = ["DaskBackend", "is_dask_array", "signal_call", "task_threads"]
 
 _TORCH_PADS = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -495,7 +497,8 @@ def signal_call(name, in1, in2, mode, *, method="auto", axes=None, boundary="fil
     in1 : Dask or NumPy array
         Chunked along every axis (a NumPy `in1` becomes one chunk).
     in2 : Dask or NumPy array
-        The kernel: a Dask `in2` is materialised.
+        The kernel, given whole to every chunk task (a Dask `in2` is
+        computed with the result, as one array).
     mode, method, axes, boundary, fillvalue, workers
         As for the function `name`.
 
@@ -589,7 +592,7 @@ def signal_call(name, in1, in2, mode, *, method="auto", axes=None, boundary="fil
     # in2 sliced along the non-convolved axes where it is not broadcast.
     sliced = [ax for ax in range(in1.ndim) if ax not in conv_axes and in2.shape[ax] > 1]
     hint = _nblocks(plan)
-    budget = _workers_budget(workers)
+    budget = _threads.resolve_workers(workers)
     chunk_kwargs = dict(kwargs)
     if two_d:
         chunk_kwargs = {"boundary": "fill", "fillvalue": 0}
@@ -615,12 +618,6 @@ def signal_call(name, in1, in2, mode, *, method="auto", axes=None, boundary="fil
     signal_chunk.__name__ = name
     return _run_blocks(in1, plan, signal_chunk, dtype, np.empty((0,) * in1.ndim, dtype=dtype),
                        (kernel_operand,))
-
-
-def _workers_budget(workers):
-    from . import _threads
-
-    return _threads.resolve_workers(workers)
 
 
 def _whole_block(in1, whole, stand_in, kernel):
