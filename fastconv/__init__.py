@@ -25,7 +25,9 @@ Architecture::
             |                                  FFT path: fastconv._fft (pocketfft)
             +-- CuPy   -> CuPyBackend          fastconv._cuda (imported on first use):
             |                                  _kernels/cuda/*.cu by NVRTC, cupy.fft
-            +-- (Dask: a later backend registers here without front-end changes)
+            +-- Dask   -> DaskBackend          fastconv._dask (imported on first use):
+                                               wraps the backend of the chunks; lazy
+                                               chunk tasks with halos (dask overlap)
 
     thread budget (OpenMP + BLAS together)     fastconv._threads
 
