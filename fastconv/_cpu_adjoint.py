@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from . import _threads
+from . import _threads, _winograd
 from ._cpu import _lift3
 from ._schedule import MIN_WORK_PER_THREAD, workspace
 
@@ -168,6 +168,8 @@ def conv_weight_grad(forward, x, grad_output, weight_size, nthreads):
         np.asarray(grad_output).reshape((forward.batch, forward.out_channels)
                                         + _lift3(forward.out_size, nd, 1)), dtype=dt)
     nthreads = _nthreads(nthreads, forward.flops // 2)
+    if _winograd.weight_grad_supported(forward) is None:
+        return _winograd.weight_grad(forward, x5, gy5, nthreads).reshape(weight_size)
     tile = min(p, max(MIN_TILE, TILE_BYTES // (k * dt.itemsize)))
     images = forward.batch * g
     while tile > MIN_TILE and images * -(-p // tile) < TASKS_PER_THREAD * nthreads:

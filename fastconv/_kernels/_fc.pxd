@@ -96,6 +96,22 @@ cdef extern from "fc_kernels.h" nogil:
     void fc_wino_output_f64_m4(const double *Mt, Py_ssize_t plane, Py_ssize_t tW, double *y,
                                Py_ssize_t ldy, Py_ssize_t rows, Py_ssize_t cols, double bias,
                                double *scratch)
+    void fc_wino_grad_output_f32_m2(const float *gy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t y0,
+                                    Py_ssize_t tW, float *U, Py_ssize_t plane, float *scratch)
+    void fc_wino_grad_output_f64_m2(const double *gy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t y0,
+                                    Py_ssize_t tW, double *U, Py_ssize_t plane, double *scratch)
+    void fc_wino_grad_output_f32_m4(const float *gy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t y0,
+                                    Py_ssize_t tW, float *U, Py_ssize_t plane, float *scratch)
+    void fc_wino_grad_output_f64_m4(const double *gy, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t y0,
+                                    Py_ssize_t tW, double *U, Py_ssize_t plane, double *scratch)
+    void fc_wino_grad_filter_f32_m2(const float *M, Py_ssize_t n, Py_ssize_t nacc,
+                                    Py_ssize_t acc_stride, float *g, int nthreads)
+    void fc_wino_grad_filter_f64_m2(const double *M, Py_ssize_t n, Py_ssize_t nacc,
+                                    Py_ssize_t acc_stride, double *g, int nthreads)
+    void fc_wino_grad_filter_f32_m4(const float *M, Py_ssize_t n, Py_ssize_t nacc,
+                                    Py_ssize_t acc_stride, float *g, int nthreads)
+    void fc_wino_grad_filter_f64_m4(const double *M, Py_ssize_t n, Py_ssize_t nacc,
+                                    Py_ssize_t acc_stride, double *g, int nthreads)
 
 
 cdef inline fc_geometry make_geometry(tuple in_shape, tuple kernel, tuple out_shape,

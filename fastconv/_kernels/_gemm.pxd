@@ -30,3 +30,21 @@ cdef inline void _gemm_rowmajor(int M, int Ncols, int K, const real *A, int lda,
     else:
         dgemm(&trans, &trans, &Ncols, &M, &K, &one, <double *> B, &ldb,
               <double *> A, &lda, &zero, C, &ldc)
+
+
+cdef inline void _gemm_abt_acc(int M, int Ncols, int K, const real *A, int lda,
+                               const real *B, int ldb, real *C, int ldc,
+                               real beta) noexcept nogil:
+    """C[M, Ncols] = beta * C + A[M, K] @ B[Ncols, K]^T, all row-major.
+
+    In BLAS's column-major terms C^T += B A^T: B is read transposed ('T'),
+    A^T is A's row-major storage as it stands ('N').
+    """
+    cdef char tb = b'T', na = b'N'
+    cdef real one = 1
+    if real is float:
+        sgemm(&tb, &na, &Ncols, &M, &K, &one, <float *> B, &ldb, <float *> A, &lda,
+              &beta, C, &ldc)
+    else:
+        dgemm(&tb, &na, &Ncols, &M, &K, &one, <double *> B, &ldb, <double *> A, &lda,
+              &beta, C, &ldc)

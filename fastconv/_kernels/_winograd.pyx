@@ -25,17 +25,27 @@ with BLAS single-threaded inside the OpenMP team: tasks in an OpenMP
 ``prange``, each thread with its own buffers (``parallel_tasks``), or, for
 few large tasks, tasks in sequence with the threads sharing each task's
 buffers and splitting its transforms (by channel) and GEMMs (by transform
-position).  The caller (fastconv._winograd) validated every
-size; bounds checks are off.
+position).  The weight gradient (``weight_grad_winograd``) runs the same tiles the other
+way round, F(3 x 3, m x m): per task, the input transform V of its tiles and
+the transform U = A u A^T of the output gradient's m x m blocks, then
+a*a GEMMs M[e] += U[e] @ V[e]^T into the thread's accumulator, summed over
+all tiles (the sum over tiles is the GEMMs' inner dimension).
+
+The caller (fastconv._winograd) validated every size; bounds checks are off.
 """
 from cython.parallel cimport prange, parallel, threadid
+from libc.string cimport memset
 
 from ._fc cimport (real, fc_wino_input_f32_m2, fc_wino_input_f64_m2, fc_wino_input_f32_m4,
                    fc_wino_input_f64_m4, fc_wino_output_f32_m2, fc_wino_output_f64_m2,
                    fc_wino_output_f32_m4, fc_wino_output_f64_m4, fc_wino_filter_f32_m2,
                    fc_wino_filter_f64_m2, fc_wino_filter_f32_m4, fc_wino_filter_f64_m4,
+                   fc_wino_grad_output_f32_m2, fc_wino_grad_output_f64_m2,
+                   fc_wino_grad_output_f32_m4, fc_wino_grad_output_f64_m4,
+                   fc_wino_grad_filter_f32_m2, fc_wino_grad_filter_f64_m2,
+                   fc_wino_grad_filter_f32_m4, fc_wino_grad_filter_f64_m4,
                    borrow_scratch, return_scratch)
-from ._gemm cimport _gemm_rowmajor
+from ._gemm cimport _gemm_rowmajor, _gemm_abt_acc
 
 
 cdef inline void _input(Py_ssize_t m, const real *x, Py_ssize_t H, Py_ssize_t W,
@@ -66,6 +76,21 @@ cdef inline void _output(Py_ssize_t m, const real *Mt, Py_ssize_t plane, Py_ssiz
             fc_wino_output_f64_m2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
         else:
             fc_wino_output_f64_m4(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+
+
+cdef inline void _grad_output(Py_ssize_t m, const real *gy, Py_ssize_t OH, Py_ssize_t OW,
+                              Py_ssize_t y0, Py_ssize_t tW, real *U, Py_ssize_t plane,
+                              real *scratch) noexcept nogil:
+    if real is float:
+        if m == 2:
+            fc_wino_grad_output_f32_m2(gy, OH, OW, y0, tW, U, plane, scratch)
+        else:
+            fc_wino_grad_output_f32_m4(gy, OH, OW, y0, tW, U, plane, scratch)
+    else:
+        if m == 2:
+            fc_wino_grad_output_f64_m2(gy, OH, OW, y0, tW, U, plane, scratch)
+        else:
+            fc_wino_grad_output_f64_m4(gy, OH, OW, y0, tW, U, plane, scratch)
 
 
 cdef inline void _input_rows(const real[:, :, :, ::1] x, Py_ssize_t ci, Py_ssize_t m,
@@ -125,6 +150,27 @@ def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, int nth
                 fc_wino_filter_f64_m2(&g[0, 0], n, &U[0, 0], nthreads)
             else:
                 fc_wino_filter_f64_m4(&g[0, 0], n, &U[0, 0], nthreads)
+
+
+def grad_filter_transform(const real[:, :, ::1] acc, real[:, ::1] g, Py_ssize_t m,
+                          int nthreads):
+    """g[f] = G^T (sum over t of acc[t, :, f]) G, as 9 values per filter f:
+    ``acc`` is (nacc, a*a, n), ``g`` (n, 9); on `nthreads` OpenMP threads."""
+    cdef Py_ssize_t n = g.shape[0]
+    cdef Py_ssize_t nacc = acc.shape[0], stride = acc.shape[1] * acc.shape[2]
+    if n == 0 or nacc == 0:
+        return
+    with nogil:
+        if real is float:
+            if m == 2:
+                fc_wino_grad_filter_f32_m2(&acc[0, 0, 0], n, nacc, stride, &g[0, 0], nthreads)
+            else:
+                fc_wino_grad_filter_f32_m4(&acc[0, 0, 0], n, nacc, stride, &g[0, 0], nthreads)
+        else:
+            if m == 2:
+                fc_wino_grad_filter_f64_m2(&acc[0, 0, 0], n, nacc, stride, &g[0, 0], nthreads)
+            else:
+                fc_wino_grad_filter_f64_m4(&acc[0, 0, 0], n, nacc, stride, &g[0, 0], nthreads)
 
 
 def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
@@ -211,5 +257,113 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
                     for k in prange(Kg, schedule='static'):
                         _output_rows(out, bias, has_bias, gi * Kg + k, m, tH, tW, OH, OW, r0, r1,
                                      Mb + k * P, Kg * P, scratch)
+    finally:
+        return_scratch(all_buf, keep)
+
+
+def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy,
+                         real[:, :, ::1] acc, Py_ssize_t m, Py_ssize_t pad_top,
+                         Py_ssize_t pad_left, Py_ssize_t groups, Py_ssize_t rows_per_task,
+                         int nthreads, bint parallel_tasks, object workspace=None):
+    """acc[t, e] += the transform-domain weight gradient of thread t's tiles.
+
+    ``x`` is the forward input (N, C_in, H, W), ``gy`` the output gradient
+    (N, C_out, OH, OW) of a 3 x 3, stride-1 convolution with leading zero
+    padding ``pad_top``, ``pad_left``.  ``acc`` is (nthreads, a*a,
+    C_out * C_in/groups): for transform position e, row k (output channel,
+    all groups in order) and column c (input channel within k's group),
+    ``sum over tiles of U[e][k, tile] * V[e][c, tile]`` with U = A u A^T of
+    the output-gradient blocks and V = B^T d B of the input patches.  The
+    caller sums the threads and applies G^T . G.  A task covers
+    ``rows_per_task`` rows of the sequence of all images' tile rows, for one
+    group.  With ``parallel_tasks`` the tasks run in an OpenMP ``prange``,
+    each thread accumulating into its own ``acc[t]``; otherwise (large
+    channel counts, whose accumulators would not stay in cache) the tasks run
+    in sequence, the threads sharing each task's buffers, splitting its
+    transforms by channel and its GEMMs by transform position, all into
+    ``acc[0]``.  BLAS is single-threaded inside the team either way.
+    """
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t K = gy.shape[1], OH = gy.shape[2], OW = gy.shape[3]
+    cdef Py_ssize_t a = m + 2, a2 = (m + 2) * (m + 2)
+    cdef Py_ssize_t Cg = C // groups, Kg = K // groups
+    cdef Py_ssize_t tH = (OH + m - 1) // m, tW = (OW + m - 1) // m
+    cdef Py_ssize_t R = N * tH
+    cdef Py_ssize_t chunks = (R + rows_per_task - 1) // rows_per_task
+    cdef Py_ssize_t ntasks = groups * chunks
+    cdef Py_ssize_t pmax = rows_per_task * tW
+    cdef Py_ssize_t scratch_len = max(2 * a * (tW + 1) * m, (m + a) * tW * m)
+    cdef Py_ssize_t tiles_len = a2 * (Cg + Kg) * pmax
+    cdef Py_ssize_t per_thread = tiles_len + scratch_len
+    cdef Py_ssize_t nreal = (nthreads * per_thread if parallel_tasks
+                             else tiles_len + nthreads * scratch_len)
+    cdef Py_ssize_t ldacc = acc.shape[2]
+    cdef real *all_buf
+    cdef real *V
+    cdef real *Ub
+    cdef real *scratch
+    cdef real *Mt
+    cdef Py_ssize_t t, chunk, gi, r0, r1, P, c, k, e, rr, n, th
+    cdef real beta
+    if ntasks == 0 or OH == 0 or OW == 0 or Cg == 0 or Kg == 0:
+        return
+    cdef list keep = []
+    all_buf = <real *> borrow_scratch(workspace, nreal * sizeof(real),
+                                      "winograd-wgrad-tiles", keep)
+    try:
+        if not parallel_tasks:
+            V = all_buf
+            Ub = V + a2 * Cg * pmax
+            Mt = &acc[0, 0, 0]
+            for t in range(ntasks):
+                # a group's first task overwrites its part of the accumulator
+                beta = 0 if t % chunks == 0 else 1
+                chunk = t % chunks
+                gi = t // chunks
+                r0 = chunk * rows_per_task
+                r1 = r0 + rows_per_task if r0 + rows_per_task < R else R
+                P = (r1 - r0) * tW
+                with nogil, parallel(num_threads=nthreads):
+                    scratch = all_buf + tiles_len + threadid() * scratch_len
+                    for c in prange(Cg, schedule='static'):
+                        _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
+                                    V + c * P, Cg * P, scratch)
+                    for k in prange(Kg, schedule='static'):
+                        for rr in range(r0, r1):
+                            n = rr // tH
+                            th = rr - n * tH
+                            _grad_output(m, &gy[n, gi * Kg + k, 0, 0], OH, OW, th * m, tW,
+                                         Ub + k * P + (rr - r0) * tW, Kg * P, scratch)
+                    for e in prange(a2, schedule='dynamic'):
+                        _gemm_abt_acc(<int> Kg, <int> Cg, <int> P, Ub + e * Kg * P, <int> P,
+                                      V + e * Cg * P, <int> P, Mt + e * ldacc + gi * Kg * Cg,
+                                      <int> Cg, beta)
+            return
+        with nogil, parallel(num_threads=nthreads):
+            V = all_buf + threadid() * per_thread
+            Ub = V + a2 * Cg * pmax
+            scratch = Ub + a2 * Kg * pmax
+            Mt = &acc[threadid(), 0, 0]
+            for t in prange(acc.shape[0], schedule='static'):
+                memset(&acc[t, 0, 0], 0, a2 * ldacc * sizeof(real))
+            for t in prange(ntasks, schedule='guided'):
+                chunk = t % chunks
+                gi = t // chunks
+                r0 = chunk * rows_per_task
+                r1 = r0 + rows_per_task if r0 + rows_per_task < R else R
+                P = (r1 - r0) * tW
+                for c in range(Cg):
+                    _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
+                                V + c * P, Cg * P, scratch)
+                for k in range(Kg):
+                    for rr in range(r0, r1):
+                        n = rr // tH
+                        th = rr - n * tH
+                        _grad_output(m, &gy[n, gi * Kg + k, 0, 0], OH, OW, th * m, tW,
+                                     Ub + k * P + (rr - r0) * tW, Kg * P, scratch)
+                for e in range(a2):
+                    _gemm_abt_acc(<int> Kg, <int> Cg, <int> P, Ub + e * Kg * P, <int> P,
+                                  V + e * Cg * P, <int> P, Mt + e * ldacc + gi * Kg * Cg,
+                                  <int> Cg, 1)
     finally:
         return_scratch(all_buf, keep)

@@ -158,6 +158,15 @@ void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
  *
  * fc_wino_filter: U[(xi*a + nu)*n + f] = (G g_f G^T)[xi][nu] for the n 3x3
  * filters g_f stored one after another (9 values each), on nthreads threads.
+ *
+ * fc_wino_grad_output (weight gradient, F(3 x 3, m x m)): the m x m blocks
+ * of rows y0 .. y0+m-1 (y0 >= 0) and columns tw*m .. tw*m+m-1 of the
+ * OH x OW output-gradient plane gy (zero outside it);
+ * U[(xi*a + nu)*plane + tw] receives (A u A^T)[xi][nu] of block tw.
+ * scratch holds (m + a)*m*tW elements.
+ *
+ * fc_wino_grad_filter: g[f*9 + k*3 + l] = (G^T M_f G)[k][l], M_f the sum
+ * over t < nacc of M[t*acc_stride + (xi*a + nu)*n + f], on nthreads threads.
  */
 #define FC_WINO_DECL(T, SFX)                                                    \
     void fc_wino_input_##SFX(const T *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t y0,\
@@ -166,7 +175,12 @@ void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
     void fc_wino_output_##SFX(const T *Mt, ptrdiff_t plane, ptrdiff_t tW, T *y, \
                               ptrdiff_t ldy, ptrdiff_t rows, ptrdiff_t cols,    \
                               T bias, T *scratch);                             \
-    void fc_wino_filter_##SFX(const T *g, ptrdiff_t n, T *U, int nthreads);
+    void fc_wino_filter_##SFX(const T *g, ptrdiff_t n, T *U, int nthreads);   \
+    void fc_wino_grad_output_##SFX(const T *gy, ptrdiff_t OH, ptrdiff_t OW,     \
+                                   ptrdiff_t y0, ptrdiff_t tW, T *U,           \
+                                   ptrdiff_t plane, T *scratch);             \
+    void fc_wino_grad_filter_##SFX(const T *M, ptrdiff_t n, ptrdiff_t nacc,     \
+                                   ptrdiff_t acc_stride, T *g, int nthreads);
 FC_WINO_DECL(float, f32_m2)
 FC_WINO_DECL(double, f64_m2)
 FC_WINO_DECL(float, f32_m4)

@@ -5,12 +5,15 @@
  * and FC_BT, FC_AT (the transform matrices, FC_A = FC_M + 2 points)
  * defined.  Do not include it anywhere else.
  *
- * Both transforms are separable (B^T d B, A^T m A) and run one tile row at
- * a time with every tile of the row processed together, so each step is a
- * loop over columns or tiles that the compiler vectorises:
+ * The transforms are separable (B^T d B, A^T m A, A u A^T) and run one tile
+ * row at a time with every tile of the row processed together, so each step
+ * is a loop over columns or tiles that the compiler vectorises:
  *   input : zero-padded rows -> vertical B^T (over columns) -> horizontal B
  *           (over tiles, reading columns tw*m + j);
- *   output: horizontal A^T (over tiles) -> vertical A^T -> interleaved store.
+ *   output: horizontal A^T (over tiles) -> vertical A^T -> interleaved store;
+ *   grad_output (the weight gradient's F(3 x 3, m x m), see below):
+ *           zero-padded m x m blocks of the output gradient -> vertical A
+ *           (over columns) -> horizontal A (over tiles).
  */
 #define FC_A (FC_M + 2)
 #define FC_WFN(name) FC_CAT(name, FC_SFX)
@@ -31,6 +34,13 @@
     do {                                                                        \
         O(0, S(0) + S(1) + S(2));                                               \
         O(1, S(1) - S(2) - S(3));                                               \
+    } while (0)
+#define FC_A_APPLY(S, O)                                                        \
+    do {                                                                        \
+        O(0, S(0));                                                             \
+        O(1, S(0) + S(1));                                                      \
+        O(2, S(0) - S(1));                                                      \
+        O(3, -S(1));                                                            \
     } while (0)
 #else
 #define FC_BT_APPLY(D, O)                                                       \
@@ -53,6 +63,17 @@
         O(1, s12 + 2 * s34);                                                    \
         O(2, a12 + 4 * a34);                                                    \
         O(3, s12 + 8 * s34 + S(5));                                             \
+    } while (0)
+#define FC_A_APPLY(S, O)                                                        \
+    do {                                                                        \
+        const FC_T e02 = S(0) + S(2), o13 = S(1) + S(3);                        \
+        const FC_T e4 = S(0) + 4 * S(2), o8 = 2 * S(1) + 8 * S(3);              \
+        O(0, S(0));                                                             \
+        O(1, e02 + o13);                                                        \
+        O(2, e02 - o13);                                                        \
+        O(3, e4 + o8);                                                          \
+        O(4, e4 - o8);                                                          \
+        O(5, S(3));                                                             \
     } while (0)
 #endif
 
@@ -134,6 +155,55 @@ FC_MULTIVERSION void FC_WFN(fc_wino_output)(const FC_T *Mt, ptrdiff_t plane, ptr
 }
 
 
+/* The weight gradient dW = sum over tiles of the correlation of an a x a
+ * input patch d with the m x m block u of the output gradient at the same
+ * tile.  By the transposition principle (Lavin & Gray 2016, section 5, the
+ * F(3x3, 2x2) "update" of Nervana's neon kernels), that correlation is
+ * F(3 x 3, m x m) with the roles of the matrices swapped:
+ *     dW_tile = G^T [ (A u A^T) * (B^T d B) ] G,
+ * so the input transform above serves unchanged and the sum over tiles
+ * runs in the transform domain.  fc_wino_grad_output applies A u A^T to
+ * one row of tW blocks: rows y0 .. y0+m-1 and columns tw*m .. tw*m+m-1 of
+ * the OH x OW plane gy (entries outside it are zero; y0 >= 0), into
+ * U[(xi*a + nu)*plane + tw].  scratch holds (m + a) * tW * m elements. */
+FC_MULTIVERSION void FC_WFN(fc_wino_grad_output)(const FC_T *gy, ptrdiff_t OH, ptrdiff_t OW,
+                                                ptrdiff_t y0, ptrdiff_t tW, FC_T *U,
+                                                ptrdiff_t plane, FC_T *scratch)
+{
+    const ptrdiff_t Wt = tW * FC_M;
+    FC_T *rows = scratch;                     /* FC_M x Wt */
+    FC_T *t = rows + FC_M * Wt;               /* FC_A x Wt, vertical transform */
+    const ptrdiff_t c1 = OW < Wt ? OW : Wt;
+    for (int i = 0; i < FC_M; ++i) {
+        FC_T *r = rows + i * Wt;
+        const ptrdiff_t y = y0 + i;
+        if (y >= OH || c1 <= 0) {
+            memset(r, 0, (size_t)Wt * sizeof(FC_T));
+            continue;
+        }
+        memcpy(r, gy + y * OW, (size_t)c1 * sizeof(FC_T));
+        memset(r + c1, 0, (size_t)(Wt - c1) * sizeof(FC_T));
+    }
+    /* t[xi][c] = (A u)[xi] over every column c */
+#define FC_S(i) rows[(i) * Wt + c]
+#define FC_O(i, v) t[(i) * Wt + c] = (v)
+    for (ptrdiff_t c = 0; c < Wt; ++c)
+        FC_A_APPLY(FC_S, FC_O);
+#undef FC_S
+#undef FC_O
+    /* U[xi][nu][tw] = (t[xi] A^T)[nu] for the columns tw*m .. tw*m + m - 1 */
+    for (int xi = 0; xi < FC_A; ++xi) {
+        const FC_T *tx = t + xi * Wt;
+        FC_T *ux = U + xi * FC_A * plane;
+#define FC_S(j) tx[tw * FC_M + (j)]
+#define FC_O(nu, v) ux[(nu) * plane + tw] = (v)
+        for (ptrdiff_t tw = 0; tw < tW; ++tw)
+            FC_A_APPLY(FC_S, FC_O);
+#undef FC_S
+#undef FC_O
+    }
+}
+
 /* Filter transform U = G g G^T of n 3x3 filters g (n x 9, row-major each):
  * U[(xi*a + nu)*n + f] for filter f.  Filters go in blocks of FC_WF_BLOCK,
  * gathered so that every step is a unit-stride loop over the block, and
@@ -166,7 +236,54 @@ FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U,
 }
 #undef FC_WF_BLOCK
 
+/* Inverse of the filter transform for the weight gradient: the n filters
+ * g_f (9 values each) = G^T [sum over the nacc accumulators t of
+ * M_t[(xi*a + nu)*n + f]] G, with accumulator t at M + t * acc_stride.
+ * Blocks of FC_WF_BLOCK filters on `nthreads` OpenMP threads. */
+#define FC_WF_BLOCK 32
+FC_MULTIVERSION void FC_WFN(fc_wino_grad_filter)(const FC_T *M, ptrdiff_t n, ptrdiff_t nacc,
+                                                ptrdiff_t acc_stride, FC_T *g, int nthreads)
+{
+    const ptrdiff_t nblocks = (n + FC_WF_BLOCK - 1) / FC_WF_BLOCK;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (ptrdiff_t blk = 0; blk < nblocks; ++blk) {
+        const ptrdiff_t f0 = blk * FC_WF_BLOCK;
+        const ptrdiff_t nb = n - f0 < FC_WF_BLOCK ? n - f0 : FC_WF_BLOCK;
+        FC_T m[FC_A][FC_A][FC_WF_BLOCK], t[3][FC_A][FC_WF_BLOCK], o[9][FC_WF_BLOCK];
+        for (int xi = 0; xi < FC_A; ++xi)
+            for (int nu = 0; nu < FC_A; ++nu) {
+                const FC_T *src = M + (xi * FC_A + nu) * n + f0;
+                for (ptrdiff_t q = 0; q < nb; ++q)
+                    m[xi][nu][q] = src[q];
+                for (ptrdiff_t a = 1; a < nacc; ++a)
+                    for (ptrdiff_t q = 0; q < nb; ++q)
+                        m[xi][nu][q] += src[a * acc_stride + q];
+            }
+        for (int k = 0; k < 3; ++k)
+            for (int nu = 0; nu < FC_A; ++nu)
+                for (ptrdiff_t q = 0; q < nb; ++q) {
+                    FC_T s = 0;
+                    for (int xi = 0; xi < FC_A; ++xi)
+                        s += (FC_T)FC_G[xi][k] * m[xi][nu][q];
+                    t[k][nu][q] = s;
+                }
+        for (int k = 0; k < 3; ++k)
+            for (int l = 0; l < 3; ++l)
+                for (ptrdiff_t q = 0; q < nb; ++q) {
+                    FC_T s = 0;
+                    for (int nu = 0; nu < FC_A; ++nu)
+                        s += (FC_T)FC_G[nu][l] * t[k][nu][q];
+                    o[k * 3 + l][q] = s;
+                }
+        for (ptrdiff_t q = 0; q < nb; ++q)
+            for (int i = 0; i < 9; ++i)
+                g[(f0 + q) * 9 + i] = o[i][q];
+    }
+}
+#undef FC_WF_BLOCK
+
 #undef FC_BT_APPLY
 #undef FC_AT_APPLY
+#undef FC_A_APPLY
 #undef FC_A
 #undef FC_WFN
