@@ -8,7 +8,9 @@ fastconv vs torch, float32, side by side in one process.
   ``torch.nn.functional.conv_transpose2d``.
 * The gradients of the 3x3 stride-1 pad-1 64 -> 64 layer at 56x56, N=8:
   ``fastconv.grad.conv2d_input`` / ``conv2d_weight`` vs
-  ``torch.nn.grad.conv2d_input`` / ``conv2d_weight``.
+  ``torch.nn.grad.conv2d_input`` / ``conv2d_weight``; also the weight
+  gradients of 256 -> 256 at 14x14 (N=8) and 512 -> 512 at 7x7 (N=1),
+  without targets.
 * ``ci``: a small transposed convolution (64 -> 32, k4 s2, 8x8, N=1).
 
 Targets (``TARGETS``, reported by ``benchmarks/report.py``): the fastconv
@@ -27,12 +29,17 @@ CASES = {
     "conv_transpose2d 256->128 k4/2 16->32 N=8": ("transpose", 256, 128, 16, 4, 2, 1, 8),
     "grad input 3x3 64->64 @56 N=8": ("input", 64, 64, 56, 3, 1, 1, 8),
     "grad weight 3x3 64->64 @56 N=8": ("weight", 64, 64, 56, 3, 1, 1, 8),
+    "grad weight 3x3 256->256 @14 N=8": ("weight", 256, 256, 14, 3, 1, 1, 8),
+    "grad weight 3x3 512->512 @7 N=1": ("weight", 512, 512, 7, 3, 1, 1, 1),
     "conv_transpose2d 64->32 k4/2 8->16 N=1": ("transpose", 64, 32, 8, 4, 2, 1, 1),
 }
 CI_CASES = {"conv_transpose2d 64->32 k4/2 8->16 N=1"}
 
 TARGET_IMPL = "fastconv-auto"
-TARGETS = {name: ("torch", 1.0) for name in CASES if name not in CI_CASES}
+#: Cases without a target: more weight-gradient layers (many channels, small
+#: images: the Winograd weight gradient's shared-accumulator schedule).
+EXTRA = {"grad weight 3x3 256->256 @14 N=8", "grad weight 3x3 512->512 @7 N=1"}
+TARGETS = {name: ("torch", 1.0) for name in CASES if name not in CI_CASES | EXTRA}
 
 PARAMS = [pytest.param(name, id=name.replace(" ", "_"),
                        marks=[pytest.mark.ci] if name in CI_CASES else [])
