@@ -24,8 +24,8 @@ from . import _threads, _winograd
 from ._cpu import _lift3
 from ._schedule import MIN_WORK_PER_THREAD, workspace
 
-#: Per-thread working memory of the GEMM + col2im and weight-gradient
-#: kernels (one tile of GEMM output or of the im2col matrix), in bytes.
+#: Per-thread working memory of the GEMM + col2im kernel (one tile of GEMM
+#: output), in bytes.
 TILE_BYTES = 1 << 20
 #: Narrowest tile (pixels) worth a GEMM call, budget permitting.
 MIN_TILE = 64
@@ -33,6 +33,16 @@ MIN_TILE = 64
 GEMM_ROWS = 512
 #: Tasks per thread the weight-gradient kernel aims for (load balance).
 TASKS_PER_THREAD = 4
+#: GEMM weight gradient (see wgrad_schedule): a thread's chunk buffers, the
+#: narrowest chunk, the largest per-thread accumulator, and the chunk
+#: buffers when the threads share each chunk (bytes, pixels).
+WGRAD_CHUNK_BYTES = 1 << 20
+WGRAD_MIN_CHUNK = 64
+WGRAD_ACC_BYTES = 3 << 20
+WGRAD_SHARED_BYTES = 8 << 20
+#: Output channels per group below which the weight gradient accumulates
+#: dW^T (see wgrad_transposed).
+WGRAD_TRANSPOSED_BELOW = 128
 #: "auto" runs GEMM + col2im for strided transposed convolutions with at
 #: least this many input channels per group (the GEMM's inner dimension).
 #: Measured on the 256->128 k4 s2 16x16 case (2 cores, best of 30): GEMM +
@@ -154,7 +164,12 @@ def conv_transpose_gemm(problem, x, weight, bias, target, nthreads):
 
 def conv_weight_grad(forward, x, grad_output, weight_size, nthreads):
     """Gradient of the convolution `forward` with respect to its weight:
-    an array of `weight_size` (C_out, C_in/groups, *kernel)."""
+    an array of `weight_size` (C_out, C_in/groups, *kernel).
+
+    3x3 stride-1 2-D problems with enough channels run Winograd
+    (fastconv._winograd.weight_grad); the others ``gy @ im2col(x)^T`` in
+    chunks of output pixels that span images (see wgrad_schedule).
+    """
     nd, g, dt = forward.nd, forward.groups, forward.dtype
     kernel3 = _lift3(forward.kernel_size, nd, 1)
     k = forward.in_channels // g * math.prod(kernel3)
@@ -170,21 +185,68 @@ def conv_weight_grad(forward, x, grad_output, weight_size, nthreads):
     nthreads = _nthreads(nthreads, forward.flops // 2)
     if _winograd.weight_grad_supported(forward) is None:
         return _winograd.weight_grad(forward, x5, gy5, nthreads).reshape(weight_size)
-    tile = min(p, max(MIN_TILE, TILE_BYTES // (k * dt.itemsize)))
-    images = forward.batch * g
-    while tile > MIN_TILE and images * -(-p // tile) < TASKS_PER_THREAD * nthreads:
-        tile = max(MIN_TILE, tile // 2)
-    acc = np.zeros((nthreads, forward.out_channels * k), dtype=dt)
+    chunk, parallel_chunks = wgrad_schedule(forward, nthreads)
+    accs = nthreads if parallel_chunks else 1
+    size = accs * forward.out_channels * k
+    acc = workspace(size * dt.itemsize, dt, "wgrad-acc")[:size].reshape(
+        accs, forward.out_channels * k)
     with _threads.blas_limit(1):
         _kernels().conv_weight_grad(
             x5, gy5, acc, kernel3, _lift3(forward.stride, nd, 1),
             _lift3((pb for pb, _ in forward.padding), nd, 0), _lift3(forward.dilation, nd, 1),
-            g, tile, nthreads, workspace)
-    grad = acc.sum(axis=0, dtype=dt) if nthreads > 1 else acc[0]
-    cout_g = forward.out_channels // g
+            g, chunk, nthreads, parallel_chunks, wgrad_transposed(forward), workspace)
+    if not parallel_chunks or not wgrad_transposed(forward):
+        grad = acc[0].copy()
+        for t in range(1, accs):
+            grad += acc[t]
+        return grad.reshape(weight_size)
+    grad = acc[0].copy()
+    for t in range(1, accs):
+        grad += acc[t]
     # Each group's block is dW^T (K x C_out/groups); the result is (C_out, K...).
+    cout_g = forward.out_channels // g
     return np.ascontiguousarray(
         grad.reshape(g, k, cout_g).transpose(0, 2, 1)).reshape(weight_size)
+
+
+def wgrad_transposed(forward) -> bool:
+    """Whether the per-thread accumulators of the GEMM weight gradient hold
+    dW^T (BLAS's M = C_out/groups) rather than dW (M = K).
+
+    OpenBLAS's sgemm favours the orientation whose M is the output
+    channels when they are few.  Measured here (N=8, float32, 2 threads,
+    dW^T time / dW time): 0.85-0.91 with 32-64 output channels (5x5 at
+    28x28 and 64x64, 7x7/2 from 3 channels, 1x1 256->64), 0.96-1.02 with
+    128, 1.01-1.25 with 256 (3x3/2 256->256 at 14x14: 4.7 vs 3.8 ms).
+    """
+    return forward.out_channels // forward.groups < WGRAD_TRANSPOSED_BELOW
+
+
+def wgrad_schedule(forward, nthreads):
+    """(chunk, parallel_chunks) for the GEMM weight gradient.
+
+    The output pixels of all images form one sequence per group, cut into
+    chunks whose buffers (im2col columns and output-gradient rows,
+    ``(K + C_out/g) * chunk`` values) fit WGRAD_CHUNK_BYTES, at least
+    WGRAD_MIN_CHUNK pixels wide (the GEMMs' inner dimension; chunks span
+    images, so small images do not make narrow GEMMs).  Threads run whole
+    chunks into accumulators of their own (C_out*K values each) while one
+    fits WGRAD_ACC_BYTES and there are TASKS_PER_THREAD chunks per thread;
+    otherwise the threads share each chunk, one accumulator, and chunks of
+    WGRAD_SHARED_BYTES.
+    """
+    g, item = forward.groups, forward.dtype.itemsize
+    k = forward.in_channels // g * math.prod(forward.kernel_size)
+    cout_g = forward.out_channels // g
+    total = forward.batch * math.prod(forward.out_size)
+    per_pixel = (k + cout_g) * item
+    chunk = min(total, max(WGRAD_MIN_CHUNK, WGRAD_CHUNK_BYTES // per_pixel))
+    while chunk > WGRAD_MIN_CHUNK and g * -(-total // chunk) < TASKS_PER_THREAD * nthreads:
+        chunk = max(WGRAD_MIN_CHUNK, chunk // 2)
+    acc_bytes = forward.out_channels * k * item
+    if nthreads > 1 and (acc_bytes > WGRAD_ACC_BYTES or g * -(-total // chunk) < nthreads):
+        return min(total, max(WGRAD_MIN_CHUNK, WGRAD_SHARED_BYTES // per_pixel)), False
+    return chunk, True
 
 
 def im2col(x4, kernel, grid, stride, padding, dilation, nthreads):

@@ -8,9 +8,10 @@ convolution of `grad_output` whose output has the input's size (the
 
 ``conv{1,2,3}d_weight(input, weight_size, grad_output, ...)`` is the
 gradient with respect to the weight: per group,
-``dW = sum_n grad_output_n @ im2col(input_n)^T``, computed as tiled BLAS
-GEMMs over cache-sized tiles of the im2col matrix (never the whole
-matrix), each thread accumulating its own copy of dW; 3x3 stride-1 2-D
+``dW = sum_n grad_output_n @ im2col(input_n)^T``, computed as BLAS GEMMs
+over cache-sized chunks of the im2col matrix (never the whole matrix),
+each thread accumulating its own copy of dW, or for large dW the threads
+sharing each chunk; 3x3 stride-1 2-D
 kernels with at least 8 channels per group run by Winograd F(3x3, 2x2) or
 F(3x3, 4x4) instead (Lavin & Gray, 2016).
 
@@ -114,11 +115,15 @@ _WEIGHT_DOC = r"""Gradient of :func:`fastconv.conv{nd}d` with respect to its wei
 
     Notes
     -----
-    Per group, ``sum_n grad_output_n @ im2col(input_n)^T``: tiles of the
-    im2col matrix (at most 1 MiB each) are filled by the compiled im2col
-    kernel and multiplied in by BLAS GEMMs with beta = 1, OpenMP threads
-    over (image, group, tile) tasks, each accumulating its own copy of the
-    gradient; the copies are summed at the end.
+    Per group, ``sum_n grad_output_n @ im2col(input_n)^T``: the output
+    pixels of all images are cut into chunks (at most 1 MiB of buffers
+    each; a chunk may span images, so that small images still give the
+    GEMMs a wide inner dimension), whose im2col columns are filled by the
+    compiled im2col kernel and multiplied in by BLAS GEMMs with beta = 1.
+    OpenMP threads run whole chunks, each accumulating its own copy of the
+    gradient (summed at the end); when one copy would exceed 3 MiB (many
+    channels), the threads share each chunk instead and own disjoint
+    blocks of one gradient.
 
     2-D 3x3 kernels with stride 1 and dilation 1, and at least 8 input and
     8 output channels per group, use Winograd minimal filtering instead:

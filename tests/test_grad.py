@@ -281,3 +281,54 @@ def test_small_channels_keep_the_gemm_path(monkeypatch):
     gw = G.conv2d_weight(x, (16, 1, 3, 3), gy, 1, 1, 1, 16)
     ref = weight_grad_reference(x, gy, (16, 1, 3, 3), 1, ((1, 1), (1, 1)), 1, 16)
     np.testing.assert_allclose(gw, ref, rtol=1e-11, atol=1e-11 * np.abs(ref).max())
+
+
+# --------------------------------------------------------------------------
+# The GEMM weight gradient's schedules: chunks of output pixels that span
+# images, per-thread accumulators or one shared accumulator split by rows
+# (output channels) or columns (taps) of dW.
+# --------------------------------------------------------------------------
+
+GEMM_CASES = [
+    # nd, N, C_in, C_out, size, k, stride, padding, dilation, groups
+    (2, 3, 3, 8, 7, 1, 1, 0, 1, 1),          # 1x1, more rows (C_out) than taps
+    (2, 2, 4, 6, 9, 3, 2, 1, 1, 2),          # strided, groups, more taps than rows
+    (2, 3, 2, 4, 8, (2, 3), 1, (1, 0), 2, 1),
+    (1, 4, 3, 5, 11, 3, 2, 1, 1, 1),
+    (3, 2, 2, 4, 5, 2, 1, 1, 1, 2),
+]
+
+
+@pytest.mark.parametrize("nd, n, cin, cout, size, k, stride, padding, dilation, groups",
+                         GEMM_CASES)
+@pytest.mark.parametrize("schedule", ["parallel", "parallel-transposed", "shared"])
+@pytest.mark.parametrize("chunks", ["tiles", "spanning"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_weight_grad_schedules(monkeypatch, nd, n, cin, cout, size, k, stride, padding,
+                                    dilation, groups, schedule, chunks, dtype):
+    from fastconv import _cpu_adjoint
+
+    rng = np.random.default_rng(size * 7 + cin)
+    x = rng.standard_normal((n, cin) + (size,) * nd).astype(dtype)
+    wshape = (cout, cin // groups) + _tup(k, nd)
+    y = CONV[nd](x, np.zeros(wshape, dtype), None, stride, padding, dilation, groups)
+    pixels = int(np.prod(y.shape[2:]))
+    monkeypatch.setattr(_cpu_adjoint, "MIN_WORK_PER_THREAD", 1)   # 2 threads even here
+    # tiles: 5 pixels, within one image; spanning: a chunk ends inside the
+    # next image
+    monkeypatch.setattr(_cpu_adjoint, "WGRAD_MIN_CHUNK", 5 if chunks == "tiles" else pixels + 3)
+    monkeypatch.setattr(_cpu_adjoint, "WGRAD_CHUNK_BYTES", 1)
+    monkeypatch.setattr(_cpu_adjoint, "WGRAD_SHARED_BYTES", 1)
+    monkeypatch.setattr(_cpu_adjoint, "WGRAD_ACC_BYTES",
+                        0 if schedule == "shared" else 1 << 40)
+    monkeypatch.setattr(_cpu_adjoint, "WGRAD_TRANSPOSED_BELOW",
+                        1 << 40 if schedule == "parallel-transposed" else 0)
+    monkeypatch.setattr(_cpu_adjoint, "TASKS_PER_THREAD", 1)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    with fastconv.threads(2):
+        gw = getattr(G, f"conv{nd}d_weight")(x, wshape, gy, stride, padding, dilation, groups)
+    ref = weight_grad_reference(x, gy, wshape, stride, _pairs(padding, k, dilation, nd),
+                                dilation, groups)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert gw.shape == wshape and gw.dtype == dtype
+    np.testing.assert_allclose(gw, ref, rtol=tol, atol=tol * np.abs(ref).max())

@@ -14,29 +14,33 @@ matrices fit BLAS's 32-bit integers.  Bounds checks are therefore off.
   GEMM), which col2im adds into the block's output planes at once.
   Different tasks own different output planes, so the scatter needs no
   atomics; working memory is ``threads * rows * tile`` elements.
-* ``conv_weight_grad``: dW_g = sum over images and tiles of
-  gy_g[:, tile] @ im2col(x_g)[:, tile]^T, each thread accumulating into its
-  own copy of dW (GEMM with beta = 1); the caller sums the copies.
+* ``conv_weight_grad``: dW_g = sum over chunks of the output pixels of all
+  images of gy_g[:, chunk] @ im2col(x_g)[:, chunk]^T (GEMM with beta = 1),
+  each thread into its own copy of dW (summed by the caller), or for large
+  dW the threads sharing each chunk and owning disjoint blocks of dW.
 
 BLAS runs single-threaded inside the OpenMP teams (the caller holds it at
 one thread), so OpenMP and BLAS threads never compete for the cores.
 """
 # cython: boundscheck=False, wraparound=False, cdivision=True
 from cython.parallel cimport prange, parallel, threadid
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from ._fc cimport (real, fc_geometry, make_geometry, fc_im2col_tile_f32, fc_im2col_tile_f64,
                    fc_col2im_tile_f32, fc_col2im_tile_f64, borrow_scratch, return_scratch)
+from ._gemm cimport _gemm_abt_acc
 
 
-cdef inline void _im2col(real *col, const real *x, const fc_geometry *g,
+cdef inline void _im2col(real *col, Py_ssize_t ld, const real *x, const fc_geometry *g,
                          Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0,
                          Py_ssize_t k1) noexcept nogil:
+    """Rows k0 .. k1-1 of the im2col tile of pixels p0 .. p0+P-1 into col
+    (leading dimension ld)."""
     if real is float:
-        fc_im2col_tile_f32(col, x, g, p0, P, k0, k1)
+        fc_im2col_tile_f32(col, ld, x, g, p0, P, k0, k1)
     else:
-        fc_im2col_tile_f64(col, x, g, p0, P, k0, k1)
+        fc_im2col_tile_f64(col, ld, x, g, p0, P, k0, k1)
 
 
 cdef inline void _col2im(real *x, const real *col, const fc_geometry *g,
@@ -46,23 +50,6 @@ cdef inline void _col2im(real *x, const real *col, const fc_geometry *g,
         fc_col2im_tile_f32(x, col, g, p0, P, k0, k1)
     else:
         fc_col2im_tile_f64(x, col, g, p0, P, k0, k1)
-
-
-cdef inline void _gemm_nt_acc(int M, int Ncols, int K, const real *A, int lda,
-                              const real *B, int ldb, real *C, int ldc) noexcept nogil:
-    """C[M, Ncols] += A[M, K] @ B[Ncols, K]^T, all row-major.
-
-    Column-major BLAS sees C^T (Ncols x M) += B (Ncols x K) @ A^T: B is
-    stored as its transpose (K x Ncols, ldb), hence op 'T'.
-    """
-    cdef char tb = b'T', na = b'N'
-    cdef real one = 1
-    if real is float:
-        sgemm(&tb, &na, &Ncols, &M, &K, &one, <float *> B, &ldb, <float *> A, &lda,
-              &one, C, &ldc)
-    else:
-        dgemm(&tb, &na, &Ncols, &M, &K, &one, <double *> B, &ldb, <double *> A, &lda,
-              &one, C, &ldc)
 
 
 cdef inline void _gemm_wt_x(int M, int Ncols, int K, const real *W, int ldw,
@@ -103,7 +90,7 @@ def im2col(const real[:, :, :, :, ::1] x, real[:, :, ::1] out, tuple kernel,
         for t in prange(ntasks, num_threads=nthreads, schedule='static'):
             n = t // C
             c = t % C
-            _im2col(&out[n, 0, 0], &x[n, 0, 0, 0, 0], &g, 0, P, c * kv, (c + 1) * kv)
+            _im2col(&out[n, 0, 0], P, &x[n, 0, 0, 0, 0], &g, 0, P, c * kv, (c + 1) * kv)
 
 
 def col2im(const real[:, :, ::1] cols, real[:, :, :, :, ::1] out, tuple kernel,
@@ -204,21 +191,53 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, ::1] w,
         return_scratch(buf_all, keep)
 
 
+cdef inline void _gather(real *col, real *gyc, Py_ssize_t ld, const real *x,
+                         const real *gy, const fc_geometry *g, Py_ssize_t Cin, Py_ssize_t Cout,
+                         Py_ssize_t gi, Py_ssize_t cin_g, Py_ssize_t cout_g, Py_ssize_t P,
+                         Py_ssize_t s0, Py_ssize_t s1, Py_ssize_t k0, Py_ssize_t k1,
+                         Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Positions s0 .. s1-1 of the sequence of all images' output pixels
+    (image s // P, pixel s % P), group gi: rows k0 .. k1-1 of their im2col
+    columns into col, and output channels c0 .. c1-1 of the output gradient
+    into gyc, both with leading dimension ld."""
+    cdef Py_ssize_t s = s0, n, p, m, c
+    cdef Py_ssize_t in_img = g.D * g.H * g.W
+    while s < s1:
+        n = s // P
+        p = s - n * P
+        m = P - p if P - p < s1 - s else s1 - s
+        if k1 > k0:
+            _im2col(col + (s - s0), ld, x + (n * Cin + gi * cin_g) * in_img, g, p, m, k0, k1)
+        for c in range(c0, c1):
+            memcpy(gyc + c * ld + (s - s0), gy + (n * Cout + gi * cout_g + c) * P + p,
+                   m * sizeof(real))
+        s += m
+
+
 def conv_weight_grad(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] gy,
                      real[:, ::1] acc, tuple kernel, tuple stride, tuple pad, tuple dilation,
-                     Py_ssize_t groups, Py_ssize_t tile, int nthreads,
-                     object workspace=None):
-    """acc[thread] += the weight gradient of the tasks each thread ran.
+                     Py_ssize_t groups, Py_ssize_t chunk, int nthreads, bint parallel_chunks,
+                     bint transposed, object workspace=None):
+    """acc[t] = the weight gradient, or thread t's share of it.
 
     x : (N, C_in, D, H, W) input of the forward convolution.
     gy : (N, C_out, OD, OH, OW) gradient of its output.
-    acc : (nthreads, C_out * C_in/groups * KD*KH*KW), zeroed by the caller;
-        per group g the block ``[g*K*cout_g, (g+1)*K*cout_g)`` holds the
-        transposed gradient (K x C_out/groups, K = C_in/groups*KD*KH*KW),
-        summed over threads by the caller.
-    Tasks are (image, group, tile of output pixels); each fills the tile's
-    im2col matrix (K x tile) in its buffer and multiplies it into its
-    thread's accumulator.
+    acc : (nthreads, C_out * K) with ``parallel_chunks``, else (1, C_out * K),
+        K = C_in/groups*KD*KH*KW; zeroed here.  With ``parallel_chunks`` row
+        t is thread t's copy, of dW^T per group (K x C_out/groups blocks)
+        if ``transposed``, else of dW (C_out x K); the caller sums the
+        copies (and transposes).  Otherwise the one row is dW.
+    The output pixels of all images form one sequence per group, cut into
+    chunks of ``chunk`` positions (a chunk may span images, so the GEMMs'
+    inner dimension stays wide on small images).  A chunk's im2col columns
+    (K x chunk) and output-gradient rows (C_out/groups x chunk) are gathered
+    into buffers and ``dW += gy_chunk @ col^T`` by BLAS.  With
+    ``parallel_chunks`` the threads run whole (group, chunk) tasks into
+    accumulators of their own (where ``chunk <= P`` the chunks are tiles of
+    one image each, whose output gradient is read in place); otherwise
+    (large accumulators) the chunks run in sequence, the threads sharing
+    the gather (by rows) and the GEMM (by output channels, or by columns of
+    dW when they are more).
     """
     cdef Py_ssize_t N = x.shape[0], Cin = x.shape[1], Cout = gy.shape[1]
     cdef Py_ssize_t cin_g = Cin // groups, cout_g = Cout // groups
@@ -227,38 +246,106 @@ def conv_weight_grad(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] 
                                        stride, pad, dilation)
     cdef Py_ssize_t K = cin_g * g.KD * g.KH * g.KW
     cdef Py_ssize_t P = g.OD * g.OH * g.OW
+    cdef Py_ssize_t S = N * P
     cdef Py_ssize_t in_img = g.D * g.H * g.W
-    cdef Py_ssize_t ntiles = (P + tile - 1) // tile
-    cdef Py_ssize_t ntasks = N * groups * ntiles
-    cdef real *col_all
+    # chunk <= P (parallel chunks only): `tiles` tiles per image; otherwise
+    # chunks of the sequence of all images' pixels
+    cdef Py_ssize_t tiles = (P + chunk - 1) // chunk
+    cdef Py_ssize_t nchunks = (N * tiles if parallel_chunks and chunk <= P
+                               else (S + chunk - 1) // chunk)
+    cdef Py_ssize_t ntasks = groups * nchunks
+    cdef Py_ssize_t per_buf = (K + cout_g) * chunk
+    cdef Py_ssize_t nacc = acc.shape[0], ldacc = acc.shape[1]
+    cdef real *bufs
     cdef real *col
+    cdef real *gyc
     cdef real *accbase = &acc[0, 0]
+    cdef real *mine
     cdef const real *xbase
     cdef const real *gbase
-    cdef Py_ssize_t t, n, gi, p0, ptile, tid
-    if ntasks == 0 or K == 0 or cout_g == 0:
+    cdef Py_ssize_t t, gi, s0, s1, r, pieces, by_rows, r0, r1, n, p0, m
+    if K == 0 or cout_g == 0:
+        return
+    with nogil:
+        for t in prange(nacc, schedule='static', num_threads=nthreads):
+            memset(accbase + t * ldacc, 0, ldacc * sizeof(real))
+    if ntasks == 0:
         return
     xbase = &x[0, 0, 0, 0, 0]
     gbase = &gy[0, 0, 0, 0, 0]
     cdef list keep = []
-    col_all = <real *> borrow_scratch(workspace, nthreads * K * tile * sizeof(real),
-                                      "im2col-tiles", keep)
+    bufs = <real *> borrow_scratch(
+        workspace, (nthreads if parallel_chunks else 1) * per_buf * sizeof(real),
+        "wgrad-chunks", keep)
     try:
-        with nogil, parallel(num_threads=nthreads):
-            tid = threadid()
-            col = col_all + tid * K * tile
-            for t in prange(ntasks, schedule='dynamic'):
-                p0 = (t % ntiles) * tile
-                gi = (t // ntiles) % groups
-                n = t // (ntiles * groups)
-                ptile = P - p0 if P - p0 < tile else tile
-                _im2col(col, xbase + (n * Cin + gi * cin_g) * in_img, &g, p0, ptile, 0, K)
-                # acc's group block is dW^T (K x C_out/groups): BLAS then
-                # multiplies with M = C_out/groups, N = K (measured 10-60%
-                # faster with OpenBLAS than the transposed orientation).
-                _gemm_nt_acc(<int> K, <int> cout_g, <int> ptile,
-                             col, <int> ptile,
-                             gbase + (n * Cout + gi * cout_g) * P + p0, <int> P,
-                             accbase + tid * Cout * K + gi * cout_g * K, <int> cout_g)
+        if parallel_chunks:
+            # Each thread's accumulator holds dW^T per group (K x C_out/groups)
+            # if `transposed`, so that BLAS multiplies with M = C_out/groups
+            # (faster with few output channels), else dW (M = K).
+            with nogil, parallel(num_threads=nthreads):
+                col = bufs + threadid() * per_buf
+                gyc = col + K * chunk
+                mine = accbase + threadid() * ldacc
+                for t in prange(ntasks, schedule='dynamic'):
+                    gi = t // nchunks
+                    if chunk <= P:
+                        # tiles within one image: the output gradient is
+                        # read in place
+                        s0 = t % nchunks
+                        n = s0 // tiles
+                        p0 = (s0 - n * tiles) * chunk
+                        m = P - p0 if P - p0 < chunk else chunk
+                        _im2col(col, m, xbase + (n * Cin + gi * cin_g) * in_img, &g, p0, m,
+                                0, K)
+                        if transposed:
+                            _gemm_abt_acc(<int> K, <int> cout_g, <int> m, col, <int> m,
+                                          gbase + (n * Cout + gi * cout_g) * P + p0, <int> P,
+                                          mine + gi * K * cout_g, <int> cout_g, 1)
+                        else:
+                            _gemm_abt_acc(<int> cout_g, <int> K, <int> m,
+                                          gbase + (n * Cout + gi * cout_g) * P + p0, <int> P,
+                                          col, <int> m, mine + gi * K * cout_g, <int> K, 1)
+                    else:
+                        s0 = (t % nchunks) * chunk
+                        s1 = s0 + chunk if s0 + chunk < S else S
+                        _gather(col, gyc, chunk, xbase, gbase, &g, Cin, Cout, gi, cin_g,
+                                cout_g, P, s0, s1, 0, K, 0, cout_g)
+                        if transposed:
+                            _gemm_abt_acc(<int> K, <int> cout_g, <int> (s1 - s0), col,
+                                          <int> chunk, gyc, <int> chunk,
+                                          mine + gi * K * cout_g, <int> cout_g, 1)
+                        else:
+                            _gemm_abt_acc(<int> cout_g, <int> K, <int> (s1 - s0), gyc,
+                                          <int> chunk, col, <int> chunk,
+                                          mine + gi * K * cout_g, <int> K, 1)
+            return
+        col = bufs
+        gyc = col + K * chunk
+        # The GEMM of a chunk is split into `pieces` blocks of dW: of rows
+        # (output channels) or, when dW has more columns than rows, of columns.
+        by_rows = cout_g >= K
+        pieces = min(nthreads, cout_g if by_rows else K)
+        for t in range(ntasks):
+            gi = t // nchunks
+            s0 = (t % nchunks) * chunk
+            s1 = s0 + chunk if s0 + chunk < S else S
+            with nogil, parallel(num_threads=nthreads):
+                for r in prange(pieces, schedule='static'):
+                    _gather(col, gyc, chunk, xbase, gbase, &g, Cin, Cout, gi, cin_g, cout_g,
+                            P, s0, s1, r * K // pieces, (r + 1) * K // pieces,
+                            r * cout_g // pieces, (r + 1) * cout_g // pieces)
+                for r in prange(pieces, schedule='static'):
+                    if by_rows:
+                        r0 = r * cout_g // pieces
+                        r1 = (r + 1) * cout_g // pieces
+                        _gemm_abt_acc(<int> (r1 - r0), <int> K, <int> (s1 - s0),
+                                      gyc + r0 * chunk, <int> chunk, col, <int> chunk,
+                                      accbase + (gi * cout_g + r0) * K, <int> K, 1)
+                    else:
+                        r0 = r * K // pieces
+                        r1 = (r + 1) * K // pieces
+                        _gemm_abt_acc(<int> cout_g, <int> (r1 - r0), <int> (s1 - s0),
+                                      gyc, <int> chunk, col + r0 * chunk, <int> chunk,
+                                      accbase + gi * cout_g * K + r0, <int> K, 1)
     finally:
-        return_scratch(col_all, keep)
+        return_scratch(bufs, keep)

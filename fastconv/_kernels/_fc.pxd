@@ -37,10 +37,11 @@ cdef extern from "fc_kernels.h" nogil:
                            Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw,
                            Py_ssize_t dh, Py_ssize_t dw, double init, double *scratch,
                            Py_ssize_t scratch_len)
-    void fc_im2col_tile_f32(float *col, const float *x, const fc_geometry *g,
+    void fc_im2col_tile_f32(float *col, Py_ssize_t ld, const float *x, const fc_geometry *g,
                             Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
-    void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
-                            Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
+    void fc_im2col_tile_f64(double *col, Py_ssize_t ld, const double *x,
+                            const fc_geometry *g, Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0,
+                            Py_ssize_t k1)
     void fc_col2im_tile_f32(float *x, const float *col, const fc_geometry *g,
                             Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
     void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,

@@ -36,9 +36,9 @@ cdef inline void _tile(real *col, const real *x, const fc_geometry *g,
                        Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0,
                        Py_ssize_t k1) noexcept nogil:
     if real is float:
-        fc_im2col_tile_f32(col, x, g, p0, P, k0, k1)
+        fc_im2col_tile_f32(col, P, x, g, p0, P, k0, k1)
     else:
-        fc_im2col_tile_f64(col, x, g, p0, P, k0, k1)
+        fc_im2col_tile_f64(col, P, x, g, p0, P, k0, k1)
 
 
 cdef inline void _multiply(const real *xg, const real *wg, const real *bias_g,

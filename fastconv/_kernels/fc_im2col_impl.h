@@ -5,8 +5,9 @@
  */
 #define FC_FN(name) FC_CAT(name, FC_SFX)
 
-FC_MULTIVERSION void FC_FN(fc_im2col_tile)(FC_T *col, const FC_T *x, const fc_geometry *g,
-                           ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1)
+FC_MULTIVERSION void FC_FN(fc_im2col_tile)(FC_T *col, ptrdiff_t ld, const FC_T *x,
+                                           const fc_geometry *g, ptrdiff_t p0, ptrdiff_t P,
+                                           ptrdiff_t k0, ptrdiff_t k1)
 {
     const ptrdiff_t ohw = g->OH * g->OW;
     const ptrdiff_t od0 = p0 / ohw, oy0 = (p0 % ohw) / g->OW, ox0 = p0 % g->OW;
@@ -18,7 +19,7 @@ FC_MULTIVERSION void FC_FN(fc_im2col_tile)(FC_T *col, const FC_T *x, const fc_ge
         const ptrdiff_t kd = t % g->KD;
         const ptrdiff_t c = t / g->KD;
         const FC_T *xc = x + c * g->D * g->H * g->W;
-        FC_T *dst = col + k * P;
+        FC_T *dst = col + k * ld;
         ptrdiff_t od = od0, oy = oy0, ox = ox0, j = 0;
         while (j < P) {
             ptrdiff_t n = g->OW - ox;

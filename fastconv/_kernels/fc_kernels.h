@@ -109,7 +109,7 @@ int fc_blocked_pixels(void);
  *
  * x is the (C, D, H, W) C-contiguous input of the group.  The tile holds the
  * columns p0 .. p0+P-1 of the full (C*KD*KH*KW) x (OD*OH*OW) matrix, stored
- * row-major with leading dimension P: col[k*P + j] is input element
+ * row-major with leading dimension ld >= P: col[k*ld + j] is input element
  * (c, od*sd - pd + kd*dd, oy*sh - ph + ky*dh, ox*sw - pw + kx*dw) for
  * k = ((c*KD + kd)*KH + ky)*KW + kx and output pixel p0 + j = (od, oy, ox),
  * or 0 where that index falls into the zero padding.  Only rows
@@ -124,9 +124,9 @@ typedef struct {
     ptrdiff_t dd, dh, dw;          /* dilation */
 } fc_geometry;
 
-void fc_im2col_tile_f32(float *col, const float *x, const fc_geometry *g,
+void fc_im2col_tile_f32(float *col, ptrdiff_t ld, const float *x, const fc_geometry *g,
                         ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
-void fc_im2col_tile_f64(double *col, const double *x, const fc_geometry *g,
+void fc_im2col_tile_f64(double *col, ptrdiff_t ld, const double *x, const fc_geometry *g,
                         ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
 
 /*
