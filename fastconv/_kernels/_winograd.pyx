@@ -108,6 +108,20 @@ cdef inline void _input_rows(const real[:, :, :, ::1] x, Py_ssize_t ci, Py_ssize
                V + (rr - r0) * tW, plane, scratch)
 
 
+cdef inline void _grad_output_rows(const real[:, :, :, ::1] gy, Py_ssize_t k, Py_ssize_t m,
+                                   Py_ssize_t tH, Py_ssize_t tW, Py_ssize_t OH, Py_ssize_t OW,
+                                   Py_ssize_t r0, Py_ssize_t r1, real *U, Py_ssize_t plane,
+                                   real *scratch) noexcept nogil:
+    """A u A^T of output-gradient channel k for tile rows r0..r1-1; row rr
+    lands at U + (rr - r0) * tW."""
+    cdef Py_ssize_t rr, n, th
+    for rr in range(r0, r1):
+        n = rr // tH
+        th = rr - n * tH
+        _grad_output(m, &gy[n, k, 0, 0], OH, OW, th * m, tW, U + (rr - r0) * tW, plane,
+                     scratch)
+
+
 cdef inline void _output_rows(real[:, :, :, ::1] out, const real[::1] bias, bint has_bias,
                               Py_ssize_t k, Py_ssize_t m, Py_ssize_t tH, Py_ssize_t tW,
                               Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0, Py_ssize_t r1,
@@ -206,7 +220,7 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     cdef real *V
     cdef real *Mb
     cdef real *scratch
-    cdef Py_ssize_t t, chunk, gi, r0, r1, P, c, e, k
+    cdef Py_ssize_t t, gi, r0, r1, P, c, e, k
     if ntasks == 0 or OH == 0 or OW == 0:
         return
     cdef list keep = []
@@ -225,10 +239,9 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
                 Mb = V + a2 * Cg * pmax
                 scratch = Mb + a2 * Kg * pmax
                 for t in prange(ntasks, schedule='guided'):
-                    chunk = t % chunks
                     gi = t // chunks
-                    r0 = chunk * rows_per_task
-                    r1 = r0 + rows_per_task if r0 + rows_per_task < R else R
+                    r0 = (t % chunks) * rows_per_task
+                    r1 = min(r0 + rows_per_task, R)
                     P = (r1 - r0) * tW
                     for c in range(Cg):
                         _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
@@ -241,10 +254,9 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
             V = all_buf
             Mb = V + a2 * Cg * pmax
             for t in range(ntasks):
-                chunk = t % chunks
                 gi = t // chunks
-                r0 = chunk * rows_per_task
-                r1 = r0 + rows_per_task if r0 + rows_per_task < R else R
+                r0 = (t % chunks) * rows_per_task
+                r1 = min(r0 + rows_per_task, R)
                 P = (r1 - r0) * tW
                 with nogil, parallel(num_threads=nthreads):
                     scratch = all_buf + tiles_len + threadid() * scratch_len
@@ -303,7 +315,7 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
     cdef real *Ub
     cdef real *scratch
     cdef real *Mt
-    cdef Py_ssize_t t, chunk, gi, r0, r1, P, c, k, e, rr, n, th
+    cdef Py_ssize_t t, gi, r0, r1, P, c, k, e
     cdef real beta
     if ntasks == 0 or OH == 0 or OW == 0 or Cg == 0 or Kg == 0:
         return
@@ -318,10 +330,9 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
             for t in range(ntasks):
                 # a group's first task overwrites its part of the accumulator
                 beta = 0 if t % chunks == 0 else 1
-                chunk = t % chunks
                 gi = t // chunks
-                r0 = chunk * rows_per_task
-                r1 = r0 + rows_per_task if r0 + rows_per_task < R else R
+                r0 = (t % chunks) * rows_per_task
+                r1 = min(r0 + rows_per_task, R)
                 P = (r1 - r0) * tW
                 with nogil, parallel(num_threads=nthreads):
                     scratch = all_buf + tiles_len + threadid() * scratch_len
@@ -329,11 +340,8 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
                         _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
                                     V + c * P, Cg * P, scratch)
                     for k in prange(Kg, schedule='static'):
-                        for rr in range(r0, r1):
-                            n = rr // tH
-                            th = rr - n * tH
-                            _grad_output(m, &gy[n, gi * Kg + k, 0, 0], OH, OW, th * m, tW,
-                                         Ub + k * P + (rr - r0) * tW, Kg * P, scratch)
+                        _grad_output_rows(gy, gi * Kg + k, m, tH, tW, OH, OW, r0, r1,
+                                          Ub + k * P, Kg * P, scratch)
                     for e in prange(a2, schedule='dynamic'):
                         _gemm_abt_acc(<int> Kg, <int> Cg, <int> P, Ub + e * Kg * P, <int> P,
                                       V + e * Cg * P, <int> P, Mt + e * ldacc + gi * Kg * Cg,
@@ -347,20 +355,16 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
             for t in prange(acc.shape[0], schedule='static'):
                 memset(&acc[t, 0, 0], 0, a2 * ldacc * sizeof(real))
             for t in prange(ntasks, schedule='guided'):
-                chunk = t % chunks
                 gi = t // chunks
-                r0 = chunk * rows_per_task
-                r1 = r0 + rows_per_task if r0 + rows_per_task < R else R
+                r0 = (t % chunks) * rows_per_task
+                r1 = min(r0 + rows_per_task, R)
                 P = (r1 - r0) * tW
                 for c in range(Cg):
                     _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
                                 V + c * P, Cg * P, scratch)
                 for k in range(Kg):
-                    for rr in range(r0, r1):
-                        n = rr // tH
-                        th = rr - n * tH
-                        _grad_output(m, &gy[n, gi * Kg + k, 0, 0], OH, OW, th * m, tW,
-                                     Ub + k * P + (rr - r0) * tW, Kg * P, scratch)
+                    _grad_output_rows(gy, gi * Kg + k, m, tH, tW, OH, OW, r0, r1, Ub + k * P,
+                                      Kg * P, scratch)
                 for e in range(a2):
                     _gemm_abt_acc(<int> Kg, <int> Cg, <int> P, Ub + e * Kg * P, <int> P,
                                   V + e * Cg * P, <int> P, Mt + e * ldacc + gi * Kg * Cg,

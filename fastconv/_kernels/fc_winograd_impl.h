@@ -77,6 +77,27 @@
     } while (0)
 #endif
 
+/* rows[i*Wt + c] = plane[y0 + i][x0 + c] for i < nrows and c < Wp, zero
+ * where that falls outside the H x W plane and for Wp <= c < Wt. */
+static inline void FC_WFN(fc_wino_rows)(const FC_T *plane, ptrdiff_t H, ptrdiff_t W,
+                                        ptrdiff_t y0, ptrdiff_t x0, int nrows, ptrdiff_t Wp,
+                                        ptrdiff_t Wt, FC_T *rows)
+{
+    ptrdiff_t c0 = x0 < 0 ? -x0 : 0, c1 = W - x0;
+    if (c1 > Wp) c1 = Wp;
+    for (int i = 0; i < nrows; ++i) {
+        FC_T *r = rows + i * Wt;
+        const ptrdiff_t y = y0 + i;
+        if (y < 0 || y >= H || c1 <= c0) {
+            memset(r, 0, (size_t)Wt * sizeof(FC_T));
+            continue;
+        }
+        memset(r, 0, (size_t)c0 * sizeof(FC_T));
+        memcpy(r + c0, plane + y * W + x0 + c0, (size_t)(c1 - c0) * sizeof(FC_T));
+        memset(r + c1, 0, (size_t)(Wt - c1) * sizeof(FC_T));
+    }
+}
+
 FC_MULTIVERSION void FC_WFN(fc_wino_input)(const FC_T *x, ptrdiff_t H, ptrdiff_t W,
                                           ptrdiff_t y0, ptrdiff_t x0, ptrdiff_t tW,
                                           FC_T *V, ptrdiff_t plane, FC_T *scratch)
@@ -86,19 +107,7 @@ FC_MULTIVERSION void FC_WFN(fc_wino_input)(const FC_T *x, ptrdiff_t H, ptrdiff_t
     FC_T *rows = scratch;                     /* FC_A x Wt */
     FC_T *t = rows + FC_A * Wt;               /* FC_A x Wt, vertical transform */
 
-    for (int i = 0; i < FC_A; ++i) {
-        FC_T *r = rows + i * Wt;
-        const ptrdiff_t y = y0 + i;
-        ptrdiff_t c0 = x0 < 0 ? -x0 : 0, c1 = W - x0;
-        if (c1 > Wp) c1 = Wp;
-        if (y < 0 || y >= H || c1 <= c0) {
-            memset(r, 0, (size_t)Wt * sizeof(FC_T));
-            continue;
-        }
-        memset(r, 0, (size_t)c0 * sizeof(FC_T));
-        memcpy(r + c0, x + y * W + x0 + c0, (size_t)(c1 - c0) * sizeof(FC_T));
-        memset(r + c1, 0, (size_t)(Wt - c1) * sizeof(FC_T));
-    }
+    FC_WFN(fc_wino_rows)(x, H, W, y0, x0, FC_A, Wp, Wt, rows);
     /* t[xi][c] = (B^T d)[xi] over every column c */
 #define FC_D(i) rows[(i) * Wt + c]
 #define FC_O(i, v) t[(i) * Wt + c] = (v)
@@ -173,17 +182,7 @@ FC_MULTIVERSION void FC_WFN(fc_wino_grad_output)(const FC_T *gy, ptrdiff_t OH, p
     const ptrdiff_t Wt = tW * FC_M;
     FC_T *rows = scratch;                     /* FC_M x Wt */
     FC_T *t = rows + FC_M * Wt;               /* FC_A x Wt, vertical transform */
-    const ptrdiff_t c1 = OW < Wt ? OW : Wt;
-    for (int i = 0; i < FC_M; ++i) {
-        FC_T *r = rows + i * Wt;
-        const ptrdiff_t y = y0 + i;
-        if (y >= OH || c1 <= 0) {
-            memset(r, 0, (size_t)Wt * sizeof(FC_T));
-            continue;
-        }
-        memcpy(r, gy + y * OW, (size_t)c1 * sizeof(FC_T));
-        memset(r + c1, 0, (size_t)(Wt - c1) * sizeof(FC_T));
-    }
+    FC_WFN(fc_wino_rows)(gy, OH, OW, y0, 0, FC_M, Wt, Wt, rows);
     /* t[xi][c] = (A u)[xi] over every column c */
 #define FC_S(i) rows[(i) * Wt + c]
 #define FC_O(i, v) t[(i) * Wt + c] = (v)
