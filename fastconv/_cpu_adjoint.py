@@ -186,6 +186,7 @@ def conv_weight_grad(forward, x, grad_output, weight_size, nthreads):
     if _winograd.weight_grad_supported(forward) is None:
         return _winograd.weight_grad(forward, x5, gy5, nthreads).reshape(weight_size)
     chunk, parallel_chunks = wgrad_schedule(forward, nthreads)
+    transposed = parallel_chunks and wgrad_transposed(forward)
     accs = nthreads if parallel_chunks else 1
     size = accs * forward.out_channels * k
     acc = workspace(size * dt.itemsize, dt, "wgrad-acc")[:size].reshape(
@@ -194,19 +195,15 @@ def conv_weight_grad(forward, x, grad_output, weight_size, nthreads):
         _kernels().conv_weight_grad(
             x5, gy5, acc, kernel3, _lift3(forward.stride, nd, 1),
             _lift3((pb for pb, _ in forward.padding), nd, 0), _lift3(forward.dilation, nd, 1),
-            g, chunk, nthreads, parallel_chunks, wgrad_transposed(forward), workspace)
-    if not parallel_chunks or not wgrad_transposed(forward):
-        grad = acc[0].copy()
-        for t in range(1, accs):
-            grad += acc[t]
-        return grad.reshape(weight_size)
-    grad = acc[0].copy()
+            g, chunk, nthreads, parallel_chunks, transposed, workspace)
+    grad = acc[0].copy()  # acc is the thread's workspace: never hand it out
     for t in range(1, accs):
         grad += acc[t]
-    # Each group's block is dW^T (K x C_out/groups); the result is (C_out, K...).
-    cout_g = forward.out_channels // g
-    return np.ascontiguousarray(
-        grad.reshape(g, k, cout_g).transpose(0, 2, 1)).reshape(weight_size)
+    if transposed:
+        # Each group's block is dW^T (K x C_out/groups); the result is (C_out, K...).
+        cout_g = forward.out_channels // g
+        grad = np.ascontiguousarray(grad.reshape(g, k, cout_g).transpose(0, 2, 1))
+    return grad.reshape(weight_size)
 
 
 def wgrad_transposed(forward) -> bool:
