@@ -5,8 +5,8 @@ is picked at run time; FASTCONV_SIMD caps that choice.  Each variant runs in
 a fresh interpreter (the choice is made once per process) on cases whose
 rows are wide enough for full vector blocks, single vectors and ragged
 tails, and on strided and dilated rows; the cases with many output channels
-run the channel-blocked kernel (rows of pixel blocks, and for short rows the
-flattened-plane blocks with their 1/2, 1/4 and 4-pixel remainders).
+run the channel-blocked kernel (rows of pixel blocks with their 1/2, 1/4 and
+ragged 4-pixel remainders, and for short rows the flattened-plane blocks).
 """
 import json
 import os
@@ -29,6 +29,15 @@ CASES = [
     ((5, 5), (3, 3), 1, 0, 1, np.float32, 4, 40),
     ((16, 61), (5, 5), 2, 2, 1, np.float32, 6, 18),
     ((11, 47), (3, 3), 1, 2, 2, np.float64, 3, 17),
+    # channel-blocked rows of more widths: 16 (14 + a ragged 4), 32, 17 (a
+    # last block reading past the last row), 30, 75, 29 strided, 38 dilated
+    ((3, 16), (3, 3), 1, 1, 1, np.float32, 4, 20),
+    ((3, 32), (3, 3), 1, 1, 1, np.float64, 4, 20),
+    ((3, 19), (3, 3), 1, 0, 1, np.float32, 3, 17),
+    ((2, 30), (2, 3), 1, (0, 1), 1, np.float32, 3, 24),
+    ((3, 75), (3, 3), 1, 1, 1, np.float32, 3, 18),
+    ((4, 57), (3, 3), 2, 1, 1, np.float64, 3, 20),
+    ((3, 38), (3, 3), 1, 2, 2, np.float32, 3, 17),
 ]
 
 SCRIPT = r"""
