@@ -1,4 +1,5 @@
-"""Every instruction-set variant of the direct row kernel against the oracle.
+"""Every instruction-set variant of the direct row kernel (and of the sparse
+kernel, which takes the same cap) against the oracle.
 
 The row kernel is compiled for AVX-512, AVX2+FMA and SSE2 and the best one
 is picked at run time; FASTCONV_SIMD caps that choice.  Each variant runs in
@@ -49,9 +50,10 @@ for i, (spatial, ksize, stride, padding, dilation, dt, cin, cout) in enumerate(c
     rng = np.random.default_rng(i)
     x = rng.standard_normal([2, cin] + spatial).astype(dt)
     w = rng.standard_normal([cout, cin] + ksize).astype(dt)
-    out[f"c{i}"] = fastconv.conv2d(x, w, stride=stride,
-                                   padding=tuple(padding) if isinstance(padding, list) else padding,
-                                   dilation=dilation, algorithm="direct")
+    for algo in ("direct", "sparse"):
+        out[f"{algo}{i}"] = fastconv.conv2d(
+            x, w, stride=stride, padding=tuple(padding) if isinstance(padding, list) else padding,
+            dilation=dilation, algorithm=algo)
 np.savez(sys.argv[1], **out)
 print(_runtime.simd_level())
 """
@@ -80,4 +82,5 @@ def test_direct_kernel_variant(cap, expect_word, ref, tmp_path):
         x = rng.standard_normal((2, cin) + spatial).astype(dt)
         w = rng.standard_normal((cout, cin) + ksize).astype(dt)
         exp = ref.expect(x, w, None, nd=2, stride=stride, padding=padding, dilation=dilation)
-        ref.assert_matches(got[f"c{i}"], exp, context=f"{level} case {i}")
+        for algo in ("direct", "sparse"):
+            ref.assert_matches(got[f"{algo}{i}"], exp, context=f"{level} {algo} case {i}")

@@ -37,6 +37,10 @@ CASES = [  # nd, (N, C_in, C_out, spatial, kernel), kwargs
     (1, (2, 4, 6, (30,), (5,)), dict(padding="same")),
     (1, (1, 4, 4, (29,), (3,)), dict(stride=3, dilation=2, padding=2, groups=2,
                                      padding_mode="circular")),
+    # grids of several register blocks plus a remainder: 14x14 (224 = 3
+    # blocks of 64 + 32 in float32), 20x20 (440 = 6 x 64 + 56)
+    (2, (1, 5, 6, (14, 14), (3, 3)), dict(padding=1)),
+    (2, (2, 4, 3, (20, 20), (3, 3)), dict(padding=1)),
     (3, (1, 3, 4, (6, 7, 5), (3, 2, 3)), dict(padding=1)),
     (3, (2, 4, 4, (7, 6, 8), (2, 3, 3)), dict(stride=(2, 1, 2), dilation=(1, 2, 1),
                                              padding=1, groups=2, padding_mode="replicate")),
