@@ -233,13 +233,13 @@ def nn_fft_features(problem) -> tuple:
 
 def winograd_features(problem) -> tuple:
     """(GEMM multiply-adds, transformed tile points, filter-transform points,
-    transform calls, 1) of Winograd F(m x m, 3 x 3) for `problem` (m as
+    transform calls, 1) of Winograd F(m x m, r x r) for `problem` (m as
     fastconv._winograd picks); a transform call handles one channel of one
     row of tiles, so layers with few channels pay its fixed cost per point."""
-    from ._winograd import choose_variant
+    from ._winograd import choose_variant, transform_size
 
     m = choose_variant(problem)
-    a2 = (m + 2) ** 2
+    a2 = transform_size(problem, m) ** 2
     oh, ow = problem.out_size
     rows = problem.batch * -(-oh // m)
     tiles = rows * -(-ow // m)

@@ -307,7 +307,9 @@ class CPUBackend:
             pass
         elif algorithm == "winograd":
             m = _winograd.choose_variant(p)
-            buf = (workspace((m + 2) ** 2 * w5.size // 9 * dt.itemsize, dt, "winograd-filters")
+            r = p.kernel_size[0]
+            buf = (workspace((m + r - 1) ** 2 * w5.size // r ** 2 * dt.itemsize, dt,
+                             "winograd-filters")
                    if transient else None)
             state = (m, _winograd.filter_transform(w5[:, :, 0], p.groups, m, dt, nthreads, buf))
         elif algorithm == "fft":

@@ -1,13 +1,16 @@
-"""Winograd F(m x m, 3 x 3) convolution on the CPU: planning and filters.
+"""Winograd F(m x m, r x r) convolution on the CPU: planning and filters.
 
 Minimal filtering (Winograd 1980; for CNNs Lavin & Gray, "Fast Algorithms
-for Convolutional Neural Networks", CVPR 2016): an m x m output tile of a
-3 x 3 correlation is ``A^T [(G g G^T) * (B^T d B)] A`` with a = m + 2
-transform points, so the multiplications per output drop from 9 to
-``a^2 / m^2``: 4 for F(2x2,3x3) (2.25x fewer), 2.25 for F(4x4,3x3) (4x
+for Convolutional Neural Networks", CVPR 2016): an m x m output tile of an
+r x r correlation is ``A^T [(G g G^T) * (B^T d B)] A`` with a = m + r - 1
+transform points, so the multiplications per output drop from r^2 to
+``a^2 / m^2``: for 3x3 filters 4 with F(2x2,3x3) (2.25x fewer) and 2.25
+with F(4x4,3x3) (4x fewer); for 5x5 filters 9 with F(2x2,5x5) (2.78x
 fewer).  The matrices below use the interpolation points 0, +-1 (F(2,3))
-and 0, +-1, +-2 (F(4,3)) plus the point at infinity, as in Lavin & Gray;
-``fc_kernels.c`` holds the same B^T and A^T for the tile transforms.
+and 0, +-1, +-2 (F(4,3), F(2,5)) plus the point at infinity, as in Lavin &
+Gray; F(2,5) shares F(4,3)'s points and so its input transform B^T, with
+G's rows the points' powers scaled like F(4,3)'s.  ``fc_kernels.c`` holds
+the same matrices for the tile transforms.
 
 F(6x6,3x3) is not offered: its points (+-1/2, +-2, ...) lose about two
 more decimal digits, beyond the float32 bound below.
@@ -47,8 +50,10 @@ from ._schedule import workspace
 __all__ = ["VARIANTS", "transform_matrices", "filter_transform", "supported", "conv",
            "ERROR_BOUND", "weight_grad_supported", "weight_grad"]
 
+#: Output tile sizes m of the F(m x m, r x r) variants, per filter size r.
+VARIANTS_BY_SIZE = {3: (2, 4), 5: (2,)}
 #: Output tile sizes m of the F(m x m, 3 x 3) variants.
-VARIANTS = (2, 4)
+VARIANTS = VARIANTS_BY_SIZE[3]
 
 #: Normwise error bounds the tests hold each variant to.
 ERROR_BOUND = {np.dtype(np.float32): 5e-5, np.dtype(np.float64): 1e-12}
@@ -65,25 +70,39 @@ SMALL_OUTPUT = 400
 
 
 @functools.lru_cache(maxsize=None)
-def transform_matrices(m: int):
-    """The transform matrices of F(m, 3) (Lavin & Gray 2016).
+def transform_matrices(m: int, r: int = 3):
+    """The transform matrices of F(m, r) (Lavin & Gray 2016).
 
     Parameters
     ----------
-    m : {2, 4}
-        Output tile size.
+    m : int
+        Output tile size: 2 or 4 for ``r = 3``, 2 for ``r = 5``.
+    r : {3, 5}, default 3
+        Filter size.
 
     Returns
     -------
     bt, g, at : ndarray of float64
-        B^T (a, a), G (a, 3) and A^T (m, a), with a = m + 2; the 1-D
-        correlation of d (a values) with g (3 taps) is ``at @ ((g @ w) * (bt @ d))``.
+        B^T (a, a), G (a, r) and A^T (m, a), with a = m + r - 1; the 1-D
+        correlation of d (a values) with w (r taps) is ``at @ ((g @ w) * (bt @ d))``.
 
     Raises
     ------
     ValueError
-        If `m` is not in VARIANTS.
+        If `m` is not in ``VARIANTS_BY_SIZE[r]``.
     """
+    if m not in VARIANTS_BY_SIZE.get(r, ()):
+        raise ValueError(f"Winograd variant m must be one of {VARIANTS_BY_SIZE.get(r, ())} "
+                         f"for {r}x{r} filters, got {m!r}")
+    if r == 5:
+        # The points 0, 1, -1, 2, -2 (each row of G the point's powers,
+        # scaled as F(4,3)'s) and infinity.
+        bt = transform_matrices(4)[0]
+        scale = (1 / 4, -1 / 6, -1 / 6, 1 / 24, 1 / 24)
+        g = [[s * p ** j for j in range(5)] for s, p in zip(scale, (0, 1, -1, 2, -2))]
+        g.append([0, 0, 0, 0, 1])
+        at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]
+        return bt, np.array(g, dtype=np.float64), np.array(at, dtype=np.float64)
     if m == 2:
         bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
         g = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
@@ -95,8 +114,6 @@ def transform_matrices(m: int):
              [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
         at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
               [0, 1, -1, 8, -8, 1]]
-    else:
-        raise ValueError(f"Winograd variant m must be one of {VARIANTS}, got {m!r}")
     return tuple(np.array(a, dtype=np.float64) for a in (bt, g, at))
 
 
@@ -110,13 +127,13 @@ def supported(problem) -> str | None:
     Returns
     -------
     reason : str or None
-        None for conv2d with a 3x3 kernel, stride 1 and dilation 1 (any
-        padding, groups, batch); otherwise why not.
+        None for conv2d with a 3x3 or 5x5 kernel, stride 1 and dilation 1
+        (any padding, groups, batch); otherwise why not.
     """
     if problem.nd != 2:
         return "Winograd is implemented for conv2d only"
-    if tuple(problem.kernel_size) != (3, 3):
-        return f"Winograd needs a 3x3 kernel, got {tuple(problem.kernel_size)}"
+    if tuple(problem.kernel_size) not in ((3, 3), (5, 5)):
+        return f"Winograd needs a 3x3 or 5x5 kernel, got {tuple(problem.kernel_size)}"
     if tuple(problem.stride) != (1, 1):
         return f"Winograd needs stride 1, got {tuple(problem.stride)}"
     if tuple(problem.dilation) != (1, 1):
@@ -128,22 +145,31 @@ def filter_transform(w4, groups: int, m: int, dtype, nthreads: int = 1,
                      out=None) -> np.ndarray:
     """U = G g G^T of every filter, laid out (a*a, groups, C_out/g, C_in/g).
 
-    `w4` is (C_out, C_in/groups, 3, 3).  Computed by the compiled
-    ``fc_wino_filter`` in `dtype` (for float32 that rounds G's entries such
-    as 1/6 once more, an error far below ERROR_BOUND) on `nthreads` threads,
-    into `out` (a 1-D buffer of at least a*a*C_out*C_in/g values) if given.
+    `w4` is (C_out, C_in/groups, r, r), r = 3 or 5, and a = m + r - 1.
+    Computed by the compiled ``fc_wino_filter`` in `dtype` (for float32 that
+    rounds G's entries such as 1/6 once more, an error far below
+    ERROR_BOUND) on `nthreads` threads, into `out` (a 1-D buffer of at least
+    a*a*C_out*C_in/g values) if given.
     """
-    a = m + 2
+    r = w4.shape[-1]
+    a = m + r - 1
     cout, cin_g = w4.shape[:2]
-    flat = np.ascontiguousarray(w4, dtype=dtype).reshape(cout * cin_g, 9)
+    flat = np.ascontiguousarray(w4, dtype=dtype).reshape(cout * cin_g, r * r)
     size = a * a * cout * cin_g
     u = (np.empty(size, dtype=dtype) if out is None else out[:size]).reshape(a * a, -1)
-    _winograd.filter_transform(flat, u, m, nthreads)
+    _winograd.filter_transform(flat, u, m, r, nthreads)
     return u.reshape(a * a, groups, cout // groups, cin_g)
 
 
+def transform_size(problem, m: int) -> int:
+    """a = m + r - 1, the transform points per dimension of F(m x m, r x r)
+    on `problem` (r its kernel size)."""
+    return m + problem.kernel_size[0] - 1
+
+
 def choose_variant(problem) -> int:
-    """F(4x4,3x3) for large outputs, F(2x2,3x3) for small ones.
+    """F(2x2,5x5) for 5x5 kernels; for 3x3 ones F(4x4,3x3) on large
+    outputs and F(2x2,3x3) on small ones.
 
     F(4,3) does 2.25 multiplications per output against F(2,3)'s 4, but its
     filters take 36 values instead of 16 (transformed on every call without
@@ -151,6 +177,8 @@ def choose_variant(problem) -> int:
     fewer than SMALL_OUTPUT pixels F(2,3) measured faster here (3x3
     256-channel layers at 14x14 and 512 channels at 7x7).
     """
+    if problem.kernel_size[0] == 5:
+        return 2
     oh, ow = problem.out_size
     return 2 if min(oh, ow) < 4 or oh * ow < SMALL_OUTPUT else 4
 
@@ -168,7 +196,7 @@ def schedule(problem, m: int, nthreads: int):
     sequence with the threads sharing each one's transforms and GEMMs.
     BLAS is single-threaded inside the team either way.
     """
-    a2 = (m + 2) ** 2
+    a2 = transform_size(problem, m) ** 2
     oh, ow = problem.out_size
     th, tw = -(-oh // m), -(-ow // m)
     total = problem.batch * th
@@ -203,7 +231,7 @@ def schedule(problem, m: int, nthreads: int):
 def conv(x5, w5, bias, out5, pad_before, problem, nthreads, m=None, u=None):
     """Winograd convolution of laid-out operands (see fastconv._cpu).
 
-    `x5` (N, C_in, 1, H, W), `w5` (C_out, C_in/g, 1, 3, 3), `out5`
+    `x5` (N, C_in, 1, H, W), `w5` (C_out, C_in/g, 1, r, r), `out5`
     (N, C_out, 1, OH, OW), all C-contiguous in the problem's dtype;
     `pad_before` the leading zero padding per (D, H, W).  `u` is a
     precomputed filter transform for variant `m` (plans keep it).
@@ -213,7 +241,8 @@ def conv(x5, w5, bias, out5, pad_before, problem, nthreads, m=None, u=None):
     with _threads.blas_limit(1):
         if u is None:
             u = filter_transform(w5[:, :, 0], problem.groups, m, problem.dtype, nthreads)
-        _winograd.conv_winograd(x5[:, :, 0], u, bias, out5[:, :, 0], m, pad_before[1],
+        _winograd.conv_winograd(x5[:, :, 0], u, bias, out5[:, :, 0], m,
+                                problem.kernel_size[0], pad_before[1],
                                 pad_before[2], problem.groups, rows, nthreads, parallel_tasks,
                                 workspace)
 
@@ -247,13 +276,15 @@ def weight_grad_supported(forward) -> str | None:
     Returns
     -------
     reason : str or None
-        None where Winograd serves the forward convolution (conv2d, 3x3,
-        stride 1, dilation 1) and both channel counts per group are at
-        least WGRAD_MIN_CHANNELS; otherwise why not.
+        None where Winograd serves the forward convolution with a 3x3
+        kernel (conv2d, stride 1, dilation 1) and both channel counts per
+        group are at least WGRAD_MIN_CHANNELS; otherwise why not.
     """
     reason = supported(forward)
     if reason is not None:
         return reason
+    if tuple(forward.kernel_size) != (3, 3):
+        return "the Winograd weight gradient serves 3x3 kernels only"
     g = forward.groups
     if min(forward.in_channels // g, forward.out_channels // g) < WGRAD_MIN_CHANNELS:
         return (f"the Winograd weight gradient needs at least {WGRAD_MIN_CHANNELS} "

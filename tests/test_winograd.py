@@ -1,5 +1,7 @@
 """Winograd F(2x2,3x3) and F(4x4,3x3) (fastconv._winograd) against the oracle.
 
+(F(2x2,5x5) has its own module, test_winograd_5x5.py.)
+
 The oracle is the float64 sliding-window correlation of conftest.py (the
 ``ref`` fixture), never fastconv.  Winograd's error is normwise, not
 elementwise, so every case is held to
@@ -140,8 +142,15 @@ def test_transform_matrices_unknown_variant(m):
         W.transform_matrices(m)
 
 
+@pytest.mark.parametrize("m, r", [(4, 5), (2, 7), (2, 1), (3, 5)])
+def test_transform_matrices_unknown_filter_size(m, r):
+    with pytest.raises(ValueError, match="variant"):
+        W.transform_matrices(m, r)
+
+
 def test_variants_and_bound_constants():
     assert tuple(W.VARIANTS) == (2, 4)
+    assert W.VARIANTS_BY_SIZE == {3: (2, 4), 5: (2,)}
     assert W.ERROR_BOUND[np.dtype(np.float32)] == 5e-5
     assert W.ERROR_BOUND[np.dtype(np.float64)] == 1e-12
 
@@ -614,10 +623,12 @@ def test_accuracy_cnn_layers(ref, variant, dtype, channels, size):
     (dict(stride=(1, 2)), "stride"),
     (dict(dilation=2), "dilation"),
     (dict(dilation=(2, 1)), "dilation"),
-    (dict(ksize=(5, 5)), "3x3"),
-    (dict(ksize=(3, 5)), "3x3"),
-    (dict(ksize=(1, 1)), "3x3"),
-], ids=["stride2", "stride1x2", "dilation2", "dilation2x1", "k5x5", "k3x5", "k1x1"])
+    (dict(ksize=(7, 7)), "3x3 or 5x5"),
+    (dict(ksize=(3, 5)), "3x3 or 5x5"),
+    (dict(ksize=(1, 1)), "3x3 or 5x5"),
+    (dict(ksize=(5, 5), stride=2), "stride"),
+], ids=["stride2", "stride1x2", "dilation2", "dilation2x1", "k7x7", "k3x5", "k1x1",
+        "k5x5-stride2"])
 def test_unsupported_conv2d(rng, case, reason):
     case = dict(case)
     ksize = case.pop("ksize", (3, 3))
@@ -642,11 +653,13 @@ def test_unsupported_other_dimensions(rng, conv, xshape, wshape):
     assert "conv2d" in str(info.value)
 
 
-def test_auto_does_not_offer_winograd_for_depthwise_and_non_3x3():
+def test_auto_does_not_offer_winograd_for_depthwise_and_other_sizes():
     x = np.ones((1, 16, 32, 32), np.float32)
     depthwise = fastconv.choose_algorithm(fastconv.conv2d, x, np.ones((16, 1, 3, 3), np.float32),
                                           groups=16, padding=1)
     assert "winograd" not in depthwise.seconds
+    seven = fastconv.choose_algorithm(fastconv.conv2d, x, np.ones((16, 16, 7, 7), np.float32))
+    assert "winograd" not in seven.seconds
+    assert "3x3 or 5x5" in seven.unavailable["winograd"]
     five = fastconv.choose_algorithm(fastconv.conv2d, x, np.ones((16, 16, 5, 5), np.float32))
-    assert "winograd" not in five.seconds
-    assert "3x3" in five.unavailable["winograd"]
+    assert "winograd" in five.seconds

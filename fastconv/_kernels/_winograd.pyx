@@ -1,8 +1,9 @@
-"""Winograd F(m x m, 3 x 3) convolution kernel (leaf code).
+"""Winograd F(m x m, r x r) convolution kernel (leaf code).
 
 Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR
-2016.  The output is cut into m x m tiles; each tile needs an (m+2) x (m+2)
-input patch d, and with a = m + 2
+2016.  The variants are F(2x2,3x3), F(4x4,3x3) and F(2x2,5x5).  The output
+is cut into m x m tiles; each tile needs an a x a input patch d, a = m + r - 1,
+and
 
     Y = A^T [ sum_c (G g_c G^T) * (B^T d_c B) ] A
 
@@ -25,8 +26,8 @@ with BLAS single-threaded inside the OpenMP team: tasks in an OpenMP
 ``prange``, each thread with its own buffers (``parallel_tasks``), or, for
 few large tasks, tasks in sequence with the threads sharing each task's
 buffers and splitting its transforms (by channel) and GEMMs (by transform
-position).  The weight gradient (``weight_grad_winograd``) runs the same tiles the other
-way round, F(3 x 3, m x m): per task, the input transform V of its tiles and
+position).  The weight gradient (``weight_grad_winograd``, 3 x 3 filters) runs the same
+tiles the other way round, F(3 x 3, m x m): per task, the input transform V of its tiles and
 the transform U = A u A^T of the output gradient's m x m blocks, then
 a*a GEMMs M[e] += U[e] @ V[e]^T into the thread's accumulator, summed over
 all tiles (the sum over tiles is the GEMMs' inner dimension).
@@ -44,35 +45,45 @@ from ._fc cimport (real, fc_wino_input_f32_m2, fc_wino_input_f64_m2, fc_wino_inp
                    fc_wino_grad_output_f32_m4, fc_wino_grad_output_f64_m4,
                    fc_wino_grad_filter_f32_m2, fc_wino_grad_filter_f64_m2,
                    fc_wino_grad_filter_f32_m4, fc_wino_grad_filter_f64_m4,
+                   fc_wino_input_f32_m2r5, fc_wino_input_f64_m2r5, fc_wino_output_f32_m2r5,
+                   fc_wino_output_f64_m2r5, fc_wino_filter_f32_m2r5, fc_wino_filter_f64_m2r5,
                    borrow_scratch, return_scratch)
 from ._gemm cimport _gemm_rowmajor, _gemm_abt_acc
 
 
-cdef inline void _input(Py_ssize_t m, const real *x, Py_ssize_t H, Py_ssize_t W,
-                        Py_ssize_t y0, Py_ssize_t x0, Py_ssize_t tW, real *V,
+cdef inline void _input(Py_ssize_t m, Py_ssize_t r, const real *x, Py_ssize_t H,
+                        Py_ssize_t W, Py_ssize_t y0, Py_ssize_t x0, Py_ssize_t tW, real *V,
                         Py_ssize_t plane, real *scratch) noexcept nogil:
     if real is float:
-        if m == 2:
+        if r == 5:
+            fc_wino_input_f32_m2r5(x, H, W, y0, x0, tW, V, plane, scratch)
+        elif m == 2:
             fc_wino_input_f32_m2(x, H, W, y0, x0, tW, V, plane, scratch)
         else:
             fc_wino_input_f32_m4(x, H, W, y0, x0, tW, V, plane, scratch)
     else:
-        if m == 2:
+        if r == 5:
+            fc_wino_input_f64_m2r5(x, H, W, y0, x0, tW, V, plane, scratch)
+        elif m == 2:
             fc_wino_input_f64_m2(x, H, W, y0, x0, tW, V, plane, scratch)
         else:
             fc_wino_input_f64_m4(x, H, W, y0, x0, tW, V, plane, scratch)
 
 
-cdef inline void _output(Py_ssize_t m, const real *Mt, Py_ssize_t plane, Py_ssize_t tW,
-                         real *y, Py_ssize_t ldy, Py_ssize_t rows, Py_ssize_t cols,
-                         real bias, real *scratch) noexcept nogil:
+cdef inline void _output(Py_ssize_t m, Py_ssize_t r, const real *Mt, Py_ssize_t plane,
+                         Py_ssize_t tW, real *y, Py_ssize_t ldy, Py_ssize_t rows,
+                         Py_ssize_t cols, real bias, real *scratch) noexcept nogil:
     if real is float:
-        if m == 2:
+        if r == 5:
+            fc_wino_output_f32_m2r5(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+        elif m == 2:
             fc_wino_output_f32_m2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
         else:
             fc_wino_output_f32_m4(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
     else:
-        if m == 2:
+        if r == 5:
+            fc_wino_output_f64_m2r5(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+        elif m == 2:
             fc_wino_output_f64_m2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
         else:
             fc_wino_output_f64_m4(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
@@ -94,7 +105,7 @@ cdef inline void _grad_output(Py_ssize_t m, const real *gy, Py_ssize_t OH, Py_ss
 
 
 cdef inline void _input_rows(const real[:, :, :, ::1] x, Py_ssize_t ci, Py_ssize_t m,
-                             Py_ssize_t tH, Py_ssize_t tW, Py_ssize_t H, Py_ssize_t W,
+                             Py_ssize_t r, Py_ssize_t tH, Py_ssize_t tW, Py_ssize_t H, Py_ssize_t W,
                              Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t r0,
                              Py_ssize_t r1, real *V, Py_ssize_t plane,
                              real *scratch) noexcept nogil:
@@ -104,7 +115,7 @@ cdef inline void _input_rows(const real[:, :, :, ::1] x, Py_ssize_t ci, Py_ssize
     for rr in range(r0, r1):
         n = rr // tH
         th = rr - n * tH
-        _input(m, &x[n, ci, 0, 0], H, W, th * m - pad_top, -pad_left, tW,
+        _input(m, r, &x[n, ci, 0, 0], H, W, th * m - pad_top, -pad_left, tW,
                V + (rr - r0) * tW, plane, scratch)
 
 
@@ -123,9 +134,10 @@ cdef inline void _grad_output_rows(const real[:, :, :, ::1] gy, Py_ssize_t k, Py
 
 
 cdef inline void _output_rows(real[:, :, :, ::1] out, const real[::1] bias, bint has_bias,
-                              Py_ssize_t k, Py_ssize_t m, Py_ssize_t tH, Py_ssize_t tW,
-                              Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0, Py_ssize_t r1,
-                              const real *Mt, Py_ssize_t plane, real *scratch) noexcept nogil:
+                              Py_ssize_t k, Py_ssize_t m, Py_ssize_t r, Py_ssize_t tH,
+                              Py_ssize_t tW, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0,
+                              Py_ssize_t r1, const real *Mt, Py_ssize_t plane,
+                              real *scratch) noexcept nogil:
     """Output transform of output channel k for tile rows r0..r1-1."""
     cdef Py_ssize_t rr, n, th, nrows
     cdef real b = bias[k] if has_bias else 0
@@ -133,7 +145,7 @@ cdef inline void _output_rows(real[:, :, :, ::1] out, const real[::1] bias, bint
         n = rr // tH
         th = rr - n * tH
         nrows = OH - th * m if OH - th * m < m else m
-        _output(m, Mt + (rr - r0) * tW, plane, tW, &out[n, k, th * m, 0], OW, nrows, OW, b,
+        _output(m, r, Mt + (rr - r0) * tW, plane, tW, &out[n, k, th * m, 0], OW, nrows, OW, b,
                 scratch)
 
 
@@ -147,20 +159,25 @@ cdef inline void _products(const real[:, :, :, ::1] U, Py_ssize_t gi, Py_ssize_t
                        V + e * Cg * P, <int> P, Mb + e * Kg * P, <int> P)
 
 
-def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, int nthreads):
-    """U[xi*a + nu, f] = (G g_f G^T)[xi, nu] for the (n, 9) filters g, on
-    `nthreads` OpenMP threads; U is (a*a, n)."""
+def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, Py_ssize_t r,
+                     int nthreads):
+    """U[xi*a + nu, f] = (G g_f G^T)[xi, nu] for the (n, r*r) filters g of
+    F(m x m, r x r), on `nthreads` OpenMP threads; U is (a*a, n)."""
     cdef Py_ssize_t n = g.shape[0]
     if n == 0:
         return
     with nogil:
         if real is float:
-            if m == 2:
+            if r == 5:
+                fc_wino_filter_f32_m2r5(&g[0, 0], n, &U[0, 0], nthreads)
+            elif m == 2:
                 fc_wino_filter_f32_m2(&g[0, 0], n, &U[0, 0], nthreads)
             else:
                 fc_wino_filter_f32_m4(&g[0, 0], n, &U[0, 0], nthreads)
         else:
-            if m == 2:
+            if r == 5:
+                fc_wino_filter_f64_m2r5(&g[0, 0], n, &U[0, 0], nthreads)
+            elif m == 2:
                 fc_wino_filter_f64_m2(&g[0, 0], n, &U[0, 0], nthreads)
             else:
                 fc_wino_filter_f64_m4(&g[0, 0], n, &U[0, 0], nthreads)
@@ -189,14 +206,15 @@ def grad_filter_transform(const real[:, :, ::1] acc, real[:, ::1] g, Py_ssize_t 
 
 def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
                   const real[::1] bias, real[:, :, :, ::1] out, Py_ssize_t m,
-                  Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t groups,
+                  Py_ssize_t r, Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t groups,
                   Py_ssize_t rows_per_task, int nthreads, bint parallel_tasks,
                   object workspace=None):
-    """out = conv(x, filters) + bias by Winograd F(m x m, 3 x 3).
+    """out = conv(x, filters) + bias by Winograd F(m x m, r x r).
 
     ``x`` is (N, C_in, H, W), ``out`` (N, C_out, OH, OW), ``U`` the
     transformed filters (a*a, groups, C_out/groups, C_in/groups), ``bias``
-    length C_out or 0.  Stride 1, dilation 1, 3 x 3 filters; ``pad_top`` and
+    length C_out or 0.  Stride 1, dilation 1, r x r filters (m = 2, 4 with
+    r = 3; m = 2 with r = 5); ``pad_top`` and
     ``pad_left`` are the leading zero padding (trailing padding follows from
     the output size).  A task covers ``rows_per_task`` rows of tiles of the
     sequence of all images' tile rows, for one group.  ``workspace`` (an
@@ -205,7 +223,7 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = out.shape[1], OH = out.shape[2], OW = out.shape[3]
-    cdef Py_ssize_t a = m + 2, a2 = (m + 2) * (m + 2)
+    cdef Py_ssize_t a = m + r - 1, a2 = (m + r - 1) * (m + r - 1)
     cdef Py_ssize_t Cg = C // groups, Kg = K // groups
     cdef Py_ssize_t tH = (OH + m - 1) // m, tW = (OW + m - 1) // m
     # Tile rows of all images in one sequence: a task's GEMMs may span images.
@@ -213,7 +231,9 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     cdef Py_ssize_t chunks = (R + rows_per_task - 1) // rows_per_task
     cdef Py_ssize_t ntasks = groups * chunks
     cdef Py_ssize_t pmax = rows_per_task * tW
-    cdef Py_ssize_t scratch_len = 2 * a * (tW + 1) * m + a * m * tW + m * m * tW
+    # the input transform's rows: tW*m + r - 1 columns rounded up to whole tiles
+    cdef Py_ssize_t wt = (tW * m + r - 1 + m - 1) // m * m
+    cdef Py_ssize_t scratch_len = 2 * a * wt + a * m * tW + m * m * tW
     cdef Py_ssize_t tiles_len = a2 * (Cg + Kg) * pmax
     cdef bint has_bias = bias.shape[0] > 0
     cdef real *all_buf
@@ -244,12 +264,12 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
                     r1 = min(r0 + rows_per_task, R)
                     P = (r1 - r0) * tW
                     for c in range(Cg):
-                        _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
-                                    V + c * P, Cg * P, scratch)
+                        _input_rows(x, gi * Cg + c, m, r, tH, tW, H, W, pad_top, pad_left, r0,
+                                    r1, V + c * P, Cg * P, scratch)
                     _products(U, gi, a2, Kg, Cg, P, V, Mb)
                     for k in range(Kg):
-                        _output_rows(out, bias, has_bias, gi * Kg + k, m, tH, tW, OH, OW, r0, r1,
-                                     Mb + k * P, Kg * P, scratch)
+                        _output_rows(out, bias, has_bias, gi * Kg + k, m, r, tH, tW, OH, OW, r0,
+                                     r1, Mb + k * P, Kg * P, scratch)
         else:
             V = all_buf
             Mb = V + a2 * Cg * pmax
@@ -261,14 +281,14 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
                 with nogil, parallel(num_threads=nthreads):
                     scratch = all_buf + tiles_len + threadid() * scratch_len
                     for c in prange(Cg, schedule='static'):
-                        _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
-                                    V + c * P, Cg * P, scratch)
+                        _input_rows(x, gi * Cg + c, m, r, tH, tW, H, W, pad_top, pad_left, r0,
+                                    r1, V + c * P, Cg * P, scratch)
                     for e in prange(a2, schedule='dynamic'):
                         _gemm_rowmajor(<int> Kg, <int> P, <int> Cg, &U[e, gi, 0, 0], <int> Cg,
                                        V + e * Cg * P, <int> P, Mb + e * Kg * P, <int> P)
                     for k in prange(Kg, schedule='static'):
-                        _output_rows(out, bias, has_bias, gi * Kg + k, m, tH, tW, OH, OW, r0, r1,
-                                     Mb + k * P, Kg * P, scratch)
+                        _output_rows(out, bias, has_bias, gi * Kg + k, m, r, tH, tW, OH, OW, r0,
+                                     r1, Mb + k * P, Kg * P, scratch)
     finally:
         return_scratch(all_buf, keep)
 
@@ -337,8 +357,8 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
                 with nogil, parallel(num_threads=nthreads):
                     scratch = all_buf + tiles_len + threadid() * scratch_len
                     for c in prange(Cg, schedule='static'):
-                        _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
-                                    V + c * P, Cg * P, scratch)
+                        _input_rows(x, gi * Cg + c, m, 3, tH, tW, H, W, pad_top, pad_left, r0,
+                                    r1, V + c * P, Cg * P, scratch)
                     for k in prange(Kg, schedule='static'):
                         _grad_output_rows(gy, gi * Kg + k, m, tH, tW, OH, OW, r0, r1,
                                           Ub + k * P, Kg * P, scratch)
@@ -360,7 +380,7 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
                 r1 = min(r0 + rows_per_task, R)
                 P = (r1 - r0) * tW
                 for c in range(Cg):
-                    _input_rows(x, gi * Cg + c, m, tH, tW, H, W, pad_top, pad_left, r0, r1,
+                    _input_rows(x, gi * Cg + c, m, 3, tH, tW, H, W, pad_top, pad_left, r0, r1,
                                 V + c * P, Cg * P, scratch)
                 for k in range(Kg):
                     _grad_output_rows(gy, gi * Kg + k, m, tH, tW, OH, OW, r0, r1, Ub + k * P,

@@ -144,38 +144,43 @@ void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
                         ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
 
 /*
- * Winograd F(m x m, 3 x 3) tile transforms (m = 2 or 4, a = m + 2) for one
- * row of tW tiles of one channel.
+ * Winograd F(m x m, r x r) tile transforms for one row of tW tiles of one
+ * channel: suffix m2 is F(2x2,3x3), m4 F(4x4,3x3), m2r5 F(2x2,5x5); a =
+ * m + r - 1 points.
  *
  * fc_wino_input: the tiles' a x a input patches start at row y0 and columns
  * x0 + tw*m of the H x W plane x (entries outside it are zero padding);
  * V[(xi*a + nu)*plane + tw] receives (B^T d B)[xi][nu] of tile tw.
- * scratch holds at least 2*a*(tW + 1)*m elements.
+ * scratch holds at least 2*a*Wt elements, Wt = tW*m + r - 1 rounded up to
+ * a multiple of m.
  *
  * fc_wino_output: Mt[(xi*a + nu)*plane + tw] is the transform-domain
  * product of tile tw; y[i*ldy + tw*m + j] = bias + (A^T M A)[i][j] for the
  * first `rows` rows and `cols` columns.  scratch holds a*m*tW + m*m*tW.
  *
- * fc_wino_filter: U[(xi*a + nu)*n + f] = (G g_f G^T)[xi][nu] for the n 3x3
- * filters g_f stored one after another (9 values each), on nthreads threads.
+ * fc_wino_filter: U[(xi*a + nu)*n + f] = (G g_f G^T)[xi][nu] for the n r x r
+ * filters g_f stored one after another (r*r values each), on nthreads
+ * threads.
  *
- * fc_wino_grad_output (weight gradient, F(3 x 3, m x m)): the m x m blocks
- * of rows y0 .. y0+m-1 (y0 >= 0) and columns tw*m .. tw*m+m-1 of the
- * OH x OW output-gradient plane gy (zero outside it);
+ * fc_wino_grad_output (weight gradient, F(3 x 3, m x m), m2 and m4 only):
+ * the m x m blocks of rows y0 .. y0+m-1 (y0 >= 0) and columns
+ * tw*m .. tw*m+m-1 of the OH x OW output-gradient plane gy (zero outside it);
  * U[(xi*a + nu)*plane + tw] receives (A u A^T)[xi][nu] of block tw.
  * scratch holds (m + a)*m*tW elements.
  *
  * fc_wino_grad_filter: g[f*9 + k*3 + l] = (G^T M_f G)[k][l], M_f the sum
  * over t < nacc of M[t*acc_stride + (xi*a + nu)*n + f], on nthreads threads.
  */
-#define FC_WINO_DECL(T, SFX)                                                    \
+#define FC_WINO_FWD_DECL(T, SFX)                                                \
     void fc_wino_input_##SFX(const T *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t y0,\
                              ptrdiff_t x0, ptrdiff_t tW, T *V, ptrdiff_t plane, \
                              T *scratch);                                       \
     void fc_wino_output_##SFX(const T *Mt, ptrdiff_t plane, ptrdiff_t tW, T *y, \
                               ptrdiff_t ldy, ptrdiff_t rows, ptrdiff_t cols,    \
                               T bias, T *scratch);                             \
-    void fc_wino_filter_##SFX(const T *g, ptrdiff_t n, T *U, int nthreads);   \
+    void fc_wino_filter_##SFX(const T *g, ptrdiff_t n, T *U, int nthreads);
+#define FC_WINO_DECL(T, SFX)                                                    \
+    FC_WINO_FWD_DECL(T, SFX)                                                    \
     void fc_wino_grad_output_##SFX(const T *gy, ptrdiff_t OH, ptrdiff_t OW,     \
                                    ptrdiff_t y0, ptrdiff_t tW, T *U,           \
                                    ptrdiff_t plane, T *scratch);             \
@@ -185,7 +190,10 @@ FC_WINO_DECL(float, f32_m2)
 FC_WINO_DECL(double, f64_m2)
 FC_WINO_DECL(float, f32_m4)
 FC_WINO_DECL(double, f64_m4)
+FC_WINO_FWD_DECL(float, f32_m2r5)
+FC_WINO_FWD_DECL(double, f64_m2r5)
 #undef FC_WINO_DECL
+#undef FC_WINO_FWD_DECL
 
 /* The instruction set the row kernels run with on this CPU. */
 const char *fc_simd_level(void);

@@ -1,9 +1,10 @@
 /*
- * fc_winograd_impl.h -- Winograd F(m x m, 3 x 3) input and output tile
- * transforms, one instantiation per (dtype, m).  Included by fc_kernels.c
- * with FC_T (the C type), FC_SFX (name suffix, e.g. f32_m4), FC_M (2 or 4)
- * and FC_BT, FC_AT (the transform matrices, FC_A = FC_M + 2 points)
- * defined.  Do not include it anywhere else.
+ * fc_winograd_impl.h -- Winograd F(m x m, r x r) input and output tile
+ * transforms, one instantiation per (dtype, m, r): F(2x2,3x3), F(4x4,3x3)
+ * and F(2x2,5x5).  Included by fc_kernels.c with FC_T (the C type), FC_SFX
+ * (name suffix, e.g. f32_m4), FC_M (output tile size), FC_R (filter size)
+ * and FC_BT, FC_AT, FC_G (the transform matrices, FC_A = FC_M + FC_R - 1
+ * points) defined.  Do not include it anywhere else.
  *
  * The transforms are separable (B^T d B, A^T m A, A u A^T) and run one tile
  * row at a time with every tile of the row processed together, so each step
@@ -11,36 +12,26 @@
  *   input : zero-padded rows -> vertical B^T (over columns) -> horizontal B
  *           (over tiles, reading columns tw*m + j);
  *   output: horizontal A^T (over tiles) -> vertical A^T -> interleaved store;
- *   grad_output (the weight gradient's F(3 x 3, m x m), see below):
- *           zero-padded m x m blocks of the output gradient -> vertical A
- *           (over columns) -> horizontal A (over tiles).
+ *   grad_output (the weight gradient's F(3 x 3, m x m), 3x3 filters only,
+ *           see below): zero-padded m x m blocks of the output gradient ->
+ *           vertical A (over columns) -> horizontal A (over tiles).
+ * B^T depends only on the interpolation points, so F(2x2,5x5) shares
+ * F(4x4,3x3)'s six points (0, +-1, +-2, inf) and its input transform.
  */
-#define FC_A (FC_M + 2)
+#define FC_A (FC_M + FC_R - 1)
 #define FC_WFN(name) FC_CAT(name, FC_SFX)
 
 /* The 1-D transforms written out (Lavin & Gray's matrices with common
  * subexpressions shared): B^T d for a points d0..d(a-1), and A^T s for a
  * points s0..s(a-1).  Multiplications by the matrices' zeros are never
  * issued. */
-#if FC_M == 2
+#if FC_A == 4
 #define FC_BT_APPLY(D, O)                                                       \
     do {                                                                        \
         O(0, D(0) - D(2));                                                      \
         O(1, D(1) + D(2));                                                      \
         O(2, D(2) - D(1));                                                      \
         O(3, D(1) - D(3));                                                      \
-    } while (0)
-#define FC_AT_APPLY(S, O)                                                       \
-    do {                                                                        \
-        O(0, S(0) + S(1) + S(2));                                               \
-        O(1, S(1) - S(2) - S(3));                                               \
-    } while (0)
-#define FC_A_APPLY(S, O)                                                        \
-    do {                                                                        \
-        O(0, S(0));                                                             \
-        O(1, S(0) + S(1));                                                      \
-        O(2, S(0) - S(1));                                                      \
-        O(3, -S(1));                                                            \
     } while (0)
 #else
 #define FC_BT_APPLY(D, O)                                                       \
@@ -55,6 +46,15 @@
         O(4, p42 + 2 * p13);                                                    \
         O(5, 4 * D(1) - 5 * D(3) + D(5));                                       \
     } while (0)
+#endif
+
+#if FC_M == 2 && FC_A == 4
+#define FC_AT_APPLY(S, O)                                                       \
+    do {                                                                        \
+        O(0, S(0) + S(1) + S(2));                                               \
+        O(1, S(1) - S(2) - S(3));                                               \
+    } while (0)
+#elif FC_M == 4 && FC_A == 6
 #define FC_AT_APPLY(S, O)                                                       \
     do {                                                                        \
         const FC_T a12 = S(1) + S(2), s12 = S(1) - S(2);                        \
@@ -64,6 +64,26 @@
         O(2, a12 + 4 * a34);                                                    \
         O(3, s12 + 8 * s34 + S(5));                                             \
     } while (0)
+#else /* FC_M == 2 && FC_A == 6: F(2, 5) */
+#define FC_AT_APPLY(S, O)                                                       \
+    do {                                                                        \
+        const FC_T a12 = S(1) + S(2), s12 = S(1) - S(2);                        \
+        const FC_T a34 = S(3) + S(4), s34 = S(3) - S(4);                        \
+        O(0, S(0) + a12 + a34);                                                 \
+        O(1, s12 + 2 * s34 + S(5));                                             \
+    } while (0)
+#endif
+
+/* A u for the weight gradient's F(3 x 3, m x m), 3x3 filters only. */
+#if FC_R == 3 && FC_M == 2
+#define FC_A_APPLY(S, O)                                                        \
+    do {                                                                        \
+        O(0, S(0));                                                             \
+        O(1, S(0) + S(1));                                                      \
+        O(2, S(0) - S(1));                                                      \
+        O(3, -S(1));                                                            \
+    } while (0)
+#elif FC_R == 3
 #define FC_A_APPLY(S, O)                                                        \
     do {                                                                        \
         const FC_T e02 = S(0) + S(2), o13 = S(1) + S(3);                        \
@@ -98,33 +118,86 @@ static inline void FC_WFN(fc_wino_rows)(const FC_T *plane, ptrdiff_t H, ptrdiff_
     }
 }
 
-FC_MULTIVERSION void FC_WFN(fc_wino_input)(const FC_T *x, ptrdiff_t H, ptrdiff_t W,
-                                          ptrdiff_t y0, ptrdiff_t x0, ptrdiff_t tW,
-                                          FC_T *V, ptrdiff_t plane, FC_T *scratch)
-{
-    const ptrdiff_t Wp = tW * FC_M + 2;       /* input columns the row of tiles reads */
-    const ptrdiff_t Wt = (tW + 1) * FC_M;     /* >= Wp: room for unconditional reads */
-    FC_T *rows = scratch;                     /* FC_A x Wt */
-    FC_T *t = rows + FC_A * Wt;               /* FC_A x Wt, vertical transform */
+/* The tile-transform passes, each a loop over columns or tiles with
+ * restrict-qualified operands so that the compiler vectorises it (without
+ * them GCC gives up on the run-time alias checks of so many streams and
+ * emits scalar code). */
 
-    FC_WFN(fc_wino_rows)(x, H, W, y0, x0, FC_A, Wp, Wt, rows);
-    /* t[xi][c] = (B^T d)[xi] over every column c */
-#define FC_D(i) rows[(i) * Wt + c]
+/* t[i][c] = (B^T d)[i] for the Wt columns c of the a rows d. */
+static inline void FC_WFN(fc_wino_bt_cols)(const FC_T *restrict d, FC_T *restrict t,
+                                           ptrdiff_t Wt)
+{
+#define FC_D(i) d[(i) * Wt + c]
 #define FC_O(i, v) t[(i) * Wt + c] = (v)
     for (ptrdiff_t c = 0; c < Wt; ++c)
         FC_BT_APPLY(FC_D, FC_O);
 #undef FC_D
 #undef FC_O
-    /* V[xi][nu][tw] = (t[xi] B)[nu] for the columns tw*m .. tw*m + a - 1 */
-    for (int xi = 0; xi < FC_A; ++xi) {
-        const FC_T *tx = t + xi * Wt;
-        FC_T *vx = V + xi * FC_A * plane;
-#define FC_D(j) tx[tw * FC_M + (j)]
-#define FC_O(nu, v) vx[(nu) * plane + tw] = (v)
-        for (ptrdiff_t tw = 0; tw < tW; ++tw)
-            FC_BT_APPLY(FC_D, FC_O);
+}
+
+/* v[nu*plane + tw] = (tx B)[nu] over the columns tw*m .. tw*m + a - 1 of
+ * the row tx (Wt columns).  The row is first split by column phase,
+ * ph[p*np + k] = tx[k*m + p], so that tile tw's column tw*m + j is
+ * ph[(j % m)*np + tw + j / m] and every read is unit-stride in tw. */
+static inline void FC_WFN(fc_wino_bt_tiles)(const FC_T *restrict tx, FC_T *restrict ph,
+                                            FC_T *restrict v, ptrdiff_t plane, ptrdiff_t tW,
+                                            ptrdiff_t Wt)
+{
+    const ptrdiff_t np = Wt / FC_M;
+    for (ptrdiff_t k = 0; k < np; ++k)
+        for (int p = 0; p < FC_M; ++p)
+            ph[p * np + k] = tx[k * FC_M + p];
+#define FC_D(j) ph[((j) % FC_M) * np + tw + (j) / FC_M]
+#define FC_O(nu, val) v[(nu) * plane + tw] = (val)
+    for (ptrdiff_t tw = 0; tw < tW; ++tw)
+        FC_BT_APPLY(FC_D, FC_O);
 #undef FC_D
 #undef FC_O
+}
+
+FC_MULTIVERSION void FC_WFN(fc_wino_input)(const FC_T *x, ptrdiff_t H, ptrdiff_t W,
+                                          ptrdiff_t y0, ptrdiff_t x0, ptrdiff_t tW,
+                                          FC_T *V, ptrdiff_t plane, FC_T *scratch)
+{
+    const ptrdiff_t Wp = tW * FC_M + FC_R - 1;    /* input columns the row of tiles reads */
+    const ptrdiff_t Wt = (Wp + FC_M - 1) / FC_M * FC_M;  /* Wp rounded up to whole tiles */
+    FC_T *rows = scratch;                     /* FC_A x Wt; then the phase-split row */
+    FC_T *t = rows + FC_A * Wt;               /* FC_A x Wt, vertical transform */
+
+    FC_WFN(fc_wino_rows)(x, H, W, y0, x0, FC_A, Wp, Wt, rows);
+    FC_WFN(fc_wino_bt_cols)(rows, t, Wt);
+    for (int xi = 0; xi < FC_A; ++xi)
+        FC_WFN(fc_wino_bt_tiles)(t + xi * Wt, rows, V + xi * FC_A * plane, plane, tW, Wt);
+}
+
+/* s[j*lds + tw] = bias + (A^T mx)[j] of the a streams mx[nu*plane + tw]. */
+static inline void FC_WFN(fc_wino_at_tiles)(const FC_T *restrict mx, ptrdiff_t plane,
+                                            FC_T *restrict s, ptrdiff_t lds, ptrdiff_t tW,
+                                            FC_T bias)
+{
+#define FC_S(nu) mx[(nu) * plane + tw]
+#define FC_O(j, v) s[(j) * lds + tw] = (v) + bias
+    for (ptrdiff_t tw = 0; tw < tW; ++tw)
+        FC_AT_APPLY(FC_S, FC_O);
+#undef FC_S
+#undef FC_O
+}
+
+/* y[i*ldy + tw*m + j] = o[(i*m + j)*tW + tw] for the first `rows` rows and
+ * `cols` columns: the tiles' m x m outputs interleaved into image rows. */
+static inline void FC_WFN(fc_wino_store)(const FC_T *restrict o, ptrdiff_t tW,
+                                         FC_T *restrict y, ptrdiff_t ldy, ptrdiff_t rows,
+                                         ptrdiff_t cols)
+{
+    const ptrdiff_t full = cols / FC_M < tW ? cols / FC_M : tW;
+    for (ptrdiff_t i = 0; i < rows; ++i) {
+        FC_T *restrict yr = y + i * ldy;
+        const FC_T *restrict oi = o + i * FC_M * tW;
+        for (ptrdiff_t tw = 0; tw < full; ++tw)
+            for (int j = 0; j < FC_M; ++j)
+                yr[tw * FC_M + j] = oi[j * tW + tw];
+        for (ptrdiff_t c = full * FC_M; c < cols; ++c)
+            yr[c] = oi[(c % FC_M) * tW + c / FC_M];
     }
 }
 
@@ -134,36 +207,16 @@ FC_MULTIVERSION void FC_WFN(fc_wino_output)(const FC_T *Mt, ptrdiff_t plane, ptr
 {
     FC_T *s = scratch;                        /* FC_A x FC_M x tW: A^T along nu */
     FC_T *o = s + FC_A * FC_M * tW;           /* FC_M x FC_M x tW */
-    for (int xi = 0; xi < FC_A; ++xi) {
-        const FC_T *mx = Mt + xi * FC_A * plane;
-        FC_T *sx = s + xi * FC_M * tW;
-#define FC_S(nu) mx[(nu) * plane + tw]
-#define FC_O(j, v) sx[(j) * tW + tw] = (v)
-        for (ptrdiff_t tw = 0; tw < tW; ++tw)
-            FC_AT_APPLY(FC_S, FC_O);
-#undef FC_S
-#undef FC_O
-    }
-    for (int j = 0; j < FC_M; ++j) {
-#define FC_S(xi) s[((xi) * FC_M + j) * tW + tw]
-#define FC_O(i, v) o[((i) * FC_M + j) * tW + tw] = (v) + bias
-        for (ptrdiff_t tw = 0; tw < tW; ++tw)
-            FC_AT_APPLY(FC_S, FC_O);
-#undef FC_S
-#undef FC_O
-    }
-    for (ptrdiff_t i = 0; i < rows; ++i) {
-        FC_T *restrict yr = y + i * ldy;
-        const ptrdiff_t full = cols / FC_M < tW ? cols / FC_M : tW;
-        for (ptrdiff_t tw = 0; tw < full; ++tw)
-            for (int j = 0; j < FC_M; ++j)
-                yr[tw * FC_M + j] = o[(i * FC_M + j) * tW + tw];
-        for (ptrdiff_t c = full * FC_M; c < cols; ++c)
-            yr[c] = o[(i * FC_M + c % FC_M) * tW + c / FC_M];
-    }
+    /* s[xi][j] = A^T along nu of row xi; then o[i][j] = A^T along xi of s[.][j] */
+    for (int xi = 0; xi < FC_A; ++xi)
+        FC_WFN(fc_wino_at_tiles)(Mt + xi * FC_A * plane, plane, s + xi * FC_M * tW, tW, tW, 0);
+    for (int j = 0; j < FC_M; ++j)
+        FC_WFN(fc_wino_at_tiles)(s + j * tW, FC_M * tW, o + j * tW, FC_M * tW, tW, bias);
+    FC_WFN(fc_wino_store)(o, tW, y, ldy, rows, cols);
 }
 
 
+#if FC_R == 3
 /* The weight gradient dW = sum over tiles of the correlation of an a x a
  * input patch d with the m x m block u of the output gradient at the same
  * tile.  By the transposition principle (Lavin & Gray 2016, section 5, the
@@ -202,38 +255,6 @@ FC_MULTIVERSION void FC_WFN(fc_wino_grad_output)(const FC_T *gy, ptrdiff_t OH, p
 #undef FC_O
     }
 }
-
-/* Filter transform U = G g G^T of n 3x3 filters g (n x 9, row-major each):
- * U[(xi*a + nu)*n + f] for filter f.  Filters go in blocks of FC_WF_BLOCK,
- * gathered so that every step is a unit-stride loop over the block, and
- * blocks are spread over `nthreads` OpenMP threads. */
-#define FC_WF_BLOCK 32
-FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, int nthreads)
-{
-    const ptrdiff_t nblocks = (n + FC_WF_BLOCK - 1) / FC_WF_BLOCK;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (ptrdiff_t blk = 0; blk < nblocks; ++blk) {
-        const ptrdiff_t f0 = blk * FC_WF_BLOCK;
-        const ptrdiff_t nb = n - f0 < FC_WF_BLOCK ? n - f0 : FC_WF_BLOCK;
-        FC_T gin[9][FC_WF_BLOCK], t[FC_A][3][FC_WF_BLOCK];
-        for (ptrdiff_t q = 0; q < nb; ++q)
-            for (int i = 0; i < 9; ++i)
-                gin[i][q] = g[(f0 + q) * 9 + i];
-        for (int xi = 0; xi < FC_A; ++xi)
-            for (int j = 0; j < 3; ++j)
-                for (ptrdiff_t q = 0; q < nb; ++q)
-                    t[xi][j][q] = (FC_T)FC_G[xi][0] * gin[j][q] + (FC_T)FC_G[xi][1] * gin[3 + j][q]
-                                + (FC_T)FC_G[xi][2] * gin[6 + j][q];
-        for (int xi = 0; xi < FC_A; ++xi)
-            for (int nu = 0; nu < FC_A; ++nu) {
-                FC_T *restrict u = U + (xi * FC_A + nu) * n + f0;
-                for (ptrdiff_t q = 0; q < nb; ++q)
-                    u[q] = (FC_T)FC_G[nu][0] * t[xi][0][q] + (FC_T)FC_G[nu][1] * t[xi][1][q]
-                         + (FC_T)FC_G[nu][2] * t[xi][2][q];
-            }
-    }
-}
-#undef FC_WF_BLOCK
 
 /* Inverse of the filter transform for the weight gradient: the n filters
  * g_f (9 values each) = G^T [sum over the nacc accumulators t of
@@ -277,6 +298,54 @@ FC_MULTIVERSION void FC_WFN(fc_wino_grad_filter)(const FC_T *M, ptrdiff_t n, ptr
         for (ptrdiff_t q = 0; q < nb; ++q)
             for (int i = 0; i < 9; ++i)
                 g[(f0 + q) * 9 + i] = o[i][q];
+    }
+}
+#undef FC_WF_BLOCK
+
+#endif /* FC_R == 3 */
+
+/* Filter transform U = G g G^T of n r x r filters g (n x r*r, row-major
+ * each): U[(xi*a + nu)*n + f] for filter f.  Filters go in blocks of
+ * FC_WF_BLOCK, gathered so that every step is a unit-stride loop over the
+ * block, and blocks are spread over `nthreads` OpenMP threads. */
+#define FC_WF_BLOCK 32
+FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, int nthreads)
+{
+    const ptrdiff_t nblocks = (n + FC_WF_BLOCK - 1) / FC_WF_BLOCK;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (ptrdiff_t blk = 0; blk < nblocks; ++blk) {
+        const ptrdiff_t f0 = blk * FC_WF_BLOCK;
+        const ptrdiff_t nb = n - f0 < FC_WF_BLOCK ? n - f0 : FC_WF_BLOCK;
+        FC_T gin[FC_R * FC_R][FC_WF_BLOCK], t[FC_A][FC_R][FC_WF_BLOCK];
+        for (ptrdiff_t q = 0; q < nb; ++q)
+            for (int i = 0; i < FC_R * FC_R; ++i)
+                gin[i][q] = g[(f0 + q) * FC_R * FC_R + i];
+        /* t = G g (along the rows of each filter), then U = t G^T, as
+         * straight-line sums of FC_R terms so that every q loop vectorises */
+#if FC_R == 3
+#define FC_GSUM(row, X) ((FC_T)FC_G[row][0] * X(0) + (FC_T)FC_G[row][1] * X(1)        \
+                         + (FC_T)FC_G[row][2] * X(2))
+#else
+#define FC_GSUM(row, X) ((FC_T)FC_G[row][0] * X(0) + (FC_T)FC_G[row][1] * X(1)        \
+                         + (FC_T)FC_G[row][2] * X(2) + (FC_T)FC_G[row][3] * X(3)    \
+                         + (FC_T)FC_G[row][4] * X(4))
+#endif
+        for (int xi = 0; xi < FC_A; ++xi)
+            for (int j = 0; j < FC_R; ++j) {
+#define FC_X(i) gin[(i) * FC_R + j][q]
+                for (ptrdiff_t q = 0; q < nb; ++q)
+                    t[xi][j][q] = FC_GSUM(xi, FC_X);
+#undef FC_X
+            }
+        for (int xi = 0; xi < FC_A; ++xi)
+            for (int nu = 0; nu < FC_A; ++nu) {
+                FC_T *restrict u = U + (xi * FC_A + nu) * n + f0;
+#define FC_X(j) t[xi][j][q]
+                for (ptrdiff_t q = 0; q < nb; ++q)
+                    u[q] = FC_GSUM(nu, FC_X);
+#undef FC_X
+            }
+#undef FC_GSUM
     }
 }
 #undef FC_WF_BLOCK
