@@ -317,9 +317,30 @@ FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U,
         const ptrdiff_t f0 = blk * FC_WF_BLOCK;
         const ptrdiff_t nb = n - f0 < FC_WF_BLOCK ? n - f0 : FC_WF_BLOCK;
         FC_T gin[FC_R * FC_R][FC_WF_BLOCK], t[FC_A][FC_R][FC_WF_BLOCK];
+#if FC_R == 3
+        /* gin[i*3 + j][q] = tap (i, j) of filter f0 + q, as two passes of
+         * stride-3 loads, which the compiler vectorises (a stride-9 gather
+         * it does not, and that took about half of the transform's time):
+         * h[j][p] = g[(3 f0 + p)*3 + j] over the filters' rows p, then
+         * gin[i*3 + j][q] = h[j][3q + i]. */
+        FC_T h[3][3 * FC_WF_BLOCK];
+        const FC_T *gb = g + f0 * 9;
+        for (ptrdiff_t p = 0; p < 3 * nb; ++p) {
+            h[0][p] = gb[p * 3];
+            h[1][p] = gb[p * 3 + 1];
+            h[2][p] = gb[p * 3 + 2];
+        }
+        for (int j = 0; j < 3; ++j)
+            for (ptrdiff_t q = 0; q < nb; ++q) {
+                gin[j][q] = h[j][q * 3];
+                gin[3 + j][q] = h[j][q * 3 + 1];
+                gin[6 + j][q] = h[j][q * 3 + 2];
+            }
+#else
         for (ptrdiff_t q = 0; q < nb; ++q)
             for (int i = 0; i < FC_R * FC_R; ++i)
                 gin[i][q] = g[(f0 + q) * FC_R * FC_R + i];
+#endif
         /* t = G g (along the rows of each filter), then U = t G^T, as
          * straight-line sums of FC_R terms so that every q loop vectorises */
 #if FC_R == 3
