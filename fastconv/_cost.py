@@ -235,7 +235,9 @@ def winograd_features(problem) -> tuple:
     """(GEMM multiply-adds, transformed tile points, filter-transform points,
     transform calls, 1) of Winograd F(m x m, r x r) for `problem` (m as
     fastconv._winograd picks); a transform call handles one channel of one
-    row of tiles, so layers with few channels pay its fixed cost per point."""
+    row of tiles, so layers with few channels pay its fixed cost per point.
+    F(2x2,5x5) shares these features (a = 6 points per dimension) and the
+    coefficients fitted on the 3x3 grid of benchmarks/fit_cost_model.py."""
     from ._winograd import choose_variant, transform_size
 
     m = choose_variant(problem)
