@@ -150,13 +150,31 @@ cdef inline void _output_rows(real[:, :, :, ::1] out, const real[::1] bias, bint
 
 
 cdef inline void _products(const real[:, :, :, ::1] U, Py_ssize_t gi, Py_ssize_t a2,
-                           Py_ssize_t Kg, Py_ssize_t Cg, Py_ssize_t P, const real *V,
-                           real *Mb) noexcept nogil:
-    """M[e] = U[e, gi] @ V[e] for every transform position e (BLAS GEMMs)."""
+                           Py_ssize_t Kg, Py_ssize_t Cg, Py_ssize_t P, Py_ssize_t ldp,
+                           const real *V, real *Mb) noexcept nogil:
+    """M[e] = U[e, gi] @ V[e] for every transform position e (BLAS GEMMs);
+    V[e] is (Cg, P) and M[e] (Kg, P), rows ldp apart."""
     cdef Py_ssize_t e
     for e in range(a2):
         _gemm_rowmajor(<int> Kg, <int> P, <int> Cg, &U[e, gi, 0, 0], <int> Cg,
-                       V + e * Cg * P, <int> P, Mb + e * Kg * P, <int> P)
+                       V + e * Cg * ldp, <int> ldp, Mb + e * Kg * ldp, <int> ldp)
+
+
+# The tile transforms run their loops over a row's tiles to a whole number of
+# 64-byte vectors (fc_winograd_impl.h): a channel's rows of V and M are
+# ROW_SLACK elements longer than its P tiles, for the last row's extra
+# tiles, and the transforms' scratch is sized for the padded row.
+cdef enum:
+    ROW_SLACK = 16
+
+
+cdef inline Py_ssize_t _padded_tiles(Py_ssize_t tW) noexcept nogil:
+    return (tW + ROW_SLACK - 1) // ROW_SLACK * ROW_SLACK
+
+
+cdef inline Py_ssize_t _input_scratch(Py_ssize_t m, Py_ssize_t r, Py_ssize_t tW) noexcept nogil:
+    """Scratch elements of fc_wino_input: 2*a rows of (tWv + e)*m columns."""
+    return 2 * (m + r - 1) * (_padded_tiles(tW) + (r - 1 + m - 1) // m) * m
 
 
 def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, Py_ssize_t r,
@@ -231,16 +249,15 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     cdef Py_ssize_t chunks = (R + rows_per_task - 1) // rows_per_task
     cdef Py_ssize_t ntasks = groups * chunks
     cdef Py_ssize_t pmax = rows_per_task * tW
-    # the input transform's rows: tW*m + r - 1 columns rounded up to whole tiles
-    cdef Py_ssize_t wt = (tW * m + r - 1 + m - 1) // m * m
-    cdef Py_ssize_t scratch_len = 2 * a * wt + a * m * tW + m * m * tW
-    cdef Py_ssize_t tiles_len = a2 * (Cg + Kg) * pmax
+    cdef Py_ssize_t scratch_len = (_input_scratch(m, r, tW)
+                                   + (a * m + m * m) * _padded_tiles(tW))
+    cdef Py_ssize_t tiles_len = a2 * (Cg + Kg) * (pmax + ROW_SLACK)
     cdef bint has_bias = bias.shape[0] > 0
     cdef real *all_buf
     cdef real *V
     cdef real *Mb
     cdef real *scratch
-    cdef Py_ssize_t t, gi, r0, r1, P, c, e, k
+    cdef Py_ssize_t t, gi, r0, r1, P, ldp, c, e, k
     if ntasks == 0 or OH == 0 or OW == 0:
         return
     cdef list keep = []
@@ -256,39 +273,42 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
         if parallel_tasks:
             with nogil, parallel(num_threads=nthreads):
                 V = all_buf + threadid() * (tiles_len + scratch_len)
-                Mb = V + a2 * Cg * pmax
-                scratch = Mb + a2 * Kg * pmax
+                Mb = V + a2 * Cg * (pmax + ROW_SLACK)
+                scratch = Mb + a2 * Kg * (pmax + ROW_SLACK)
                 for t in prange(ntasks, schedule='guided'):
                     gi = t // chunks
                     r0 = (t % chunks) * rows_per_task
                     r1 = min(r0 + rows_per_task, R)
                     P = (r1 - r0) * tW
+                    ldp = P + ROW_SLACK
                     for c in range(Cg):
                         _input_rows(x, gi * Cg + c, m, r, tH, tW, H, W, pad_top, pad_left, r0,
-                                    r1, V + c * P, Cg * P, scratch)
-                    _products(U, gi, a2, Kg, Cg, P, V, Mb)
+                                    r1, V + c * ldp, Cg * ldp, scratch)
+                    _products(U, gi, a2, Kg, Cg, P, ldp, V, Mb)
                     for k in range(Kg):
                         _output_rows(out, bias, has_bias, gi * Kg + k, m, r, tH, tW, OH, OW, r0,
-                                     r1, Mb + k * P, Kg * P, scratch)
+                                     r1, Mb + k * ldp, Kg * ldp, scratch)
         else:
             V = all_buf
-            Mb = V + a2 * Cg * pmax
+            Mb = V + a2 * Cg * (pmax + ROW_SLACK)
             for t in range(ntasks):
                 gi = t // chunks
                 r0 = (t % chunks) * rows_per_task
                 r1 = min(r0 + rows_per_task, R)
                 P = (r1 - r0) * tW
+                ldp = P + ROW_SLACK
                 with nogil, parallel(num_threads=nthreads):
                     scratch = all_buf + tiles_len + threadid() * scratch_len
                     for c in prange(Cg, schedule='static'):
                         _input_rows(x, gi * Cg + c, m, r, tH, tW, H, W, pad_top, pad_left, r0,
-                                    r1, V + c * P, Cg * P, scratch)
+                                    r1, V + c * ldp, Cg * ldp, scratch)
                     for e in prange(a2, schedule='dynamic'):
                         _gemm_rowmajor(<int> Kg, <int> P, <int> Cg, &U[e, gi, 0, 0], <int> Cg,
-                                       V + e * Cg * P, <int> P, Mb + e * Kg * P, <int> P)
+                                       V + e * Cg * ldp, <int> ldp, Mb + e * Kg * ldp,
+                                       <int> ldp)
                     for k in prange(Kg, schedule='static'):
                         _output_rows(out, bias, has_bias, gi * Kg + k, m, r, tH, tW, OH, OW, r0,
-                                     r1, Mb + k * P, Kg * P, scratch)
+                                     r1, Mb + k * ldp, Kg * ldp, scratch)
     finally:
         return_scratch(all_buf, keep)
 
@@ -324,8 +344,10 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
     cdef Py_ssize_t chunks = (R + rows_per_task - 1) // rows_per_task
     cdef Py_ssize_t ntasks = groups * chunks
     cdef Py_ssize_t pmax = rows_per_task * tW
-    cdef Py_ssize_t scratch_len = max(2 * a * (tW + 1) * m, (m + a) * tW * m)
-    cdef Py_ssize_t tiles_len = a2 * (Cg + Kg) * pmax
+    cdef Py_ssize_t scratch_len = max(_input_scratch(m, 3, tW), (m + a) * tW * m)
+    # V's channel rows have ROW_SLACK room for the input transform's padded
+    # tile loop; U (the output-gradient blocks) is written exactly.
+    cdef Py_ssize_t tiles_len = a2 * (Cg * (pmax + ROW_SLACK) + Kg * pmax)
     cdef Py_ssize_t per_thread = tiles_len + scratch_len
     cdef Py_ssize_t nreal = (nthreads * per_thread if parallel_tasks
                              else tiles_len + nthreads * scratch_len)
@@ -335,7 +357,7 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
     cdef real *Ub
     cdef real *scratch
     cdef real *Mt
-    cdef Py_ssize_t t, gi, r0, r1, P, c, k, e
+    cdef Py_ssize_t t, gi, r0, r1, P, ldp, c, k, e
     cdef real beta
     if ntasks == 0 or OH == 0 or OW == 0 or Cg == 0 or Kg == 0:
         return
@@ -345,7 +367,7 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
     try:
         if not parallel_tasks:
             V = all_buf
-            Ub = V + a2 * Cg * pmax
+            Ub = V + a2 * Cg * (pmax + ROW_SLACK)
             Mt = &acc[0, 0, 0]
             for t in range(ntasks):
                 # a group's first task overwrites its part of the accumulator
@@ -354,22 +376,24 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
                 r0 = (t % chunks) * rows_per_task
                 r1 = min(r0 + rows_per_task, R)
                 P = (r1 - r0) * tW
+                ldp = P + ROW_SLACK
                 with nogil, parallel(num_threads=nthreads):
                     scratch = all_buf + tiles_len + threadid() * scratch_len
                     for c in prange(Cg, schedule='static'):
                         _input_rows(x, gi * Cg + c, m, 3, tH, tW, H, W, pad_top, pad_left, r0,
-                                    r1, V + c * P, Cg * P, scratch)
+                                    r1, V + c * ldp, Cg * ldp, scratch)
                     for k in prange(Kg, schedule='static'):
                         _grad_output_rows(gy, gi * Kg + k, m, tH, tW, OH, OW, r0, r1,
                                           Ub + k * P, Kg * P, scratch)
                     for e in prange(a2, schedule='dynamic'):
                         _gemm_abt_acc(<int> Kg, <int> Cg, <int> P, Ub + e * Kg * P, <int> P,
-                                      V + e * Cg * P, <int> P, Mt + e * ldacc + gi * Kg * Cg,
+                                      V + e * Cg * ldp, <int> ldp,
+                                      Mt + e * ldacc + gi * Kg * Cg,
                                       <int> Cg, beta)
             return
         with nogil, parallel(num_threads=nthreads):
             V = all_buf + threadid() * per_thread
-            Ub = V + a2 * Cg * pmax
+            Ub = V + a2 * Cg * (pmax + ROW_SLACK)
             scratch = Ub + a2 * Kg * pmax
             Mt = &acc[threadid(), 0, 0]
             for t in prange(acc.shape[0], schedule='static'):
@@ -379,15 +403,16 @@ def weight_grad_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] gy
                 r0 = (t % chunks) * rows_per_task
                 r1 = min(r0 + rows_per_task, R)
                 P = (r1 - r0) * tW
+                ldp = P + ROW_SLACK
                 for c in range(Cg):
                     _input_rows(x, gi * Cg + c, m, 3, tH, tW, H, W, pad_top, pad_left, r0, r1,
-                                V + c * P, Cg * P, scratch)
+                                V + c * ldp, Cg * ldp, scratch)
                 for k in range(Kg):
                     _grad_output_rows(gy, gi * Kg + k, m, tH, tW, OH, OW, r0, r1, Ub + k * P,
                                       Kg * P, scratch)
                 for e in range(a2):
                     _gemm_abt_acc(<int> Kg, <int> Cg, <int> P, Ub + e * Kg * P, <int> P,
-                                  V + e * Cg * P, <int> P, Mt + e * ldacc + gi * Kg * Cg,
+                                  V + e * Cg * ldp, <int> ldp, Mt + e * ldacc + gi * Kg * Cg,
                                   <int> Cg, 1)
     finally:
         return_scratch(all_buf, keep)

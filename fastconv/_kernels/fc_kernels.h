@@ -150,13 +150,17 @@ void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
  *
  * fc_wino_input: the tiles' a x a input patches start at row y0 and columns
  * x0 + tw*m of the H x W plane x (entries outside it are zero padding);
- * V[(xi*a + nu)*plane + tw] receives (B^T d B)[xi][nu] of tile tw.
- * scratch holds at least 2*a*Wt elements, Wt = tW*m + r - 1 rounded up to
- * a multiple of m.
+ * V[(xi*a + nu)*plane + tw] receives (B^T d B)[xi][nu] of tile tw.  The
+ * tile loops run to tWv = tW rounded up to a multiple of 64 / sizeof(T)
+ * (16 floats, 8 doubles), so up to tWv - tW < 16 values past each row of
+ * tiles are overwritten: the caller leaves that room after its last row.
+ * scratch holds at least 2*a*(tWv + ceil((r - 1) / m))*m elements.
  *
  * fc_wino_output: Mt[(xi*a + nu)*plane + tw] is the transform-domain
  * product of tile tw; y[i*ldy + tw*m + j] = bias + (A^T M A)[i][j] for the
- * first `rows` rows and `cols` columns.  scratch holds a*m*tW + m*m*tW.
+ * first `rows` rows and `cols` columns.  Mt is read up to tile tWv (the
+ * values past tW are read but never stored, so Mt needs the same room as
+ * V).  scratch holds (a*m + m*m)*tWv elements.
  *
  * fc_wino_filter: U[(xi*a + nu)*n + f] = (G g_f G^T)[xi][nu] for the n r x r
  * filters g_f stored one after another (r*r values each), on nthreads

@@ -118,38 +118,75 @@ static inline void FC_WFN(fc_wino_rows)(const FC_T *plane, ptrdiff_t H, ptrdiff_
     }
 }
 
-/* The tile-transform passes, each a loop over columns or tiles with
- * restrict-qualified operands so that the compiler vectorises it (without
- * them GCC gives up on the run-time alias checks of so many streams and
- * emits scalar code). */
+/* The tile-transform passes, each a loop over columns or tiles that the
+ * compiler vectorises.  Each of a pass's a (or m) streams is a
+ * restrict-qualified parameter of its own: with one base pointer and six
+ * row offsets GCC 12 vectorises none of the a = 6 passes ("no vectype"),
+ * and without restrict it gives up on the run-time alias checks.  The
+ * loops over a row's tW tiles run to FC_VPAD(tW), a whole number of 64-byte
+ * vectors: rows of 4-14 tiles (7x7 to 56x56 maps) would otherwise run
+ * mostly in the scalar remainder loop.  The extra tiles read zero padding
+ * or neighbouring data and are never stored to the image; the caller
+ * leaves room for them (see fc_kernels.h). */
+#define FC_VW ((ptrdiff_t)(64 / sizeof(FC_T)))
+#define FC_VPAD(n) (((n) + FC_VW - 1) / FC_VW * FC_VW)
+/* Stream i of the pass's pointer family n, and the parameter lists (Q the
+ * qualified pointer type) and arguments (rows of b, s apart) for 4 or 6
+ * streams; FC_PA/FC_RA have a streams, FC_PM/FC_RM m streams. */
+#define FC_ST2(n, i) n##i
+#define FC_ST(n, i) FC_ST2(n, i)
+#define FC_P2(Q, n) Q n##0, Q n##1
+#define FC_P4(Q, n) FC_P2(Q, n), Q n##2, Q n##3
+#define FC_P6(Q, n) FC_P4(Q, n), Q n##4, Q n##5
+#define FC_R2(b, s) (b), (b) + (s)
+#define FC_R4(b, s) FC_R2(b, s), (b) + 2 * (s), (b) + 3 * (s)
+#define FC_R6(b, s) FC_R4(b, s), (b) + 4 * (s), (b) + 5 * (s)
+#if FC_A == 4
+#define FC_PA FC_P4
+#define FC_RA FC_R4
+#else
+#define FC_PA FC_P6
+#define FC_RA FC_R6
+#endif
+#if FC_M == 2
+#define FC_PM FC_P2
+#define FC_RM FC_R2
+#else
+#define FC_PM FC_P4
+#define FC_RM FC_R4
+#endif
 
-/* t[i][c] = (B^T d)[i] for the Wt columns c of the a rows d. */
-static inline void FC_WFN(fc_wino_bt_cols)(const FC_T *restrict d, FC_T *restrict t,
-                                           ptrdiff_t Wt)
+/* t_i[c] = (B^T d)[i] for the n columns c of the a rows d_0 .. d_(a-1). */
+static inline void FC_WFN(fc_wino_bt_cols)(FC_PA(const FC_T *restrict, d),
+                                           FC_PA(FC_T *restrict, t), ptrdiff_t n)
 {
-#define FC_D(i) d[(i) * Wt + c]
-#define FC_O(i, v) t[(i) * Wt + c] = (v)
-    for (ptrdiff_t c = 0; c < Wt; ++c)
+#define FC_D(i) FC_ST(d, i)[c]
+#define FC_O(i, v) FC_ST(t, i)[c] = (v)
+    for (ptrdiff_t c = 0; c < n; ++c)
         FC_BT_APPLY(FC_D, FC_O);
 #undef FC_D
 #undef FC_O
 }
 
-/* v[nu*plane + tw] = (tx B)[nu] over the columns tw*m .. tw*m + a - 1 of
- * the row tx (Wt columns).  The row is first split by column phase,
- * ph[p*np + k] = tx[k*m + p], so that tile tw's column tw*m + j is
- * ph[(j % m)*np + tw + j / m] and every read is unit-stride in tw. */
-static inline void FC_WFN(fc_wino_bt_tiles)(const FC_T *restrict tx, FC_T *restrict ph,
-                                            FC_T *restrict v, ptrdiff_t plane, ptrdiff_t tW,
-                                            ptrdiff_t Wt)
+/* ph[p*np + k] = tx[k*m + p]: a row of np*m columns split by column phase,
+ * so that tile tw's column tw*m + j is ph[(j % m)*np + tw + j / m]. */
+static inline void FC_WFN(fc_wino_phases)(const FC_T *restrict tx, FC_T *restrict ph,
+                                          ptrdiff_t np)
 {
-    const ptrdiff_t np = Wt / FC_M;
     for (ptrdiff_t k = 0; k < np; ++k)
         for (int p = 0; p < FC_M; ++p)
             ph[p * np + k] = tx[k * FC_M + p];
+}
+
+/* v_nu[tw] = (row B)[nu] over the columns tw*m .. tw*m + a - 1 of a row
+ * split by phase (ph, np columns per phase), for tw < tWv: every read is
+ * unit-stride in tw. */
+static inline void FC_WFN(fc_wino_bt_tiles)(const FC_T *restrict ph, ptrdiff_t np,
+                                            FC_PA(FC_T *restrict, v), ptrdiff_t tWv)
+{
 #define FC_D(j) ph[((j) % FC_M) * np + tw + (j) / FC_M]
-#define FC_O(nu, val) v[(nu) * plane + tw] = (val)
-    for (ptrdiff_t tw = 0; tw < tW; ++tw)
+#define FC_O(nu, val) FC_ST(v, nu)[tw] = (val)
+    for (ptrdiff_t tw = 0; tw < tWv; ++tw)
         FC_BT_APPLY(FC_D, FC_O);
 #undef FC_D
 #undef FC_O
@@ -160,44 +197,47 @@ FC_MULTIVERSION void FC_WFN(fc_wino_input)(const FC_T *x, ptrdiff_t H, ptrdiff_t
                                           FC_T *V, ptrdiff_t plane, FC_T *scratch)
 {
     const ptrdiff_t Wp = tW * FC_M + FC_R - 1;    /* input columns the row of tiles reads */
-    const ptrdiff_t Wt = (Wp + FC_M - 1) / FC_M * FC_M;  /* Wp rounded up to whole tiles */
+    const ptrdiff_t tWv = FC_VPAD(tW);
+    /* columns the padded tile loop reads, in whole tiles: (tWv + e) * m */
+    const ptrdiff_t Wt = (tWv + (FC_R - 1 + FC_M - 1) / FC_M) * FC_M;
     FC_T *rows = scratch;                     /* FC_A x Wt; then the phase-split row */
     FC_T *t = rows + FC_A * Wt;               /* FC_A x Wt, vertical transform */
 
     FC_WFN(fc_wino_rows)(x, H, W, y0, x0, FC_A, Wp, Wt, rows);
-    FC_WFN(fc_wino_bt_cols)(rows, t, Wt);
-    for (int xi = 0; xi < FC_A; ++xi)
-        FC_WFN(fc_wino_bt_tiles)(t + xi * Wt, rows, V + xi * FC_A * plane, plane, tW, Wt);
+    FC_WFN(fc_wino_bt_cols)(FC_RA(rows, Wt), FC_RA(t, Wt), Wt);
+    for (int xi = 0; xi < FC_A; ++xi) {
+        FC_WFN(fc_wino_phases)(t + xi * Wt, rows, Wt / FC_M);
+        FC_WFN(fc_wino_bt_tiles)(rows, Wt / FC_M, FC_RA(V + xi * FC_A * plane, plane), tWv);
+    }
 }
 
-/* s[j*lds + tw] = bias + (A^T mx)[j] of the a streams mx[nu*plane + tw]. */
-static inline void FC_WFN(fc_wino_at_tiles)(const FC_T *restrict mx, ptrdiff_t plane,
-                                            FC_T *restrict s, ptrdiff_t lds, ptrdiff_t tW,
-                                            FC_T bias)
+/* s_j[tw] = bias + (A^T mx)[j] of the a streams mx_nu[tw], tw < tW. */
+static inline void FC_WFN(fc_wino_at_tiles)(FC_PA(const FC_T *restrict, mx),
+                                            FC_PM(FC_T *restrict, s), ptrdiff_t tW, FC_T bias)
 {
-#define FC_S(nu) mx[(nu) * plane + tw]
-#define FC_O(j, v) s[(j) * lds + tw] = (v) + bias
+#define FC_S(nu) FC_ST(mx, nu)[tw]
+#define FC_O(j, v) FC_ST(s, j)[tw] = (v) + bias
     for (ptrdiff_t tw = 0; tw < tW; ++tw)
         FC_AT_APPLY(FC_S, FC_O);
 #undef FC_S
 #undef FC_O
 }
 
-/* y[i*ldy + tw*m + j] = o[(i*m + j)*tW + tw] for the first `rows` rows and
- * `cols` columns: the tiles' m x m outputs interleaved into image rows. */
-static inline void FC_WFN(fc_wino_store)(const FC_T *restrict o, ptrdiff_t tW,
+/* y[i*ldy + tw*m + j] = o[(i*m + j)*ldo + tw] for the first `rows` rows
+ * and `cols` columns: the tiles' m x m outputs interleaved into image rows. */
+static inline void FC_WFN(fc_wino_store)(const FC_T *restrict o, ptrdiff_t ldo,
                                          FC_T *restrict y, ptrdiff_t ldy, ptrdiff_t rows,
                                          ptrdiff_t cols)
 {
-    const ptrdiff_t full = cols / FC_M < tW ? cols / FC_M : tW;
+    const ptrdiff_t full = cols / FC_M;
     for (ptrdiff_t i = 0; i < rows; ++i) {
         FC_T *restrict yr = y + i * ldy;
-        const FC_T *restrict oi = o + i * FC_M * tW;
+        const FC_T *restrict oi = o + i * FC_M * ldo;
         for (ptrdiff_t tw = 0; tw < full; ++tw)
             for (int j = 0; j < FC_M; ++j)
-                yr[tw * FC_M + j] = oi[j * tW + tw];
+                yr[tw * FC_M + j] = oi[j * ldo + tw];
         for (ptrdiff_t c = full * FC_M; c < cols; ++c)
-            yr[c] = oi[(c % FC_M) * tW + c / FC_M];
+            yr[c] = oi[(c % FC_M) * ldo + c / FC_M];
     }
 }
 
@@ -205,14 +245,17 @@ FC_MULTIVERSION void FC_WFN(fc_wino_output)(const FC_T *Mt, ptrdiff_t plane, ptr
                                            FC_T *y, ptrdiff_t ldy, ptrdiff_t rows,
                                            ptrdiff_t cols, FC_T bias, FC_T *scratch)
 {
-    FC_T *s = scratch;                        /* FC_A x FC_M x tW: A^T along nu */
-    FC_T *o = s + FC_A * FC_M * tW;           /* FC_M x FC_M x tW */
+    const ptrdiff_t tWv = FC_VPAD(tW);
+    FC_T *s = scratch;                        /* FC_A x FC_M x tWv: A^T along nu */
+    FC_T *o = s + FC_A * FC_M * tWv;          /* FC_M x FC_M x tWv */
     /* s[xi][j] = A^T along nu of row xi; then o[i][j] = A^T along xi of s[.][j] */
     for (int xi = 0; xi < FC_A; ++xi)
-        FC_WFN(fc_wino_at_tiles)(Mt + xi * FC_A * plane, plane, s + xi * FC_M * tW, tW, tW, 0);
+        FC_WFN(fc_wino_at_tiles)(FC_RA(Mt + xi * FC_A * plane, plane),
+                                 FC_RM(s + xi * FC_M * tWv, tWv), tWv, 0);
     for (int j = 0; j < FC_M; ++j)
-        FC_WFN(fc_wino_at_tiles)(s + j * tW, FC_M * tW, o + j * tW, FC_M * tW, tW, bias);
-    FC_WFN(fc_wino_store)(o, tW, y, ldy, rows, cols);
+        FC_WFN(fc_wino_at_tiles)(FC_RA(s + j * tWv, FC_M * tWv),
+                                 FC_RM(o + j * tWv, FC_M * tWv), tWv, bias);
+    FC_WFN(fc_wino_store)(o, tWv, y, ldy, rows, cols);
 }
 
 
@@ -371,6 +414,20 @@ FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U,
 }
 #undef FC_WF_BLOCK
 
+#undef FC_VPAD
+#undef FC_VW
+#undef FC_ST2
+#undef FC_ST
+#undef FC_P2
+#undef FC_P4
+#undef FC_P6
+#undef FC_R2
+#undef FC_R4
+#undef FC_R6
+#undef FC_PA
+#undef FC_RA
+#undef FC_PM
+#undef FC_RM
 #undef FC_BT_APPLY
 #undef FC_AT_APPLY
 #undef FC_A_APPLY
