@@ -10,7 +10,7 @@ dimensionality and precision (fastconv/_cost.py defines the features):
 * ``nndirect`` / ``nnrows``: fastconv.conv2d(algorithm="direct") on the
   multi-channel ones (channel-blocked kernel / row kernel);
 * ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers;
-* ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3 layers;
+* ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3 and 5x5 layers;
 * ``sparse``: fastconv.conv2d(algorithm="sparse") on layers with random
   (unstructured) zero weights, densities 2-90%.
 
@@ -19,6 +19,7 @@ Usage::
     python benchmarks/fit_cost_model.py            # print the fit and errors
     python benchmarks/fit_cost_model.py --write    # also rewrite fastconv/_cost_model.json
     python benchmarks/fit_cost_model.py --only sparse --write   # refit one path, keep the rest
+    python benchmarks/fit_cost_model.py --only winograd --write
 
 The grid takes about a minute on the 2-core development machine.  The
 printed table gives, per group, the median and range of predicted over
@@ -62,11 +63,14 @@ CNN_GRID = [  # N, C_in, C_out, H, k: large layers and small calls (fixed costs)
 STRIDED_GRID = [  # N, C_in, C_out, H, k, stride: the direct kernel's scalar rows
     (1, 6, 2, 56, 11, 2), (1, 16, 16, 56, 3, 2), (2, 8, 8, 64, 5, 2), (1, 3, 16, 96, 7, 2),
 ]
-WINOGRAD_GRID = [  # N, C_in, C_out, H
-    (1, 16, 16, 56), (1, 64, 64, 56), (1, 128, 128, 28), (1, 256, 256, 14), (1, 512, 512, 7),
-    (4, 64, 64, 56), (2, 128, 128, 28), (4, 256, 256, 14), (1, 32, 64, 112), (2, 8, 8, 128),
-    (2, 7, 7, 16), (1, 4, 4, 12), (3, 33, 5, 24), (4, 118, 49, 17), (2, 9, 6, 37),
-    (4, 2, 3, 51), (1, 3, 16, 96), (2, 16, 4, 40),
+WINOGRAD_GRID = [  # N, C_in, C_out, H, k
+    (1, 16, 16, 56, 3), (1, 64, 64, 56, 3), (1, 128, 128, 28, 3), (1, 256, 256, 14, 3),
+    (1, 512, 512, 7, 3), (4, 64, 64, 56, 3), (2, 128, 128, 28, 3), (4, 256, 256, 14, 3),
+    (1, 32, 64, 112, 3), (2, 8, 8, 128, 3), (2, 7, 7, 16, 3), (1, 4, 4, 12, 3),
+    (3, 33, 5, 24, 3), (4, 118, 49, 17, 3), (2, 9, 6, 37, 3), (4, 2, 3, 51, 3),
+    (1, 3, 16, 96, 3), (2, 16, 4, 40, 3),
+    (1, 64, 64, 28, 5), (4, 64, 64, 28, 5), (1, 32, 32, 56, 5), (2, 16, 16, 32, 5),
+    (1, 128, 128, 14, 5), (2, 9, 12, 24, 5),
 ]
 SPARSE_GRID = [  # N, C_in, C_out, H, k, stride, density of the weights
     (1, 64, 64, 56, 3, 1, 0.1), (1, 128, 128, 28, 3, 1, 0.1), (1, 256, 256, 14, 3, 1, 0.1),
@@ -88,6 +92,22 @@ def sparse_samples(rng, dt):
         problem = _problem(x, w, k // 2, stride)
         samples.append((_sparse.features(problem, int(np.count_nonzero(w))), best_time(
             lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="sparse"))))
+    return samples
+
+
+def winograd_samples(rng, dt, others=None):
+    """(features, seconds) of algorithm="winograd" on WINOGRAD_GRID; with
+    `others` (a callable taking the problem, x, w and padding) the same
+    problems also feed the other paths' samples."""
+    samples = []
+    for n, cin, cout, h, k in WINOGRAD_GRID:
+        x = rng.standard_normal((n, cin, h, h)).astype(dt)
+        w = rng.standard_normal((cout, cin, k, k)).astype(dt)
+        problem = _problem(x, w, k // 2)
+        samples.append((_cost.winograd_features(problem), best_time(
+            lambda: fastconv.conv2d(x, w, padding=k // 2, algorithm="winograd"))))
+        if others is not None:
+            others(problem, x, w, k // 2)
     return samples
 
 
@@ -122,18 +142,19 @@ def report(name, samples, coef):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite _cost_model.json")
-    parser.add_argument("--only", choices=("sparse",),
+    parser.add_argument("--only", choices=("sparse", "winograd"),
                         help="refit only this path; the others keep their coefficients")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    if args.only == "sparse":
+    if args.only is not None:
+        sampler = {"sparse": sparse_samples, "winograd": winograd_samples}[args.only]
         model = json.loads(MODEL_PATH.read_text())
-        model["sparse"] = {}
+        model[args.only] = {}
         for dt in (np.float32, np.float64):
             key = f"2d-{np.dtype(dt).name}"
-            samples = sparse_samples(rng, dt)
-            model["sparse"][key] = fit(samples)
-            report(f"sparse {key}", samples, model["sparse"][key])
+            samples = sampler(rng, dt)
+            model[args.only][key] = fit(samples)
+            report(f"{args.only} {key}", samples, model[args.only][key])
         if args.write:
             MODEL_PATH.write_text(json.dumps(model, indent=1, sort_keys=True) + "\n")
             print(f"wrote {MODEL_PATH}")
@@ -178,17 +199,13 @@ def main(argv=None):
                 lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="direct")))
             gemm.append((_cost.im2col_features(problem), best_time(
                 lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="im2col"))))
-        wino = []
-        for n, cin, cout, h in WINOGRAD_GRID:
-            x = rng.standard_normal((n, cin, h, h)).astype(dt)
-            w = rng.standard_normal((cout, cin, 3, 3)).astype(dt)
-            problem = _problem(x, w, 1)
-            wino.append((_cost.winograd_features(problem), best_time(
-                lambda: fastconv.conv2d(x, w, padding=1, algorithm="winograd"))))
+        def dense_paths(problem, x, w, pad):
             gemm.append((_cost.im2col_features(problem), best_time(
-                lambda: fastconv.conv2d(x, w, padding=1, algorithm="im2col"))))
+                lambda: fastconv.conv2d(x, w, padding=pad, algorithm="im2col"))))
             direct_sample(problem, nndirect, nnrows, best_time(
-                lambda: fastconv.conv2d(x, w, padding=1, algorithm="direct")))
+                lambda: fastconv.conv2d(x, w, padding=pad, algorithm="direct")))
+
+        wino = winograd_samples(rng, dt, dense_paths)
         key = f"2d-{dtn}"
         for path, samples in (("im2col", gemm), ("nndirect", nndirect), ("nnrows", nnrows),
                               ("nnfft", nnfft), ("winograd", wino),

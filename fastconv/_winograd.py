@@ -6,10 +6,13 @@ r x r correlation is ``A^T [(G g G^T) * (B^T d B)] A`` with a = m + r - 1
 transform points, so the multiplications per output drop from r^2 to
 ``a^2 / m^2``: for 3x3 filters 4 with F(2x2,3x3) (2.25x fewer) and 2.25
 with F(4x4,3x3) (4x fewer); for 5x5 filters 9 with F(2x2,5x5) (2.78x
-fewer).  The matrices below use the interpolation points 0, +-1 (F(2,3))
-and 0, +-1, +-2 (F(4,3), F(2,5)) plus the point at infinity, as in Lavin &
-Gray; F(2,5) shares F(4,3)'s points and so its input transform B^T, with
-G's rows the points' powers scaled like F(4,3)'s.  ``fc_kernels.c`` holds
+fewer); for 2x2 filters 1.78 with F(3x3,2x2) (2.25x fewer).  The matrices
+below use the interpolation points 0, +-1 (F(2,3), F(3,2)) and 0, +-1, +-2
+(F(4,3), F(2,5)) plus the point at infinity, as in Lavin & Gray; a variant
+with the same points has the same input transform B^T, and G's rows are
+the points' powers scaled alike.  2x2 kernels come from the transposed
+convolutions with kernel 2 x stride (fastconv._transpose's sub-pixel
+path).  ``fc_kernels.c`` holds
 the same matrices for the tile transforms.
 
 F(6x6,3x3) is not offered: its points (+-1/2, +-2, ...) lose about two
@@ -55,7 +58,7 @@ __all__ = ["VARIANTS", "transform_matrices", "filter_transform", "supported", "c
            "ERROR_BOUND", "weight_grad_supported", "weight_grad"]
 
 #: Output tile sizes m of the F(m x m, r x r) variants, per filter size r.
-VARIANTS_BY_SIZE = {3: (2, 4), 5: (2,)}
+VARIANTS_BY_SIZE = {3: (2, 4), 5: (2,), 2: (3,)}
 #: Output tile sizes m of the F(m x m, 3 x 3) variants.
 VARIANTS = VARIANTS_BY_SIZE[3]
 
@@ -80,8 +83,9 @@ def transform_matrices(m: int, r: int = 3):
     Parameters
     ----------
     m : int
-        Output tile size: 2 or 4 for ``r = 3``, 2 for ``r = 5``.
-    r : {3, 5}, default 3
+        Output tile size: 2 or 4 for ``r = 3``, 2 for ``r = 5``, 3 for
+        ``r = 2``.
+    r : {3, 5, 2}, default 3
         Filter size.
 
     Returns
@@ -107,6 +111,12 @@ def transform_matrices(m: int, r: int = 3):
         g.append([0, 0, 0, 0, 1])
         at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]]
         return bt, np.array(g, dtype=np.float64), np.array(at, dtype=np.float64)
+    if r == 2:
+        # F(2,3)'s points 0, 1, -1 and infinity (so its B^T), G scaled alike.
+        bt = transform_matrices(2)[0]
+        g = [[1, 0], [0.5, 0.5], [0.5, -0.5], [0, 1]]
+        at = [[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, -1]]
+        return bt, np.array(g, dtype=np.float64), np.array(at, dtype=np.float64)
     if m == 2:
         bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
         g = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
@@ -131,13 +141,13 @@ def supported(problem) -> str | None:
     Returns
     -------
     reason : str or None
-        None for conv2d with a 3x3 or 5x5 kernel, stride 1 and dilation 1
-        (any padding, groups, batch); otherwise why not.
+        None for conv2d with a 3x3, 5x5 or 2x2 kernel, stride 1 and
+        dilation 1 (any padding, groups, batch); otherwise why not.
     """
     if problem.nd != 2:
         return "Winograd is implemented for conv2d only"
-    if tuple(problem.kernel_size) not in ((3, 3), (5, 5)):
-        return f"Winograd needs a 3x3 or 5x5 kernel, got {tuple(problem.kernel_size)}"
+    if tuple(problem.kernel_size) not in ((3, 3), (5, 5), (2, 2)):
+        return f"Winograd needs a 3x3, 5x5 or 2x2 kernel, got {tuple(problem.kernel_size)}"
     if tuple(problem.stride) != (1, 1):
         return f"Winograd needs stride 1, got {tuple(problem.stride)}"
     if tuple(problem.dilation) != (1, 1):
@@ -172,8 +182,8 @@ def transform_size(problem, m: int) -> int:
 
 
 def choose_variant(problem) -> int:
-    """F(2x2,5x5) for 5x5 kernels; for 3x3 ones F(4x4,3x3) on large
-    outputs and F(2x2,3x3) on small ones.
+    """F(2x2,5x5) for 5x5 kernels, F(3x3,2x2) for 2x2 ones; for 3x3 ones
+    F(4x4,3x3) on large outputs and F(2x2,3x3) on small ones.
 
     F(4,3) does 2.25 multiplications per output against F(2,3)'s 4, but its
     filters take 36 values instead of 16 (transformed on every call without
@@ -181,8 +191,9 @@ def choose_variant(problem) -> int:
     fewer than SMALL_OUTPUT pixels F(2,3) measured faster here (3x3
     256-channel layers at 14x14 and 512 channels at 7x7).
     """
-    if problem.kernel_size[0] == 5:
-        return 2
+    r = problem.kernel_size[0]
+    if r != 3:
+        return VARIANTS_BY_SIZE[r][0]
     oh, ow = problem.out_size
     return 2 if min(oh, ow) < 4 or oh * ow < SMALL_OUTPUT else 4
 

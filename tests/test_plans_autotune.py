@@ -441,7 +441,7 @@ def test_choose_algorithm_unavailable_reasons():
     x = np.ones((1, 4, 20, 20))
     c = fastconv.choose_algorithm(fastconv.conv2d, x, np.ones((4, 4, 7, 7)))
     assert "winograd" in c.unavailable and "winograd" not in c.seconds
-    assert "3x3 or 5x5" in c.unavailable["winograd"]
+    assert "3x3, 5x5 or 2x2" in c.unavailable["winograd"]
     c = fastconv.choose_algorithm(fastconv.conv2d, x, np.ones((4, 4, 3, 3)), stride=2)
     assert "stride" in c.unavailable["winograd"]
     c = fastconv.choose_algorithm(fastconv.conv1d, np.ones((1, 2, 30)), np.ones((2, 2, 3)))

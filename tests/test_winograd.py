@@ -142,7 +142,7 @@ def test_transform_matrices_unknown_variant(m):
         W.transform_matrices(m)
 
 
-@pytest.mark.parametrize("m, r", [(4, 5), (2, 7), (2, 1), (3, 5)])
+@pytest.mark.parametrize("m, r", [(4, 5), (2, 7), (2, 1), (3, 5), (2, 2), (4, 2)])
 def test_transform_matrices_unknown_filter_size(m, r):
     with pytest.raises(ValueError, match="variant"):
         W.transform_matrices(m, r)
@@ -150,7 +150,7 @@ def test_transform_matrices_unknown_filter_size(m, r):
 
 def test_variants_and_bound_constants():
     assert tuple(W.VARIANTS) == (2, 4)
-    assert W.VARIANTS_BY_SIZE == {3: (2, 4), 5: (2,)}
+    assert W.VARIANTS_BY_SIZE == {3: (2, 4), 5: (2,), 2: (3,)}
     assert W.ERROR_BOUND[np.dtype(np.float32)] == 5e-5
     assert W.ERROR_BOUND[np.dtype(np.float64)] == 1e-12
 
@@ -623,9 +623,9 @@ def test_accuracy_cnn_layers(ref, variant, dtype, channels, size):
     (dict(stride=(1, 2)), "stride"),
     (dict(dilation=2), "dilation"),
     (dict(dilation=(2, 1)), "dilation"),
-    (dict(ksize=(7, 7)), "3x3 or 5x5"),
-    (dict(ksize=(3, 5)), "3x3 or 5x5"),
-    (dict(ksize=(1, 1)), "3x3 or 5x5"),
+    (dict(ksize=(7, 7)), "3x3, 5x5 or 2x2"),
+    (dict(ksize=(3, 5)), "3x3, 5x5 or 2x2"),
+    (dict(ksize=(1, 1)), "3x3, 5x5 or 2x2"),
     (dict(ksize=(5, 5), stride=2), "stride"),
 ], ids=["stride2", "stride1x2", "dilation2", "dilation2x1", "k7x7", "k3x5", "k1x1",
         "k5x5-stride2"])
@@ -660,6 +660,6 @@ def test_auto_does_not_offer_winograd_for_depthwise_and_other_sizes():
     assert "winograd" not in depthwise.seconds
     seven = fastconv.choose_algorithm(fastconv.conv2d, x, np.ones((16, 16, 7, 7), np.float32))
     assert "winograd" not in seven.seconds
-    assert "3x3 or 5x5" in seven.unavailable["winograd"]
+    assert "3x3, 5x5 or 2x2" in seven.unavailable["winograd"]
     five = fastconv.choose_algorithm(fastconv.conv2d, x, np.ones((16, 16, 5, 5), np.float32))
     assert "winograd" in five.seconds

@@ -1,7 +1,7 @@
 """Winograd F(m x m, r x r) convolution kernel (leaf code).
 
 Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR
-2016.  The variants are F(2x2,3x3), F(4x4,3x3) and F(2x2,5x5).  The output
+2016.  The variants are F(2x2,3x3), F(4x4,3x3), F(2x2,5x5) and F(3x3,2x2).  The output
 is cut into m x m tiles; each tile needs an a x a input patch d, a = m + r - 1,
 and
 
@@ -47,6 +47,8 @@ from ._fc cimport (real, fc_wino_input_f32_m2, fc_wino_input_f64_m2, fc_wino_inp
                    fc_wino_grad_filter_f32_m4, fc_wino_grad_filter_f64_m4,
                    fc_wino_input_f32_m2r5, fc_wino_input_f64_m2r5, fc_wino_output_f32_m2r5,
                    fc_wino_output_f64_m2r5, fc_wino_filter_f32_m2r5, fc_wino_filter_f64_m2r5,
+                   fc_wino_input_f32_m3r2, fc_wino_input_f64_m3r2, fc_wino_output_f32_m3r2,
+                   fc_wino_output_f64_m3r2, fc_wino_filter_f32_m3r2, fc_wino_filter_f64_m3r2,
                    borrow_scratch, return_scratch)
 from ._gemm cimport _gemm_rowmajor, _gemm_abt_acc
 
@@ -57,6 +59,8 @@ cdef inline void _input(Py_ssize_t m, Py_ssize_t r, const real *x, Py_ssize_t H,
     if real is float:
         if r == 5:
             fc_wino_input_f32_m2r5(x, H, W, y0, x0, tW, V, plane, scratch)
+        elif r == 2:
+            fc_wino_input_f32_m3r2(x, H, W, y0, x0, tW, V, plane, scratch)
         elif m == 2:
             fc_wino_input_f32_m2(x, H, W, y0, x0, tW, V, plane, scratch)
         else:
@@ -64,6 +68,8 @@ cdef inline void _input(Py_ssize_t m, Py_ssize_t r, const real *x, Py_ssize_t H,
     else:
         if r == 5:
             fc_wino_input_f64_m2r5(x, H, W, y0, x0, tW, V, plane, scratch)
+        elif r == 2:
+            fc_wino_input_f64_m3r2(x, H, W, y0, x0, tW, V, plane, scratch)
         elif m == 2:
             fc_wino_input_f64_m2(x, H, W, y0, x0, tW, V, plane, scratch)
         else:
@@ -76,6 +82,8 @@ cdef inline void _output(Py_ssize_t m, Py_ssize_t r, const real *Mt, Py_ssize_t 
     if real is float:
         if r == 5:
             fc_wino_output_f32_m2r5(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+        elif r == 2:
+            fc_wino_output_f32_m3r2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
         elif m == 2:
             fc_wino_output_f32_m2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
         else:
@@ -83,6 +91,8 @@ cdef inline void _output(Py_ssize_t m, Py_ssize_t r, const real *Mt, Py_ssize_t 
     else:
         if r == 5:
             fc_wino_output_f64_m2r5(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+        elif r == 2:
+            fc_wino_output_f64_m3r2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
         elif m == 2:
             fc_wino_output_f64_m2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
         else:
@@ -188,6 +198,8 @@ def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, Py_ssiz
         if real is float:
             if r == 5:
                 fc_wino_filter_f32_m2r5(&g[0, 0], n, &U[0, 0], nthreads)
+            elif r == 2:
+                fc_wino_filter_f32_m3r2(&g[0, 0], n, &U[0, 0], nthreads)
             elif m == 2:
                 fc_wino_filter_f32_m2(&g[0, 0], n, &U[0, 0], nthreads)
             else:
@@ -195,6 +207,8 @@ def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, Py_ssiz
         else:
             if r == 5:
                 fc_wino_filter_f64_m2r5(&g[0, 0], n, &U[0, 0], nthreads)
+            elif r == 2:
+                fc_wino_filter_f64_m3r2(&g[0, 0], n, &U[0, 0], nthreads)
             elif m == 2:
                 fc_wino_filter_f64_m2(&g[0, 0], n, &U[0, 0], nthreads)
             else:
@@ -232,7 +246,7 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     ``x`` is (N, C_in, H, W), ``out`` (N, C_out, OH, OW), ``U`` the
     transformed filters (a*a, groups, C_out/groups, C_in/groups), ``bias``
     length C_out or 0.  Stride 1, dilation 1, r x r filters (m = 2, 4 with
-    r = 3; m = 2 with r = 5); ``pad_top`` and
+    r = 3; m = 2 with r = 5; m = 3 with r = 2); ``pad_top`` and
     ``pad_left`` are the leading zero padding (trailing padding follows from
     the output size).  A task covers ``rows_per_task`` rows of tiles of the
     sequence of all images' tile rows, for one group.  ``workspace`` (an

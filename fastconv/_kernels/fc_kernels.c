@@ -211,9 +211,9 @@ FC_MULTIVERSION int fc_all_finite_f64(const double *a, ptrdiff_t n)
 
 /* ---- Winograd F(m x m, r x r) tile transforms ------------------------------- */
 /* Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR
- * 2016): F(2,3) with interpolation points 0, 1, -1, inf; F(4,3) and F(2,5)
- * with 0, 1, -1, 2, -2, inf (the same B^T; G's rows are the points' powers
- * scaled as in F(4,3)).  fastconv/_winograd.py holds the same matrices and
+ * 2016): F(2,3) and F(3,2) with interpolation points 0, 1, -1, inf; F(4,3)
+ * and F(2,5) with 0, 1, -1, 2, -2, inf (the same B^T for the same points;
+ * G's rows are the points' powers, scaled as in F(2,3) and F(4,3)).  fastconv/_winograd.py holds the same matrices and
  * the tests check them. */
 static const double fc_bt2[4][4] = {
     {1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
@@ -227,6 +227,8 @@ static const double fc_g2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5},
 static const double fc_g4[6][3] = {
     {1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
     {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+static const double fc_at3r2[3][4] = {{1, 1, 1, 0}, {0, 1, -1, 0}, {0, 1, 1, -1}};
+static const double fc_g3r2[4][2] = {{1, 0}, {0.5, 0.5}, {0.5, -0.5}, {0, 1}};
 static const double fc_at2r5[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
 static const double fc_g2r5[6][5] = {
     {1.0 / 4, 0, 0, 0, 0},
@@ -258,4 +260,12 @@ static const double fc_g2r5[6][5] = {
 #define FC_BT fc_bt4
 #define FC_AT fc_at2r5
 #define FC_G fc_g2r5
+#include "fc_winograd_inst.h"
+
+#define FC_M 3
+#define FC_R 2
+#define FC_MNAME m3r2
+#define FC_BT fc_bt2
+#define FC_AT fc_at3r2
+#define FC_G fc_g3r2
 #include "fc_winograd_inst.h"

@@ -145,8 +145,8 @@ void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
 
 /*
  * Winograd F(m x m, r x r) tile transforms for one row of tW tiles of one
- * channel: suffix m2 is F(2x2,3x3), m4 F(4x4,3x3), m2r5 F(2x2,5x5); a =
- * m + r - 1 points.
+ * channel: suffix m2 is F(2x2,3x3), m4 F(4x4,3x3), m2r5 F(2x2,5x5), m3r2
+ * F(3x3,2x2); a = m + r - 1 points.
  *
  * fc_wino_input: the tiles' a x a input patches start at row y0 and columns
  * x0 + tw*m of the H x W plane x (entries outside it are zero padding);
@@ -196,6 +196,8 @@ FC_WINO_DECL(float, f32_m4)
 FC_WINO_DECL(double, f64_m4)
 FC_WINO_FWD_DECL(float, f32_m2r5)
 FC_WINO_FWD_DECL(double, f64_m2r5)
+FC_WINO_FWD_DECL(float, f32_m3r2)
+FC_WINO_FWD_DECL(double, f64_m3r2)
 #undef FC_WINO_DECL
 #undef FC_WINO_FWD_DECL
 

@@ -1,7 +1,7 @@
 /*
  * fc_winograd_impl.h -- Winograd F(m x m, r x r) input and output tile
- * transforms, one instantiation per (dtype, m, r): F(2x2,3x3), F(4x4,3x3)
- * and F(2x2,5x5).  Included by fc_kernels.c with FC_T (the C type), FC_SFX
+ * transforms, one instantiation per (dtype, m, r): F(2x2,3x3), F(4x4,3x3),
+ * F(2x2,5x5) and F(3x3,2x2).  Included by fc_kernels.c with FC_T (the C type), FC_SFX
  * (name suffix, e.g. f32_m4), FC_M (output tile size), FC_R (filter size)
  * and FC_BT, FC_AT, FC_G (the transform matrices, FC_A = FC_M + FC_R - 1
  * points) defined.  Do not include it anywhere else.
@@ -16,7 +16,8 @@
  *           see below): zero-padded m x m blocks of the output gradient ->
  *           vertical A (over columns) -> horizontal A (over tiles).
  * B^T depends only on the interpolation points, so F(2x2,5x5) shares
- * F(4x4,3x3)'s six points (0, +-1, +-2, inf) and its input transform.
+ * F(4x4,3x3)'s six points (0, +-1, +-2, inf) and its input transform, and
+ * F(3x3,2x2) F(2x2,3x3)'s four (0, +-1, inf).
  */
 #define FC_A (FC_M + FC_R - 1)
 #define FC_WFN(name) FC_CAT(name, FC_SFX)
@@ -53,6 +54,14 @@
     do {                                                                        \
         O(0, S(0) + S(1) + S(2));                                               \
         O(1, S(1) - S(2) - S(3));                                               \
+    } while (0)
+#elif FC_M == 3 /* && FC_A == 4: F(3, 2) */
+#define FC_AT_APPLY(S, O)                                                       \
+    do {                                                                        \
+        const FC_T a12 = S(1) + S(2);                                           \
+        O(0, S(0) + a12);                                                       \
+        O(1, S(1) - S(2));                                                      \
+        O(2, a12 - S(3));                                                       \
     } while (0)
 #elif FC_M == 4 && FC_A == 6
 #define FC_AT_APPLY(S, O)                                                       \
@@ -136,10 +145,12 @@ static inline void FC_WFN(fc_wino_rows)(const FC_T *plane, ptrdiff_t H, ptrdiff_
 #define FC_ST2(n, i) n##i
 #define FC_ST(n, i) FC_ST2(n, i)
 #define FC_P2(Q, n) Q n##0, Q n##1
-#define FC_P4(Q, n) FC_P2(Q, n), Q n##2, Q n##3
+#define FC_P3(Q, n) FC_P2(Q, n), Q n##2
+#define FC_P4(Q, n) FC_P3(Q, n), Q n##3
 #define FC_P6(Q, n) FC_P4(Q, n), Q n##4, Q n##5
 #define FC_R2(b, s) (b), (b) + (s)
-#define FC_R4(b, s) FC_R2(b, s), (b) + 2 * (s), (b) + 3 * (s)
+#define FC_R3(b, s) FC_R2(b, s), (b) + 2 * (s)
+#define FC_R4(b, s) FC_R3(b, s), (b) + 3 * (s)
 #define FC_R6(b, s) FC_R4(b, s), (b) + 4 * (s), (b) + 5 * (s)
 #if FC_A == 4
 #define FC_PA FC_P4
@@ -151,6 +162,9 @@ static inline void FC_WFN(fc_wino_rows)(const FC_T *plane, ptrdiff_t H, ptrdiff_
 #if FC_M == 2
 #define FC_PM FC_P2
 #define FC_RM FC_R2
+#elif FC_M == 3
+#define FC_PM FC_P3
+#define FC_RM FC_R3
 #else
 #define FC_PM FC_P4
 #define FC_RM FC_R4
@@ -386,7 +400,9 @@ FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U,
 #endif
         /* t = G g (along the rows of each filter), then U = t G^T, as
          * straight-line sums of FC_R terms so that every q loop vectorises */
-#if FC_R == 3
+#if FC_R == 2
+#define FC_GSUM(row, X) ((FC_T)FC_G[row][0] * X(0) + (FC_T)FC_G[row][1] * X(1))
+#elif FC_R == 3
 #define FC_GSUM(row, X) ((FC_T)FC_G[row][0] * X(0) + (FC_T)FC_G[row][1] * X(1)        \
                          + (FC_T)FC_G[row][2] * X(2))
 #else
@@ -419,9 +435,11 @@ FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U,
 #undef FC_ST2
 #undef FC_ST
 #undef FC_P2
+#undef FC_P3
 #undef FC_P4
 #undef FC_P6
 #undef FC_R2
+#undef FC_R3
 #undef FC_R4
 #undef FC_R6
 #undef FC_PA
