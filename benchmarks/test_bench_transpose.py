@@ -4,8 +4,9 @@ fastconv vs torch, float32, side by side in one process.
 * ``conv_transpose2d`` 256 -> 128 channels, kernel 4, stride 2, padding 1,
   16x16 -> 32x32 (a DCGAN / U-Net upsampling layer), N=1 and N=8:
   ``fastconv.conv_transpose2d`` (``algorithm="auto"``, and the forced
-  "im2col" (GEMM + col2im) and "direct" (polyphase) paths) vs
-  ``torch.nn.functional.conv_transpose2d``.
+  "im2col" (GEMM + col2im), "direct" (polyphase) and "winograd" (the
+  sub-pixel form: the four phases stacked into one 2x2 convolution,
+  Winograd F(3x3,2x2)) paths) vs ``torch.nn.functional.conv_transpose2d``.
 * The gradients of the 3x3 stride-1 pad-1 64 -> 64 layer at 56x56, N=8:
   ``fastconv.grad.conv2d_input`` / ``conv2d_weight`` vs
   ``torch.nn.grad.conv2d_input`` / ``conv2d_weight``; also the weight
@@ -44,7 +45,7 @@ TARGETS = {name: ("torch", 1.0) for name in CASES if name not in CI_CASES | EXTR
 PARAMS = [pytest.param(name, id=name.replace(" ", "_"),
                        marks=[pytest.mark.ci] if name in CI_CASES else [])
           for name in CASES]
-FORCED = ("im2col", "direct")
+FORCED = ("im2col", "direct", "winograd")
 
 
 def case_arrays(seeded, name):

@@ -269,3 +269,47 @@ def col2im(cols, size, kernel, grid, stride, padding, dilation, nthreads):
                           (1,) + stride, (0,) + padding, (1,) + dilation,
                           _nthreads(nthreads, cols.size))
     return out.reshape((n, c) + tuple(size))
+
+
+def subpixel_weight(problem, weight, taps, nthreads):
+    """The sub-pixel form's stacked weight of a 2-D transposed convolution,
+    in the calling thread's workspace (valid for one call).
+
+    `taps` holds per dimension a (phases, q) table of kernel indices (see
+    fastconv._transpose._subpixel_plan).  Returns the forward weight
+    (g*P*C_out/g, C_in/g, qh, qw), P = phases: group gi, phase (a, b) and
+    output channel o at row ``(gi*P + a*Pw + b)*C_out/g + o``, holding
+    ``weight[gi*C_in/g + c, o, taps_h[a, u], taps_w[b, v]]``.
+    """
+    g, dt = problem.groups, problem.dtype
+    cin_g, cout_g = problem.in_channels // g, problem.out_channels // g
+    taps_h, taps_w = (np.ascontiguousarray(t, dtype=np.intp) for t in taps)
+    w4 = np.ascontiguousarray(weight, dtype=dt).reshape(
+        (problem.in_channels, cout_g) + problem.kernel_size)
+    shape = (g, taps_h.shape[0] * taps_w.shape[0], cout_g, cin_g, taps_h.shape[1],
+             taps_w.shape[1])
+    # one call's weight: the calling thread's workspace, not fresh pages
+    size = math.prod(shape)
+    out = workspace(size * dt.itemsize, dt, "subpixel-w")[:size].reshape(shape)
+    _kernels().subpixel_weights(w4, out, taps_h, taps_w, _nthreads(nthreads, 16 * size))
+    return out.reshape((-1, cin_g) + out.shape[4:])
+
+
+def subpixel_buffer(shape, dtype):
+    """The sub-pixel form's stacked output, in the calling thread's
+    workspace (a fresh multi-megabyte array per call costs page faults)."""
+    size = math.prod(shape)
+    return workspace(size * np.dtype(dtype).itemsize, dtype, "subpixel-z")[:size].reshape(shape)
+
+
+def subpixel_deal(problem, z, target, phases, nthreads):
+    """Deal the stacked outputs `z` to the phases of `target` (2-D).
+
+    `phases` holds per dimension a (phases, 3) table of (phi, count,
+    offset): ``target[..., phi_h + i*s_h, phi_w + j*s_w]`` of output
+    channel ``gi*C_out/g + o`` is ``z[..., (gi*P + a*Pw + b)*C_out/g + o,
+    off_h + i, off_w + j]``.
+    """
+    ph_h, ph_w = (np.ascontiguousarray(t, dtype=np.intp) for t in phases)
+    _kernels().subpixel_deal(z, target, problem.groups, ph_h, ph_w, problem.stride[0],
+                             problem.stride[1], _nthreads(nthreads, target.size // 16))

@@ -22,9 +22,22 @@ convolution arithmetic for deep learning", section 4):
   each tile's columns added into the output by col2im, the adjoint of
   im2col.
 
+* sub-pixel form (2-D, dilation 1, every kernel size a multiple of its
+  stride): then every phase has q x q taps, and all phases are
+  correlations of one zero-padded window of the input, so their
+  sub-kernels stacked along the output channels make one stride-1
+  convolution with ``prod(s)`` times the output channels (Shi et al.,
+  2016, "Is the deconvolution layer the same as a convolutional layer?").
+  It runs on the ordinary paths (Winograd F(3x3,2x2) for q = 2: one input
+  transform and GEMMs ``prod(s)`` times as wide as a phase's), and a
+  compiled kernel deals its channel blocks to the output's phases.
+
 "auto" takes GEMM + col2im for strided problems with several input
-channels per group (one large GEMM beats several small convolutions), and
-the polyphase decomposition otherwise.
+channels per group (one large GEMM beats several small convolutions),
+unless the cost model estimates the sub-pixel form's stacked convolution
+below SUBPIXEL_MARGIN of its im2col time (the GEMM's multiply-adds), and
+the polyphase decomposition otherwise.  Forced "winograd" takes the
+sub-pixel form where it exists.
 
 Gradients (``fastconv.grad``): the input gradient is the transposed
 convolution with the output size of the forward input; the weight gradient
@@ -251,6 +264,137 @@ def _polyphase_plan(backend, problem, x, weight, bias, algorithm, nthreads):
     return runs
 
 
+# --------------------------------------------------------------------------
+# Sub-pixel plan: the phases stacked into one convolution
+# --------------------------------------------------------------------------
+
+#: "auto" runs the sub-pixel form when the estimate of its stacked
+#: convolution's best algorithm is below this fraction of the estimate for
+#: the same convolution by im2col (which does the multiply-adds of GEMM +
+#: col2im in one GEMM).
+SUBPIXEL_MARGIN = 0.7
+
+
+@functools.lru_cache(maxsize=256)
+def _subpixel_1d(n, k, s, d, pb, length):
+    """One dimension of the sub-pixel form, or None.
+
+    With dilation 1 and ``k = q*s`` every phase of ``_phases_1d`` has q taps
+    and reads ``x[j + e + u]`` (u < q) for its output j, e depending on the
+    phase: all phases are correlations of one window of x.  Returns
+    ``(x_start, x_stop, pad_before, pad_after, phases)``: the window is
+    ``x[x_start:x_stop]`` zero-padded by (pad_before, pad_after), and each
+    of ``phases`` is ``(phi, count, taps slice, offset)``: output
+    ``y[phi::s]`` (count samples) is the correlation's outputs
+    ``offset .. offset + count - 1`` with the phase's taps.
+    """
+    if d != 1 or k % s:
+        return None
+    phases = _phases_1d(n, k, s, d, pb, length)
+    if any(p[2] is None for p in phases):
+        return None
+    q = k // s
+    starts = [start - before for (_, _, _, _, start, _, before, _) in phases]
+    shift = min(starts)
+    offsets = [e - shift for e in starts]
+    span = max(off + p[1] for off, p in zip(offsets, phases))  # correlation outputs
+    end = shift + span + q - 1                                 # x index after the window
+    x_start, pad_before = (shift, 0) if shift >= 0 else (0, -shift)
+    x_stop, pad_after = (end, 0) if end <= n else (n, end - n)
+    return (x_start, x_stop, pad_before, pad_after,
+            tuple((p[0], p[1], p[2], off) for p, off in zip(phases, offsets)))
+
+
+def _subpixel_layout(problem):
+    """Per dimension ``_subpixel_1d``, or None where a dimension has none."""
+    dims = tuple(_subpixel_1d(n, k, s, d, pb, length)
+                 for n, k, s, d, (pb, _), length in zip(
+                     problem.in_size, problem.kernel_size, problem.stride,
+                     problem.dilation, problem.padding, problem.out_size))
+    return None if any(dim is None for dim in dims) else dims
+
+
+@functools.lru_cache(maxsize=256)
+def _subpixel_choice(backend, problem, algorithm, margin):
+    """The sub-pixel form's layout and stacked convolution, decided on
+    shapes alone (see _subpixel_plan; `margin` is SUBPIXEL_MARGIN):
+    ``(dims, stacked problem, its algorithm)``, or None."""
+    if problem.nd != 2 or not hasattr(backend.adjoint, "subpixel_deal"):
+        return None
+    dims = _subpixel_layout(problem)
+    if dims is None:
+        return None
+    g, dt = problem.groups, problem.dtype
+    cout_g, cin_g = problem.out_channels // g, problem.in_channels // g
+    nph = math.prod(len(d[4]) for d in dims)
+    q = tuple(k // s for k, s in zip(problem.kernel_size, problem.stride))
+    window = tuple(d[1] - d[0] for d in dims)
+    sub = plan_conv(2, _placeholder((problem.batch, problem.in_channels) + window, dt),
+                    _placeholder((g * nph * cout_g, cin_g) + q, dt),
+                    _placeholder((g * nph * cout_g,), dt) if problem.has_bias else None,
+                    1, tuple((d[2], d[3]) for d in dims), 1, g, "zeros")
+    if algorithm == "auto":
+        est = backend.estimate(sub)
+        name = min(est, key=est.get)
+        if "im2col" not in est or est[name] >= margin * est["im2col"]:
+            return None
+    else:
+        name = algorithm
+        if backend.unsupported_reason(sub, name) is not None:
+            return None
+    return dims, sub, name
+
+
+def _subpixel_plan(backend, problem, x, weight, bias, algorithm, nthreads):
+    """The sub-pixel form of a 2-D transposed convolution, prepared, or None.
+
+    Stacking the phases' sub-kernels along the output channels (group by
+    group: channel ``(g*P + phase)*C_out/g + c`` for P phases) makes the
+    ``prod(stride)`` phase correlations one stride-1 convolution of one
+    zero-padded window of x, with ``prod(stride)`` times the output
+    channels (Shi et al., 2016, "Is the deconvolution layer the same as a
+    convolutional layer?"): one input transform and ``prod(stride)`` times
+    wider GEMMs then serve every phase.  `algorithm` is the stacked
+    convolution's, or "auto", which takes the sub-pixel form only when the
+    estimate of the stacked convolution's best algorithm beats its im2col
+    estimate (the multiply-adds of GEMM + col2im, in one GEMM) by
+    SUBPIXEL_MARGIN.  None where the layout does not exist, the backend has
+    no sub-pixel kernels, or "auto" declines.  Returns
+    ``(prepared, x view, per-dimension (phi, count, offset) tables, shape
+    of the stacked convolution's output)``.
+    """
+    choice = _subpixel_choice(backend, problem, algorithm, SUBPIXEL_MARGIN)
+    if choice is None:
+        return None
+    dims, sub, name = choice
+    g = problem.groups
+    cout_g = problem.out_channels // g
+    nph = math.prod(len(d[4]) for d in dims)
+    xb = x.reshape((problem.batch, problem.in_channels) + problem.in_size)
+    xv = xb[(slice(None), slice(None)) + tuple(slice(d[0], d[1]) for d in dims)]
+    taps = [np.array([np.arange(k)[p[2]] for p in d[4]]) for k, d in
+            zip(problem.kernel_size, dims)]
+    wst = backend.adjoint.subpixel_weight(problem, weight, taps, nthreads)
+    if algorithm == "auto" and name in backend.finite_only and not backend.all_finite(xv, wst):
+        return None
+    bst = None
+    if bias is not None:
+        bst = np.broadcast_to(np.asarray(bias, dtype=problem.dtype).reshape(g, 1, cout_g),
+                              (g, nph, cout_g)).reshape(-1)
+    tables = [np.array([(p[0], p[1], p[3]) for p in d[4]]) for d in dims]
+    z_shape = (problem.batch, g * nph * cout_g) + sub.out_size
+    return (backend.prepare(sub, name, wst, bst, nthreads, transient=True), xv, tables,
+            z_shape)
+
+
+def _run_subpixel(backend, plan, problem, target, nthreads):
+    """Run the stacked convolution and deal its channel blocks to the phases."""
+    prepared, xv, tables, z_shape = plan
+    z = backend.adjoint.subpixel_buffer(z_shape, target.dtype)
+    backend.execute(prepared, xv, z, nthreads)
+    backend.adjoint.subpixel_deal(problem, z, target, tables, nthreads)
+
+
 def _run_polyphase(backend, runs, bias, target, nthreads):
     for out_index, xv, prepared in runs:
         view = target[out_index]
@@ -272,18 +416,25 @@ def _transpose(backend, problem, x, weight, bias, algorithm, out, nthreads):
     """Run a planned transposed convolution; returns the result in the user's form."""
     p = problem
     path = backend.adjoint.transpose_algorithm(p) if algorithm == "auto" else algorithm
-    if path == "im2col":
+    runs = subpixel = None
+    if p.batch and (algorithm == "winograd" or (algorithm == "auto" and path == "im2col")):
+        # the sub-pixel form: forced Winograd, or "auto" where it wins
+        subpixel = _subpixel_plan(backend, p, x, weight, bias, algorithm, nthreads)
+    if subpixel is not None:
+        pass
+    elif path == "im2col":
         reason = backend.adjoint.gemm_reason(p)
         if reason is not None:
             raise ValueError(f"algorithm='im2col' cannot serve these arguments: {reason}")
-        runs = None
     else:
         runs = _polyphase_plan(backend, p, x, weight, bias,
                                "auto" if path == "polyphase" else path, nthreads)
     target = output_target(out, (p.batch, p.out_channels) + p.out_size, p.dtype,
                            (x, weight, bias), np)
     if target.size:
-        if runs is None:
+        if subpixel is not None:
+            _run_subpixel(backend, subpixel, p, target, nthreads)
+        elif runs is None:
             backend.adjoint.conv_transpose_gemm(p, x, weight, bias, target, nthreads)
         else:
             _run_polyphase(backend, runs, bias, target, nthreads)
@@ -348,9 +499,12 @@ _TRANSPOSE_DOC = r"""{nd}-D transposed convolution, like ``torch.nn.functional.c
     dilation : int or tuple of {nd} ints, default 1
         Spacing between kernel taps (>= 1).
     algorithm : {{"auto", "direct", "im2col", "fft", "winograd", "separable"}}, default "auto"
-        "im2col" runs GEMM + col2im; the others run the polyphase
-        decomposition with that algorithm on every phase (see Notes);
-        forcing one that cannot serve a phase raises ValueError.
+        "im2col" runs GEMM + col2im; "winograd" the sub-pixel form where
+        it exists (2-D, dilation 1, each kernel size a multiple of its
+        stride; see Notes) with its stacked convolution by Winograd; the
+        others (and "winograd" elsewhere) run the polyphase decomposition
+        with that algorithm on every phase; forcing one that cannot serve
+        a phase raises ValueError.
     out : array, optional
         Array of the result's shape and dtype to write into.
     workers : int, optional
@@ -391,8 +545,16 @@ _TRANSPOSE_DOC = r"""{nd}-D transposed convolution, like ``torch.nn.functional.c
     the output.  "im2col" computes ``W^T x`` with BLAS GEMMs over tiles of
     input pixels and adds each tile into the output with col2im, the
     adjoint of im2col; "auto" takes it for strided problems with
-    {gemm_min} or more input channels per group.  Results agree with
-    PyTorch to float rounding.
+    {gemm_min} or more input channels per group, unless the sub-pixel
+    form is estimated faster.  That form (2-D, dilation 1, kernel ``q *
+    stride``; Shi et al., 2016, "Is the deconvolution layer the same as a
+    convolutional layer?") stacks the phases' q x q sub-kernels along the
+    output channels into one stride-1 convolution with ``prod(stride)``
+    times the output channels, run by conv2d's kernels (Winograd F(3x3,2x2)
+    for q = 2) and dealt to the phases by a compiled kernel: one input
+    transform and wider GEMMs for all phases.  Results agree with PyTorch
+    to float rounding (Winograd's to its normwise bound,
+    ``fastconv._winograd.ERROR_BOUND``).
 
     Examples
     --------

@@ -245,3 +245,107 @@ def test_torch_benchmark_shape(tfn):
                                              1).numpy()
     y = fastconv.conv_transpose2d(x, w, stride=2, padding=1)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+# --------------------------------------------------------------------------
+# the sub-pixel form (kernel = q x stride, dilation 1): the phases stacked
+# into one convolution, forced by algorithm="winograd" and taken by "auto"
+# where its estimate wins
+# --------------------------------------------------------------------------
+SUBPIXEL_CASES = [
+    # size, k, stride, padding, output_padding, groups
+    (16, 4, 2, 1, 0, 1),
+    (7, 4, 2, 0, 1, 1),
+    (9, 6, 3, 2, 2, 2),
+    ((5, 8), (4, 6), (2, 3), (1, 2), (1, 0), 1),
+    (8, 6, 2, 2, 1, 1),        # 3x3 sub-kernels: F(4x4,3x3) / F(2x2,3x3)
+    (6, 10, 2, 4, 0, 1),       # 5x5 sub-kernels: F(2x2,5x5)
+    (4, 4, 2, 3, 0, 1),        # padding past the first phase's taps
+    (3, 4, 2, 0, 1, 3),
+    (1, 4, 2, 1, 0, 1),
+]
+
+
+def _subpixel_case(rng, dtype, size, k, stride, groups, n=2, cin_g=3):
+    size = _tup(size, 2)
+    x = rng.standard_normal((n, cin_g * groups) + size).astype(dtype)
+    w = rng.standard_normal((cin_g * groups, 2) + _tup(k, 2)).astype(dtype)
+    b = rng.standard_normal(2 * groups).astype(dtype)
+    return x, w, b
+
+
+@pytest.fixture
+def subpixel_spy(monkeypatch):
+    from fastconv import _transpose
+
+    calls = []
+    real = _transpose._run_subpixel
+
+    def spy(backend, plan, problem, target, nthreads):
+        calls.append(plan[0].algorithm)
+        return real(backend, plan, problem, target, nthreads)
+
+    monkeypatch.setattr(_transpose, "_run_subpixel", spy)
+    return calls
+
+
+@pytest.mark.parametrize("size, k, stride, padding, op, groups", SUBPIXEL_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_subpixel_winograd(subpixel_spy, size, k, stride, padding, op, groups, dtype):
+    from fastconv._winograd import ERROR_BOUND
+
+    rng = np.random.default_rng(31)
+    x, w, b = _subpixel_case(rng, dtype, size, k, stride, groups)
+    ref = scatter_reference(x, w, b, stride, padding, op, groups)
+    xs, ws = x.copy(), w.copy()
+    y = fastconv.conv_transpose2d(x, w, b, stride, padding, op, groups, algorithm="winograd")
+    assert subpixel_spy == ["winograd"]
+    assert y.shape == ref.shape and y.dtype == dtype
+    assert np.abs(y - ref).max() <= ERROR_BOUND[np.dtype(dtype)] * np.abs(ref).max()
+    np.testing.assert_array_equal(x, xs)
+    np.testing.assert_array_equal(w, ws)
+    # into a strided out=, no bias
+    ref0 = scatter_reference(x, w, None, stride, padding, op, groups)
+    big = np.full(ref.shape[:3] + (2 * ref.shape[3],), np.nan, dtype=dtype)
+    view = big[..., ::2]
+    assert fastconv.conv_transpose2d(x, w, None, stride, padding, op, groups,
+                                     algorithm="winograd", out=view) is view
+    assert np.abs(view - ref0).max() <= ERROR_BOUND[np.dtype(dtype)] * np.abs(ref0).max()
+    assert np.all(np.isnan(big[..., 1::2]))
+
+
+@pytest.mark.parametrize("size, k, stride, padding, op, groups", SUBPIXEL_CASES)
+def test_subpixel_auto(monkeypatch, subpixel_spy, size, k, stride, padding, op, groups):
+    """"auto" with the sub-pixel form always preferred runs it (the stacked
+    convolution's own "auto" choice) and agrees with the reference; with
+    it never preferred, GEMM + col2im runs.  (Where "auto" weighs it: a
+    strided problem with GEMM_MIN_CHANNELS input channels per group.)"""
+    from fastconv import _transpose
+
+    rng = np.random.default_rng(32)
+    x, w, b = _subpixel_case(rng, np.float64, size, k, stride, groups, n=3, cin_g=8)
+    ref = scatter_reference(x, w, b, stride, padding, op, groups)
+    monkeypatch.setattr(_transpose, "SUBPIXEL_MARGIN", 1e30)
+    y = fastconv.conv_transpose2d(x, w, b, stride, padding, op, groups)
+    assert len(subpixel_spy) == 1
+    np.testing.assert_allclose(y, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+    monkeypatch.setattr(_transpose, "SUBPIXEL_MARGIN", 0.0)
+    y = fastconv.conv_transpose2d(x, w, b, stride, padding, op, groups)
+    assert len(subpixel_spy) == 1
+    np.testing.assert_allclose(y, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+
+
+def test_subpixel_not_for_dilation_or_ragged_kernels(subpixel_spy, monkeypatch):
+    """No sub-pixel form where the phases' sub-kernels differ (k not a
+    multiple of the stride) or taps are dilated: the polyphase path runs."""
+    from fastconv import _transpose
+
+    monkeypatch.setattr(_transpose, "SUBPIXEL_MARGIN", 1e30)
+    rng = np.random.default_rng(33)
+    x = rng.standard_normal((2, 4, 6, 6))
+    for k, s, d in ((3, 2, 1), (4, 2, 2), (5, 3, 1)):
+        w = rng.standard_normal((4, 2, k, k))
+        y = fastconv.conv_transpose2d(x, w, None, s, 1, 0, 1, d)
+        ref = scatter_reference(x, w, None, s, 1, 0, 1, d)
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+    assert subpixel_spy == []

@@ -18,12 +18,18 @@ matrices fit BLAS's 32-bit integers.  Bounds checks are therefore off.
   images of gy_g[:, chunk] @ im2col(x_g)[:, chunk]^T (GEMM with beta = 1),
   each thread into its own copy of dW (summed by the caller), or for large
   dW the threads sharing each chunk and owning disjoint blocks of dW.
+* ``subpixel_weights`` / ``subpixel_deal``: the sub-pixel form of a
+  strided transposed convolution (fastconv._transpose): the phases'
+  sub-kernels stacked into one weight, and the stacked convolution's
+  channel blocks dealt to the phases of the output.
 
 BLAS runs single-threaded inside the OpenMP teams (the caller holds it at
 one thread), so OpenMP and BLAS threads never compete for the cores.
 """
 # cython: boundscheck=False, wraparound=False, cdivision=True
 from cython.parallel cimport prange, parallel, threadid
+
+import numpy as np
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -349,3 +355,74 @@ def conv_weight_grad(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] 
                                       accbase + gi * cout_g * K + r0, <int> K, 1)
     finally:
         return_scratch(bufs, keep)
+
+
+def subpixel_weights(const real[:, :, :, ::1] w, real[:, :, :, :, :, ::1] out,
+                     const Py_ssize_t[:, ::1] taps_h, const Py_ssize_t[:, ::1] taps_w,
+                     int nthreads):
+    """The sub-pixel form's stacked weight (2-D).
+
+    ``w`` is the transposed convolution's weight (C_in, C_out/g, KH, KW);
+    ``out`` is (g, P, C_out/g, C_in/g, qh, qw) with P = Ph * Pw phases,
+    phase ``a * Pw + b`` taking ``w[gi*C_in/g + c, o, taps_h[a, u],
+    taps_w[b, v]]`` at ``[gi, a*Pw + b, o, c, u, v]``.  The tap tables hold
+    valid kernel indices (the caller built them from the phase plan).
+    """
+    cdef Py_ssize_t G = out.shape[0], Pw = taps_w.shape[0]
+    cdef Py_ssize_t P = out.shape[1], Cog = out.shape[2], Cig = out.shape[3]
+    cdef Py_ssize_t qh = out.shape[4], qw = out.shape[5], q2 = qh * qw
+    cdef Py_ssize_t KW = w.shape[3], KK = w.shape[2] * w.shape[3]
+    cdef Py_ssize_t t, gi, c, ph, o, e
+    cdef const real *src
+    cdef real *dst
+    if out.size == 0:
+        return
+    # tap offsets within a filter's KH x KW block, per phase
+    cdef Py_ssize_t[::1] off = np.empty(P * q2, dtype=np.intp)
+    for ph in range(P):
+        for e in range(q2):
+            off[ph * q2 + e] = taps_h[ph // Pw, e // qw] * KW + taps_w[ph % Pw, e % qw]
+    with nogil:
+        # a task per (group, output channel): P runs of (C_in/g, qh, qw)
+        # contiguous values written, each input channel's taps of o read once
+        for t in prange(G * Cog, num_threads=nthreads, schedule='static'):
+            gi = t // Cog
+            o = t % Cog
+            for c in range(Cig):
+                src = &w[gi * Cig + c, o, 0, 0]
+                for ph in range(P):
+                    dst = &out[gi, ph, o, c, 0, 0]
+                    for e in range(q2):
+                        dst[e] = src[off[ph * q2 + e]]
+
+
+def subpixel_deal(const real[:, :, :, ::1] z, real[:, :, :, :] y, Py_ssize_t groups,
+                  const Py_ssize_t[:, ::1] ph_h, const Py_ssize_t[:, ::1] ph_w,
+                  Py_ssize_t sh, Py_ssize_t sw, int nthreads):
+    """Deal the sub-pixel form's stacked outputs to the phases of y (2-D).
+
+    ``z`` is (N, g*P*C_out/g, LH, LW), channel ``(gi*P + a*Pw + b)*C_out/g
+    + o`` holding phase (a, b) of output channel ``gi*C_out/g + o``; ``ph_h``
+    rows are (phi, count, offset) per row phase (``ph_w`` per column phase):
+    ``y[n, c, phi_h + i*sh, phi_w + j*sw] = z[n, zc, off_h + i, off_w + j]``
+    for i < count_h, j < count_w.  ``y`` may be any strided view; tasks own
+    whole output planes.
+    """
+    cdef Py_ssize_t N = y.shape[0], C = y.shape[1]
+    cdef Py_ssize_t Ph = ph_h.shape[0], Pw = ph_w.shape[0]
+    cdef Py_ssize_t Cg = C // groups, P = Ph * Pw
+    cdef Py_ssize_t t, n, c, a, b, zc, i, j, r, x0, off_w, cnt_w
+    with nogil:
+        for t in prange(N * C, num_threads=nthreads, schedule='static'):
+            n = t // C
+            c = t % C
+            for a in range(Ph):
+                for b in range(Pw):
+                    zc = ((c // Cg) * P + a * Pw + b) * Cg + c % Cg
+                    x0 = ph_w[b, 0]
+                    cnt_w = ph_w[b, 1]
+                    off_w = ph_w[b, 2]
+                    for i in range(ph_h[a, 1]):
+                        r = ph_h[a, 0] + i * sh
+                        for j in range(cnt_w):
+                            y[n, c, r, x0 + j * sw] = z[n, zc, ph_h[a, 2] + i, off_w + j]
