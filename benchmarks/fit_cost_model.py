@@ -10,7 +10,7 @@ dimensionality and precision (fastconv/_cost.py defines the features):
 * ``nndirect`` / ``nnrows``: fastconv.conv2d(algorithm="direct") on the
   multi-channel ones (channel-blocked kernel / row kernel);
 * ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers;
-* ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3 and 5x5 layers;
+* ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3, 5x5 and 2x2 layers;
 * ``sparse``: fastconv.conv2d(algorithm="sparse") on layers with random
   (unstructured) zero weights, densities 2-90%.
 
@@ -71,6 +71,9 @@ WINOGRAD_GRID = [  # N, C_in, C_out, H, k
     (1, 3, 16, 96, 3), (2, 16, 4, 40, 3),
     (1, 64, 64, 28, 5), (4, 64, 64, 28, 5), (1, 32, 32, 56, 5), (2, 16, 16, 32, 5),
     (1, 128, 128, 14, 5), (2, 9, 12, 24, 5),
+    # 2x2: the sub-pixel form of k4/2 transposed convolutions, and others
+    (1, 256, 512, 16, 2), (4, 256, 512, 16, 2), (8, 256, 512, 16, 2), (1, 64, 128, 32, 2),
+    (2, 32, 32, 64, 2), (1, 16, 8, 40, 2),
 ]
 SPARSE_GRID = [  # N, C_in, C_out, H, k, stride, density of the weights
     (1, 64, 64, 56, 3, 1, 0.1), (1, 128, 128, 28, 3, 1, 0.1), (1, 256, 256, 14, 3, 1, 0.1),

@@ -236,8 +236,11 @@ def winograd_features(problem) -> tuple:
     transform calls, 1) of Winograd F(m x m, r x r) for `problem` (m as
     fastconv._winograd picks); a transform call handles one channel of one
     row of tiles, so layers with few channels pay its fixed cost per point.
-    F(2x2,5x5) shares these features (a = 6 points per dimension) and the
-    coefficients fitted on the 3x3 grid of benchmarks/fit_cost_model.py."""
+    F(2x2,5x5) and F(3x3,2x2) share these features (a = 6 and 4 points per
+    dimension); the shipped coefficients were fitted on the 3x3 layers of
+    benchmarks/fit_cost_model.py's grid, which now holds 5x5 and 2x2 layers
+    too (refits of that path on this VM moved its multiply-add coefficient
+    by 2x between runs, so it was not rewritten)."""
     from ._winograd import choose_variant, transform_size
 
     m = choose_variant(problem)

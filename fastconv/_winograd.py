@@ -20,8 +20,8 @@ more decimal digits, beyond the float32 bound below.
 
 Accuracy: ``max|error| / max|reference|`` against a float64 direct
 reference, He-scaled random weights (``w * sqrt(2 / (r^2 C))``),
-standard-normal input, N = 1, padding (r - 1) / 2; the worst of 10 seeds
-(mean in brackets), measured on this machine:
+standard-normal input, N = 1, padding (r - 1) / 2 (1 for r = 2); the
+worst of 10 seeds (mean in brackets), measured on this machine:
 
 ==========  =======  =================  =================  =================
 variant     dtype    64 ch, 56x56       256 ch, 14x14      512 ch, 7x7
@@ -29,9 +29,11 @@ variant     dtype    64 ch, 56x56       256 ch, 14x14      512 ch, 7x7
 F(2x2,3x3)  float32  4.3e-7 (3.6e-7)    7.3e-7 (6.5e-7)    6.7e-7 (5.8e-7)
 F(4x4,3x3)  float32  9.4e-6 (7.0e-6)    1.8e-5 (1.2e-5)    1.3e-5 (8.7e-6)
 F(2x2,5x5)  float32  7.2e-6 (4.9e-6)    9.3e-6 (8.6e-6)    1.0e-5 (6.9e-6)
+F(3x3,2x2)  float32  5.3e-7 (4.4e-7)    8.8e-7 (7.5e-7)    7.4e-7 (6.3e-7)
 F(2x2,3x3)  float64  1.4e-15 (1.1e-15)  1.6e-15 (1.4e-15)  1.4e-15 (1.3e-15)
 F(4x4,3x3)  float64  1.5e-14 (1.3e-14)  2.6e-14 (2.1e-14)  2.2e-14 (1.6e-14)
 F(2x2,5x5)  float64  1.2e-14 (8.7e-15)  2.1e-14 (1.5e-14)  1.6e-14 (1.3e-14)
+F(3x3,2x2)  float64  1.6e-15 (1.3e-15)  2.0e-15 (1.6e-15)  1.7e-15 (1.4e-15)
 ==========  =======  =================  =================  =================
 
 (im2col gives about 5e-7 in float32 on the same layers.)  The tests hold
