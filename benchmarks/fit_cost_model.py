@@ -114,6 +114,11 @@ def winograd_samples(rng, dt, others=None):
     return samples
 
 
+#: Passes over the grid of a one-path refit (--only), keeping each problem's
+#: fastest.
+PASSES = 3
+
+
 def best_time(fn, budget=1.0, repeat=7):
     fn()
     times = []
@@ -155,7 +160,10 @@ def main(argv=None):
         model[args.only] = {}
         for dt in (np.float32, np.float64):
             key = f"2d-{np.dtype(dt).name}"
-            samples = sampler(rng, dt)
+            # the fastest of PASSES passes per problem: a shared VM slows
+            # single samples down for a second at a time
+            passes = [sampler(rng, dt) for _ in range(PASSES)]
+            samples = [(p[0][0], min(t for _, t in p)) for p in zip(*passes)]
             model[args.only][key] = fit(samples)
             report(f"{args.only} {key}", samples, model[args.only][key])
         if args.write:
