@@ -319,7 +319,7 @@ def _subpixel_choice(backend, problem, algorithm, margin):
     """The sub-pixel form's layout and stacked convolution, decided on
     shapes alone (see _subpixel_plan; `margin` is SUBPIXEL_MARGIN):
     ``(dims, stacked problem, its algorithm)``, or None."""
-    if problem.nd != 2 or not hasattr(backend.adjoint, "subpixel_deal"):
+    if problem.nd != 2 or not hasattr(getattr(backend, "adjoint", None), "subpixel_deal"):
         return None
     dims = _subpixel_layout(problem)
     if dims is None:
@@ -420,13 +420,11 @@ def _transpose(backend, problem, x, weight, bias, algorithm, out, nthreads):
     if p.batch and (algorithm == "winograd" or (algorithm == "auto" and path == "im2col")):
         # the sub-pixel form: forced Winograd, or "auto" where it wins
         subpixel = _subpixel_plan(backend, p, x, weight, bias, algorithm, nthreads)
-    if subpixel is not None:
-        pass
-    elif path == "im2col":
+    if subpixel is None and path == "im2col":
         reason = backend.adjoint.gemm_reason(p)
         if reason is not None:
             raise ValueError(f"algorithm='im2col' cannot serve these arguments: {reason}")
-    else:
+    elif subpixel is None:
         runs = _polyphase_plan(backend, p, x, weight, bias,
                                "auto" if path == "polyphase" else path, nthreads)
     target = output_target(out, (p.batch, p.out_channels) + p.out_size, p.dtype,

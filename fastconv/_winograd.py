@@ -12,8 +12,7 @@ below use the interpolation points 0, +-1 (F(2,3), F(3,2)) and 0, +-1, +-2
 with the same points has the same input transform B^T, and G's rows are
 the points' powers scaled alike.  2x2 kernels come from the transposed
 convolutions with kernel 2 x stride (fastconv._transpose's sub-pixel
-path).  ``fc_kernels.c`` holds
-the same matrices for the tile transforms.
+path).  ``fc_kernels.c`` holds the same matrices for the tile transforms.
 
 F(6x6,3x3) is not offered: its points (+-1/2, +-2, ...) lose about two
 more decimal digits, beyond the float32 bound below.
