@@ -10,6 +10,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import fastconv
 
@@ -349,3 +351,59 @@ def test_subpixel_not_for_dilation_or_ragged_kernels(subpixel_spy, monkeypatch):
         ref = scatter_reference(x, w, None, s, 1, 0, 1, d)
         np.testing.assert_allclose(y, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
     assert subpixel_spy == []
+
+
+# Random sub-pixel layouts (kernel = q x stride per dimension, dilation 1)
+# against the scatter oracle: forced Winograd (q = 2 or 3, which Winograd
+# serves) and "auto" with the sub-pixel form always preferred (whatever
+# algorithm "auto" then picks for the stacked convolution).
+@st.composite
+def subpixel_problems(draw):
+    s = tuple(draw(st.lists(st.integers(1, 3), min_size=2, max_size=2)))
+    q = draw(st.sampled_from([2, 3]))
+    k = tuple(q * si for si in s)
+    groups = draw(st.integers(1, 2))
+    size = tuple(draw(st.lists(st.integers(1, 7), min_size=2, max_size=2)))
+    padding = tuple(draw(st.integers(0, kk - 1)) for kk in k)
+    op = tuple(draw(st.integers(0, si - 1)) for si in s)
+    out = tuple((n - 1) * si - 2 * p + kk + o
+                for n, si, p, kk, o in zip(size, s, padding, k, op))
+    assume(all(o > 0 for o in out))
+    # 8 or more input channels per group in about half the draws: where
+    # "auto" weighs the sub-pixel form against GEMM + col2im
+    return dict(n=draw(st.integers(1, 3)), cin=groups * draw(st.sampled_from([1, 3, 8, 9])),
+                cout_g=draw(st.integers(1, 3)), groups=groups, size=size, k=k, s=s,
+                padding=padding, op=op, bias=draw(st.booleans()),
+                seed=draw(st.integers(0, 2**31 - 1)))
+
+
+@settings(max_examples=100, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(case=subpixel_problems())
+def test_subpixel_random_layouts(case):
+    from fastconv import _cpu_adjoint, _transpose
+    from fastconv._winograd import ERROR_BOUND
+
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["n"], case["cin"]) + case["size"])
+    w = rng.standard_normal((case["cin"], case["cout_g"]) + case["k"])
+    b = rng.standard_normal(case["cout_g"] * case["groups"]) if case["bias"] else None
+    args = (case["s"], case["padding"], case["op"], case["groups"])
+    ref = scatter_reference(x, w, b, *args)
+    problem = _transpose.plan_transpose(2, x, w, b, *args, 1)
+    has_form = _transpose._subpixel_layout(problem) is not None
+    weighed = (_cpu_adjoint.transpose_algorithm(problem) == "im2col")
+    ran = []
+    real_run, saved = _transpose._run_subpixel, _transpose.SUBPIXEL_MARGIN
+    _transpose._run_subpixel = lambda *a: ran.append(1) or real_run(*a)
+    try:
+        y = fastconv.conv_transpose2d(x, w, b, *args, algorithm="winograd")
+        assert y.shape == ref.shape
+        assert np.abs(y - ref).max() <= ERROR_BOUND[np.dtype(np.float64)] * np.abs(ref).max()
+        assert len(ran) == has_form
+        _transpose.SUBPIXEL_MARGIN = 1e30
+        y = fastconv.conv_transpose2d(x, w, b, *args)
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+        assert len(ran) == has_form * (1 + weighed)
+    finally:
+        _transpose._run_subpixel, _transpose.SUBPIXEL_MARGIN = real_run, saved
