@@ -404,6 +404,9 @@ def test_subpixel_random_layouts(case):
         _transpose.SUBPIXEL_MARGIN = 1e30
         y = fastconv.conv_transpose2d(x, w, b, *args)
         np.testing.assert_allclose(y, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
-        assert len(ran) == has_form * (1 + weighed)
+        # "auto" weighs the form only where it would otherwise run GEMM +
+        # col2im (and declines where im2col is no candidate for the stacked
+        # convolution); test_subpixel_auto pins the routing down
+        assert has_form <= len(ran) <= has_form * (1 + weighed)
     finally:
         _transpose._run_subpixel, _transpose.SUBPIXEL_MARGIN = real_run, saved
