@@ -145,7 +145,7 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         measured fastest), never a transform method (FFT, Winograd) or
         "sparse" on inputs holding NaN or Inf;
         :func:`fastconv.choose_algorithm` shows the choice.  "winograd"
-        serves 3x3 kernels with stride 1 and dilation 1 (conv2d);
+        serves 3x3, 5x5 and 2x2 kernels with stride 1 and dilation 1 (conv2d);
         "separable" serves low-rank 2-D kernels of one-channel and
         depthwise convolutions; "sparse" (any arguments) packs the nonzero
         weights to CSR and convolves by them only (pruned weights: "auto"
@@ -251,7 +251,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         measured fastest), never a transform method (FFT, Winograd) or
         "sparse" on inputs holding NaN or Inf;
         :func:`fastconv.choose_algorithm` shows the choice.  "winograd"
-        serves 3x3 kernels with stride 1 and dilation 1 (conv2d);
+        serves 3x3, 5x5 and 2x2 kernels with stride 1 and dilation 1 (conv2d);
         "separable" serves low-rank 2-D kernels of one-channel and
         depthwise convolutions; "sparse" (any arguments) packs the nonzero
         weights to CSR and convolves by them only (pruned weights: "auto"
@@ -387,7 +387,7 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
         measured fastest), never a transform method (FFT, Winograd) or
         "sparse" on inputs holding NaN or Inf;
         :func:`fastconv.choose_algorithm` shows the choice.  "winograd"
-        serves 3x3 kernels with stride 1 and dilation 1 (conv2d);
+        serves 3x3, 5x5 and 2x2 kernels with stride 1 and dilation 1 (conv2d);
         "separable" serves low-rank 2-D kernels of one-channel and
         depthwise convolutions; "sparse" (any arguments) packs the nonzero
         weights to CSR and convolves by them only (pruned weights: "auto"
