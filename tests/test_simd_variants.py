@@ -84,3 +84,46 @@ def test_direct_kernel_variant(cap, expect_word, ref, tmp_path):
         exp = ref.expect(x, w, None, nd=2, stride=stride, padding=padding, dilation=dilation)
         for algo in ("direct", "sparse"):
             ref.assert_matches(got[f"{algo}{i}"], exp, context=f"{level} {algo} case {i}")
+
+
+PACK_SCRIPT = r"""
+import sys, numpy as np
+from fastconv._kernels import _direct, _runtime
+out = {}
+for dt in ("float32", "float64"):
+    lanes = _direct.blocked_lanes(np.dtype(dt).itemsize)
+    # (groups, C_out per group, taps): ragged taps (not a multiple of the
+    # lanes), a last block of 1 to lanes - 1 channels, one tap, groups
+    for i, (groups, cout_g, taps) in enumerate([(1, 40, 45), (1, 3 * lanes, 4 * lanes),
+                                                (2, lanes + 1, 7), (3, 5, 1), (1, 1, 33)]):
+        w = np.random.default_rng(i).standard_normal((groups * cout_g, taps)).astype(dt)
+        nb = -(-cout_g // lanes)
+        packed = np.full((groups, nb, taps, lanes), np.nan, dt)
+        _direct.pack_blocked(w, packed, cout_g, 2)
+        out[f"{dt}-{i}-w"] = w
+        out[f"{dt}-{i}-packed"] = packed
+np.savez(sys.argv[1], **out)
+print(_runtime.simd_level())
+"""
+
+
+@pytest.mark.parametrize("cap", ["sse2", "avx2", ""])
+def test_weight_lane_packing_variant(cap, tmp_path):
+    """The blocked kernel's weight packing (in-register lanes x lanes
+    transposes, one build per instruction set) against NumPy's transpose."""
+    path = tmp_path / "pack.npz"
+    env = dict(os.environ, FASTCONV_SIMD=cap)
+    proc = subprocess.run([sys.executable, "-c", PACK_SCRIPT, str(path)], env=env,
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(path)
+    names = sorted({k.rsplit("-", 1)[0] for k in got.files})
+    assert len(names) == 10
+    for name in names:
+        w, packed = got[f"{name}-w"], got[f"{name}-packed"]
+        groups, nb, taps, lanes = packed.shape
+        cout_g = w.shape[0] // groups
+        padded = np.zeros((groups, nb * lanes, taps), w.dtype)
+        padded[:, :cout_g] = w.reshape(groups, cout_g, taps)
+        expect = padded.reshape(groups, nb, lanes, taps).transpose(0, 1, 3, 2)
+        np.testing.assert_array_equal(packed, expect, err_msg=name)

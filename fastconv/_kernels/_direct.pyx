@@ -26,7 +26,8 @@ from libc.stdlib cimport malloc, free
 from ._fc cimport (real, fc_geometry, make_geometry, fc_conv_rows_f32, fc_conv_rows_f64,
                    fc_conv_plane_f32, fc_conv_plane_f64, FC_PLANE_MAX_KH, fc_conv_blocked_f32,
                    fc_conv_blocked_f64, fc_blocked_lanes, fc_blocked_pixels,
-                   fc_conv_blocked_flat_f32, fc_conv_blocked_flat_f64)
+                   fc_conv_blocked_flat_f32, fc_conv_blocked_flat_f64,
+                   fc_pack_lanes_f32, fc_pack_lanes_f64)
 
 
 cdef inline void _rows(real *out0, real *out1, const real **rows, const real **w0,
@@ -252,27 +253,20 @@ def pack_blocked(const real[:, ::1] w, real[:, :, :, ::1] out, Py_ssize_t cout_g
                  int nthreads):
     """out[g, b, t, l] = w[g*cout_g + b*lanes + l, t] (0 past cout_g): the
     (C_out, C_in/groups*KH*KW) weights packed for the channel-blocked kernel
-    as (groups, blocks, C_in/groups*KH*KW, lanes), transposed in tiles of
-    TILE taps so that reads and writes both stay in cache."""
+    as (groups, blocks, C_in/groups*KH*KW, lanes), each block transposed by
+    ``fc_pack_lanes`` (in-register lanes x lanes transposes)."""
     cdef Py_ssize_t G = out.shape[0], nb = out.shape[1], T = out.shape[2], lanes = out.shape[3]
-    cdef Py_ssize_t gb, g, b, t, t0, t1, l, nvalid, k
-    cdef Py_ssize_t TILE = 64
-    cdef Py_ssize_t ntiles = (T + TILE - 1) // TILE
-    cdef const real *src
-    cdef real *dst
+    cdef Py_ssize_t gb, g, b, nvalid
+    if T == 0:
+        return
     with nogil:
         for gb in prange(G * nb, schedule='static', num_threads=nthreads):
             g = gb // nb
             b = gb % nb
             nvalid = cout_g - b * lanes if cout_g - b * lanes < lanes else lanes
-            dst = &out[g, b, 0, 0]
-            for k in range(ntiles):
-                t0 = k * TILE
-                t1 = t0 + TILE if t0 + TILE < T else T
-                for l in range(nvalid):
-                    src = &w[g * cout_g + b * lanes + l, 0]
-                    for t in range(t0, t1):
-                        dst[t * lanes + l] = src[t]
-                for l in range(nvalid, lanes):
-                    for t in range(t0, t1):
-                        dst[t * lanes + l] = 0
+            if real is float:
+                fc_pack_lanes_f32(&out[g, b, 0, 0], &w[g * cout_g + b * lanes, 0],
+                                  w.shape[1], nvalid, T, lanes)
+            else:
+                fc_pack_lanes_f64(&out[g, b, 0, 0], &w[g * cout_g + b * lanes, 0],
+                                  w.shape[1], nvalid, T, lanes)

@@ -144,6 +144,35 @@ static int fc_isa(void)
 FC_ENTRY_POINTS(float, f32, FC_ROWS_F32, FC_PLANE_F32, FC_BLOCKED_F32, FC_FLAT_F32)
 FC_ENTRY_POINTS(double, f64, FC_ROWS_F64, FC_PLANE_F64, FC_BLOCKED_F64, FC_FLAT_F64)
 
+/* Lane packing (fc_rows_impl.h's pack_lanes) of the instruction set whose
+ * width is `lanes` elements; the scalar loop for any other width. */
+#define FC_PACK_ENTRY(T, SFX)                                                   \
+    void fc_pack_lanes_##SFX(T *dst, const T *src, ptrdiff_t lds,               \
+                             ptrdiff_t nvalid, ptrdiff_t n, ptrdiff_t lanes)    \
+    {                                                                           \
+        const int isa = fc_isa();                                               \
+        if (FC_X86 && isa == FC_ISA_AVX512 && lanes == 64 / (ptrdiff_t)sizeof(T)) \
+            FC_PACK_ISA(SFX, avx512)(dst, src, lds, nvalid, n);                 \
+        else if (FC_X86 && isa == FC_ISA_AVX2 && lanes == 32 / (ptrdiff_t)sizeof(T)) \
+            FC_PACK_ISA(SFX, avx2)(dst, src, lds, nvalid, n);                   \
+        else if (lanes == 16 / (ptrdiff_t)sizeof(T))                            \
+            FC_PACK_ISA(SFX, base)(dst, src, lds, nvalid, n);                   \
+        else                                                                    \
+            for (ptrdiff_t t = 0; t < n; ++t)                                   \
+                for (ptrdiff_t l = 0; l < lanes; ++l)                           \
+                    dst[t * lanes + l] = l < nvalid ? src[l * lds + t] : 0;     \
+    }
+#if FC_X86
+#define FC_PACK_ISA(SFX, isa) fc_rows_##SFX##_##isa##_pack_lanes
+#else
+/* Only the portable build exists; the x86 branches above are dead code. */
+#define FC_PACK_ISA(SFX, isa) fc_rows_##SFX##_base_pack_lanes
+#endif
+FC_PACK_ENTRY(float, f32)
+FC_PACK_ENTRY(double, f64)
+#undef FC_PACK_ENTRY
+#undef FC_PACK_ISA
+
 int fc_blocked_pixels(void)
 {
     return fc_isa() == FC_ISA_AVX512 ? 28 : 12;

@@ -494,7 +494,67 @@ FC_TARGET static void FC_CAT(FC_NAME, blocked_flat)(FC_T *out, ptrdiff_t ldo, pt
 #undef FC_FLAT_PIXELS
 #undef FC_UR
 
+/* Lane packing of the channel-blocked kernel's weights: dst[t * FC_VL + l]
+ * = src[l * lds + t] for t < T and l < nvalid, 0 for nvalid <= l < FC_VL
+ * (a (nvalid, T) block transposed to (T, FC_VL)).  Blocks of FC_VL x FC_VL
+ * are transposed in registers: log2(FC_VL) stages, stage k swapping bit k
+ * of the row index with bit k of the column index by two-source shuffles
+ * of row pairs (i, i + 2^k), so each element is loaded and stored once.
+ * The scalar transpose it replaces ran at a quarter of the memory
+ * bandwidth on 512x512x3x3 weights. */
+typedef FC_ITYPE FC_CAT(FC_NAME, ivec) __attribute__((vector_size(FC_VBYTES)));
+#define FC_IVEC FC_CAT(FC_NAME, ivec)
+#define FC_STAGES (FC_VL == 16 ? 4 : FC_VL == 8 ? 3 : FC_VL == 4 ? 2 : 1)
 
+FC_TARGET static void FC_CAT(FC_NAME, pack_lanes)(FC_T *restrict dst,
+                                                 const FC_T *restrict src,
+                                                 ptrdiff_t lds, ptrdiff_t nvalid,
+                                                 ptrdiff_t T)
+{
+    /* Stage k's shuffle indices: lo takes row i's elements with bit k of the
+     * column clear and row i + 2^k's with it set (shifted down by 2^k); hi
+     * the rest.  Operand b's elements are numbered FC_VL .. 2 FC_VL - 1. */
+    FC_IVEC lo[FC_STAGES], hi[FC_STAGES];
+    for (int k = 0; k < FC_STAGES; ++k) {
+        const int h = 1 << k;
+        for (int j = 0; j < FC_VL; ++j) {
+            lo[k][j] = (j & h) ? FC_VL + j - h : j;
+            hi[k][j] = (j & h) ? FC_VL + j : j + h;
+        }
+    }
+    ptrdiff_t t0 = 0;
+    for (; t0 + FC_VL <= T; t0 += FC_VL) {
+        FC_VEC r[FC_VL];
+        _Pragma("GCC unroll 16")
+        for (int l = 0; l < FC_VL; ++l) {
+            if (l < nvalid)
+                FC_LOAD(r[l], src + l * lds + t0);
+            else
+                r[l] = (FC_VEC){0};
+        }
+        _Pragma("GCC unroll 4")
+        for (int k = 0; k < FC_STAGES; ++k) {
+            const int h = 1 << k;
+            _Pragma("GCC unroll 16")
+            for (int i = 0; i < FC_VL; ++i)
+                if (!(i & h)) {
+                    const FC_VEC a = r[i], b = r[i + h];
+                    r[i] = __builtin_shuffle(a, b, lo[k]);
+                    r[i + h] = __builtin_shuffle(a, b, hi[k]);
+                }
+        }
+        _Pragma("GCC unroll 16")
+        for (int j = 0; j < FC_VL; ++j)
+            __builtin_memcpy(dst + (t0 + j) * FC_VL, &r[j], sizeof(FC_VEC));
+    }
+    for (; t0 < T; ++t0)
+        for (ptrdiff_t l = 0; l < FC_VL; ++l)
+            dst[t0 * FC_VL + l] = l < nvalid ? src[l * lds + t0] : 0;
+}
+
+
+#undef FC_STAGES
+#undef FC_IVEC
 #undef FC_INTERIOR
 #undef FC_BLOCK
 #undef FC_TAPS1

@@ -5,15 +5,19 @@
  * again at the end.  Do not include it anywhere else.
  */
 #define FC_T float
+#define FC_ITYPE int32_t
 #define FC_NAME FC_CAT(fc_rows_f32, FC_ISA)
 #include "fc_rows_impl.h"
 #undef FC_NAME
+#undef FC_ITYPE
 #undef FC_T
 
 #define FC_T double
+#define FC_ITYPE int64_t
 #define FC_NAME FC_CAT(fc_rows_f64, FC_ISA)
 #include "fc_rows_impl.h"
 #undef FC_NAME
+#undef FC_ITYPE
 #undef FC_T
 
 #undef FC_ISA
