@@ -265,8 +265,8 @@ def pack_blocked(const real[:, ::1] w, real[:, :, :, ::1] out, Py_ssize_t cout_g
             b = gb % nb
             nvalid = cout_g - b * lanes if cout_g - b * lanes < lanes else lanes
             if real is float:
-                fc_pack_lanes_f32(&out[g, b, 0, 0], &w[g * cout_g + b * lanes, 0],
+                fc_pack_lanes_f32(&out[g, b, 0, 0], lanes, &w[g * cout_g + b * lanes, 0],
                                   w.shape[1], nvalid, T, lanes)
             else:
-                fc_pack_lanes_f64(&out[g, b, 0, 0], &w[g * cout_g + b * lanes, 0],
+                fc_pack_lanes_f64(&out[g, b, 0, 0], lanes, &w[g * cout_g + b * lanes, 0],
                                   w.shape[1], nvalid, T, lanes)

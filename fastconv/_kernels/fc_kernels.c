@@ -147,20 +147,32 @@ FC_ENTRY_POINTS(double, f64, FC_ROWS_F64, FC_PLANE_F64, FC_BLOCKED_F64, FC_FLAT_
 /* Lane packing (fc_rows_impl.h's pack_lanes) of the instruction set whose
  * width is `lanes` elements; the scalar loop for any other width. */
 #define FC_PACK_ENTRY(T, SFX)                                                   \
-    void fc_pack_lanes_##SFX(T *dst, const T *src, ptrdiff_t lds,               \
+    void fc_pack_lanes_##SFX(T *dst, ptrdiff_t ldd, const T *src, ptrdiff_t lds, \
                              ptrdiff_t nvalid, ptrdiff_t n, ptrdiff_t lanes)    \
     {                                                                           \
         const int isa = fc_isa();                                               \
         if (FC_X86 && isa == FC_ISA_AVX512 && lanes == 64 / (ptrdiff_t)sizeof(T)) \
-            FC_PACK_ISA(SFX, avx512)(dst, src, lds, nvalid, n);                 \
+            FC_PACK_ISA(SFX, avx512)(dst, ldd, src, lds, nvalid, n);            \
         else if (FC_X86 && isa == FC_ISA_AVX2 && lanes == 32 / (ptrdiff_t)sizeof(T)) \
-            FC_PACK_ISA(SFX, avx2)(dst, src, lds, nvalid, n);                   \
+            FC_PACK_ISA(SFX, avx2)(dst, ldd, src, lds, nvalid, n);              \
         else if (lanes == 16 / (ptrdiff_t)sizeof(T))                            \
-            FC_PACK_ISA(SFX, base)(dst, src, lds, nvalid, n);                   \
+            FC_PACK_ISA(SFX, base)(dst, ldd, src, lds, nvalid, n);              \
         else                                                                    \
             for (ptrdiff_t t = 0; t < n; ++t)                                   \
                 for (ptrdiff_t l = 0; l < lanes; ++l)                           \
-                    dst[t * lanes + l] = l < nvalid ? src[l * lds + t] : 0;     \
+                    dst[t * ldd + l] = l < nvalid ? src[l * lds + t] : 0;       \
+    }                                                                           \
+    void fc_transpose_##SFX(T *dst, const T *src, ptrdiff_t rows, ptrdiff_t cols) \
+    {                                                                           \
+        const ptrdiff_t vl = fc_isa() == FC_ISA_AVX512 ? 64 / (ptrdiff_t)sizeof(T) \
+                           : fc_isa() == FC_ISA_AVX2 ? 32 / (ptrdiff_t)sizeof(T) \
+                           : 16 / (ptrdiff_t)sizeof(T);                         \
+        ptrdiff_t r0 = 0;                                                       \
+        for (; r0 + vl <= rows; r0 += vl)                                       \
+            fc_pack_lanes_##SFX(dst + r0, rows, src + r0 * cols, cols, vl, cols, vl); \
+        for (ptrdiff_t t = 0; t < cols; ++t)                                    \
+            for (ptrdiff_t r = r0; r < rows; ++r)                               \
+                dst[t * rows + r] = src[r * cols + t];                          \
     }
 #if FC_X86
 #define FC_PACK_ISA(SFX, isa) fc_rows_##SFX##_##isa##_pack_lanes

@@ -99,12 +99,17 @@ void fc_conv_blocked_flat_f64(double *out, ptrdiff_t ldo, ptrdiff_t nvalid, cons
                               ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t sy, ptrdiff_t sx,
                               ptrdiff_t dy, ptrdiff_t dx, ptrdiff_t OW, ptrdiff_t q0,
                               ptrdiff_t nq, const double *bias);
-/* dst[t*lanes + l] = src[l*lds + t] for t < n, l < nvalid (<= lanes), zero
- * for nvalid <= l < lanes: weights packed for the blocked kernel. */
-void fc_pack_lanes_f32(float *dst, const float *src, ptrdiff_t lds, ptrdiff_t nvalid,
-                       ptrdiff_t n, ptrdiff_t lanes);
-void fc_pack_lanes_f64(double *dst, const double *src, ptrdiff_t lds, ptrdiff_t nvalid,
-                       ptrdiff_t n, ptrdiff_t lanes);
+/* dst[t*ldd + l] = src[l*lds + t] for t < n, l < nvalid (<= lanes), zero
+ * for nvalid <= l < lanes (ldd >= lanes): weights packed for the blocked
+ * kernel (ldd = lanes). */
+void fc_pack_lanes_f32(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds,
+                       ptrdiff_t nvalid, ptrdiff_t n, ptrdiff_t lanes);
+void fc_pack_lanes_f64(double *dst, ptrdiff_t ldd, const double *src, ptrdiff_t lds,
+                       ptrdiff_t nvalid, ptrdiff_t n, ptrdiff_t lanes);
+/* dst (cols, rows) = src (rows, cols) transposed, both C-contiguous, by the
+ * same in-register block transposes. */
+void fc_transpose_f32(float *dst, const float *src, ptrdiff_t rows, ptrdiff_t cols);
+void fc_transpose_f64(double *dst, const double *src, ptrdiff_t rows, ptrdiff_t cols);
 /* Output channels per block of the blocked kernel on this CPU, and the
  * pixels per block of its flattened form. */
 int fc_blocked_lanes(int itemsize);

@@ -494,9 +494,10 @@ FC_TARGET static void FC_CAT(FC_NAME, blocked_flat)(FC_T *out, ptrdiff_t ldo, pt
 #undef FC_FLAT_PIXELS
 #undef FC_UR
 
-/* Lane packing of the channel-blocked kernel's weights: dst[t * FC_VL + l]
+/* Lane packing of the channel-blocked kernel's weights: dst[t * ldd + l]
  * = src[l * lds + t] for t < T and l < nvalid, 0 for nvalid <= l < FC_VL
- * (a (nvalid, T) block transposed to (T, FC_VL)).  Blocks of FC_VL x FC_VL
+ * (a (nvalid, T) block transposed to (T, FC_VL) with row stride ldd >=
+ * FC_VL; ldd = FC_VL packs, a larger ldd is one block of a transpose).  Blocks of FC_VL x FC_VL
  * are transposed in registers: log2(FC_VL) stages, stage k swapping bit k
  * of the row index with bit k of the column index by two-source shuffles
  * of row pairs (i, i + 2^k), so each element is loaded and stored once.
@@ -506,7 +507,7 @@ typedef FC_ITYPE FC_CAT(FC_NAME, ivec) __attribute__((vector_size(FC_VBYTES)));
 #define FC_IVEC FC_CAT(FC_NAME, ivec)
 #define FC_STAGES (FC_VL == 16 ? 4 : FC_VL == 8 ? 3 : FC_VL == 4 ? 2 : 1)
 
-FC_TARGET static void FC_CAT(FC_NAME, pack_lanes)(FC_T *restrict dst,
+FC_TARGET static void FC_CAT(FC_NAME, pack_lanes)(FC_T *restrict dst, ptrdiff_t ldd,
                                                  const FC_T *restrict src,
                                                  ptrdiff_t lds, ptrdiff_t nvalid,
                                                  ptrdiff_t T)
@@ -545,11 +546,11 @@ FC_TARGET static void FC_CAT(FC_NAME, pack_lanes)(FC_T *restrict dst,
         }
         _Pragma("GCC unroll 16")
         for (int j = 0; j < FC_VL; ++j)
-            __builtin_memcpy(dst + (t0 + j) * FC_VL, &r[j], sizeof(FC_VEC));
+            __builtin_memcpy(dst + (t0 + j) * ldd, &r[j], sizeof(FC_VEC));
     }
     for (; t0 < T; ++t0)
         for (ptrdiff_t l = 0; l < FC_VL; ++l)
-            dst[t0 * FC_VL + l] = l < nvalid ? src[l * lds + t0] : 0;
+            dst[t0 * ldd + l] = l < nvalid ? src[l * lds + t0] : 0;
 }
 
 
