@@ -88,8 +88,16 @@ def test_direct_kernel_variant(cap, expect_word, ref, tmp_path):
 
 PACK_SCRIPT = r"""
 import sys, numpy as np
-from fastconv._kernels import _direct, _runtime
+from fastconv._kernels import _col2im, _direct, _runtime
 out = {}
+# transposes of (groups, rows, cols): whole and ragged blocks of lanes rows
+for dt in ("float32", "float64"):
+    for i, shape in enumerate([(1, 256, 40), (2, 37, 21), (3, 1, 9), (1, 16, 1), (1, 8, 24)]):
+        a = np.random.default_rng(i).standard_normal(shape).astype(dt)
+        t = np.full((shape[0], shape[2], shape[1]), np.nan, dt)
+        _col2im.transpose_groups(a, t, 2)
+        out[f"T{dt}-{i}-a"] = a
+        out[f"T{dt}-{i}-t"] = t
 for dt in ("float32", "float64"):
     lanes = _direct.blocked_lanes(np.dtype(dt).itemsize)
     # (groups, C_out per group, taps): ragged taps (not a multiple of the
@@ -109,15 +117,21 @@ print(_runtime.simd_level())
 
 @pytest.mark.parametrize("cap", ["sse2", "avx2", ""])
 def test_weight_lane_packing_variant(cap, tmp_path):
-    """The blocked kernel's weight packing (in-register lanes x lanes
-    transposes, one build per instruction set) against NumPy's transpose."""
+    """The blocked kernel's weight packing and the transposed convolution's
+    weight transposes (in-register lanes x lanes transposes, one build per
+    instruction set) against NumPy's transpose."""
     path = tmp_path / "pack.npz"
     env = dict(os.environ, FASTCONV_SIMD=cap)
     proc = subprocess.run([sys.executable, "-c", PACK_SCRIPT, str(path)], env=env,
                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     got = np.load(path)
-    names = sorted({k.rsplit("-", 1)[0] for k in got.files})
+    transposes = sorted({k.rsplit("-", 1)[0] for k in got.files if k.startswith("T")})
+    assert len(transposes) == 10
+    for name in transposes:
+        np.testing.assert_array_equal(got[f"{name}-t"], got[f"{name}-a"].transpose(0, 2, 1),
+                                      err_msg=name)
+    names = sorted({k.rsplit("-", 1)[0] for k in got.files if not k.startswith("T")})
     assert len(names) == 10
     for name in names:
         w, packed = got[f"{name}-w"], got[f"{name}-packed"]
