@@ -378,7 +378,7 @@ class CPUBackend:
             args = (geo.stride, geo.pad_before, geo.dilation)
             if algorithm == "direct" and state is not None:
                 wp, bp = state
-                xp = _padded_input(x5, p, geo)
+                xp = _padded_input(x5, p, geo, nthreads=nthreads)
                 _direct.conv_blocked(xp, wp, bp, target[:, :, 0], geo.stride[1], geo.stride[2],
                                      geo.dilation[1], geo.dilation[2], p.groups, nthreads)
             elif algorithm == "direct":
@@ -441,7 +441,7 @@ def _pack_blocked(w5, b, problem, nthreads=1, transient=False):
 _BLOCKED_SLACK = 8
 
 
-def _padded_input(x5, problem, geo, depth=False):
+def _padded_input(x5, problem, geo, depth=False, nthreads=1):
     """x5 zero-padded to the extent the outputs read, in reused scratch, with
     slack after the last row: (N, C, Hp, Wp) for the channel-blocked kernel
     (depth 1), or with `depth` (N, C, Dp, Hp, Wp) for the sparse kernel."""
@@ -456,12 +456,16 @@ def _padded_input(x5, problem, geo, depth=False):
     buf = workspace((size + slack) * x5.dtype.itemsize, x5.dtype, "blocked-input")
     buf[size:] = 0
     xp = buf[:size].reshape(n, c, dp, hp, wpad)
+    if not depth:  # one compiled pass, planes over the threads
+        _direct.pad_planes(x5.reshape(n * c, h, w), xp.reshape(n * c, hp, wpad), pt, pl,
+                           nthreads)
+        return xp[:, :, 0]
     deps = max(0, min(d, dp - pf))
     rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wpad - pl))
     if deps < dp or rows < hp or cols < wpad:
         xp.fill(0)
     xp[:, :, pf:pf + deps, pt:pt + rows, pl:pl + cols] = x5[:, :, :deps, :rows, :cols]
-    return xp if depth else xp[:, :, 0]
+    return xp
 
 
 def _identity_gemm(problem) -> bool:

@@ -141,3 +141,23 @@ def test_weight_lane_packing_variant(cap, tmp_path):
         padded[:, :cout_g] = w.reshape(groups, cout_g, taps)
         expect = padded.reshape(groups, nb, lanes, taps).transpose(0, 1, 3, 2)
         np.testing.assert_array_equal(packed, expect, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, out_hw, top, left", [
+    ((3, 7, 9), (9, 11), 1, 1),      # padded on every side
+    ((2, 8, 8), (10, 7), 2, 0),      # the right columns cropped (never read)
+    ((1, 5, 6), (3, 6), 0, 0),       # bottom rows cropped
+    ((4, 3, 4), (12, 13), 4, 5),     # rows of zeros above and below
+    ((2, 4, 4), (6, 3), 1, 3),       # left padding leaves no input column
+])
+def test_pad_planes(dtype, shape, out_hw, top, left):
+    """The blocked kernel's zero-padded input copy against a NumPy oracle."""
+    from fastconv._kernels import _direct
+
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    out = np.full((shape[0],) + out_hw, np.nan, dtype)
+    _direct.pad_planes(x, out, top, left, 2)
+    big = np.zeros((shape[0], top + shape[1] + out_hw[0], left + shape[2] + out_hw[1]), dtype)
+    big[:, top:top + shape[1], left:left + shape[2]] = x
+    np.testing.assert_array_equal(out, big[:, :out_hw[0], :out_hw[1]])

@@ -22,6 +22,7 @@ The caller (fastconv._cpu) has validated all sizes and passes C-contiguous
 """
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
 
 from ._fc cimport (real, fc_geometry, make_geometry, fc_conv_rows_f32, fc_conv_rows_f64,
                    fc_conv_plane_f32, fc_conv_plane_f64, FC_PLANE_MAX_KH, fc_conv_blocked_f32,
@@ -270,3 +271,31 @@ def pack_blocked(const real[:, ::1] w, real[:, :, :, ::1] out, Py_ssize_t cout_g
             else:
                 fc_pack_lanes_f64(&out[g, b, 0, 0], lanes, &w[g * cout_g + b * lanes, 0],
                                   w.shape[1], nvalid, T, lanes)
+
+
+def pad_planes(const real[:, :, ::1] x, real[:, :, ::1] out, Py_ssize_t top, Py_ssize_t left,
+               int nthreads):
+    """out[p, i, j] = x[p, i - top, j - left] where that is inside x, else 0:
+    every plane of x zero-padded (or cropped) into out in one pass, planes
+    spread over OpenMP threads.  top and left are >= 0 (the caller's
+    leading padding)."""
+    cdef Py_ssize_t P = out.shape[0], Hp = out.shape[1], Wp = out.shape[2]
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t rows = min(H, Hp - top), cols = min(W, Wp - left)
+    cdef Py_ssize_t pl, i, src
+    cdef real *o
+    if P == 0 or Hp == 0 or Wp == 0:
+        return
+    if cols < 0:
+        cols = 0
+    with nogil:
+        for pl in prange(P, schedule='static', num_threads=nthreads):
+            for i in range(Hp):
+                o = &out[pl, i, 0]
+                src = i - top
+                if src < 0 or src >= rows or cols == 0:
+                    memset(o, 0, Wp * sizeof(real))
+                    continue
+                memset(o, 0, left * sizeof(real))
+                memcpy(o + left, &x[pl, src, 0], cols * sizeof(real))
+                memset(o + left + cols, 0, (Wp - left - cols) * sizeof(real))
