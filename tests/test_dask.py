@@ -489,16 +489,19 @@ def test_conv_auto_nan_locality():
     (checked), the chunks whose blocks hold the NaN / Inf must not, so only
     windows covering them are non-finite (as with the direct in-memory call)."""
     rng = rng_for("nan-conv")
-    x, w = rand(rng, (1, 3, 160, 150), F64), rand(rng, (4, 3, 25, 25), F64)
-    # test setup: a clean chunk block (rows 68..159 + 12 padding, cols 0..98
-    # + 12 padding) takes the FFT path under "auto"
-    assert fastconv.choose_algorithm(fastconv.conv2d, x[:, :, 68:, :99], w,
-                                     padding=((0, 12), (12, 0))).algorithm == "fft"
+    k, p = 41, 20
+    x, w = rand(rng, (1, 3, 160, 150), F64), rand(rng, (4, 3, k, k), F64)
+    # test setup: a clean chunk block (chunk (1, 0) with its overlap: rows
+    # 80 - p .. 159 + p rows of padding, columns 0 .. 74 + p after p columns
+    # of padding) takes the FFT path under "auto" (the cost model puts it
+    # at about half the direct kernel's time)
+    assert fastconv.choose_algorithm(fastconv.conv2d, x[:, :, 80 - p:, :75 + p], w,
+                                     padding=((0, p), (p, 0))).algorithm == "fft"
     x[0, 1, 20, 70] = np.nan      # spoils outputs of chunks (0, 0) and (0, 1)
     x[0, 2, 140, 130] = np.inf    # spoils outputs of chunk (1, 1) only
     xd = da.from_array(x, chunks=(1, 3, 80, 75))
-    y = fastconv.conv2d(xd, w, padding=12, algorithm="auto")
-    direct = fastconv.conv2d(x, w, padding=12, algorithm="direct")
+    y = fastconv.conv2d(xd, w, padding=p, algorithm="auto")
+    direct = fastconv.conv2d(x, w, padding=p, algorithm="direct")
     got = materialise(y, direct)
     bad = _spoiled((~np.isfinite(x[0])).any(axis=0), w.shape[2:])
     assert 0 < bad.sum() < bad.size // 4  # test sanity: local damage only
