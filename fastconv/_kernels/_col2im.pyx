@@ -31,12 +31,11 @@ from cython.parallel cimport prange, parallel, threadid
 
 import numpy as np
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from ._fc cimport (real, fc_geometry, make_geometry, fc_im2col_tile_f32, fc_im2col_tile_f64,
                    fc_col2im_tile_f32, fc_col2im_tile_f64, fc_transpose_f32, fc_transpose_f64,
                    borrow_scratch, return_scratch)
-from ._gemm cimport _gemm_abt_acc
+from ._gemm cimport _gemm_abt_acc, _gemm_rowmajor
 
 
 cdef inline void _im2col(real *col, Py_ssize_t ld, const real *x, const fc_geometry *g,
@@ -57,25 +56,6 @@ cdef inline void _col2im(real *x, const real *col, const fc_geometry *g,
         fc_col2im_tile_f32(x, col, g, p0, P, k0, k1)
     else:
         fc_col2im_tile_f64(x, col, g, p0, P, k0, k1)
-
-
-cdef inline void _gemm_wt_x(int M, int Ncols, int K, const real *Wt, int ldw,
-                            const real *X, int ldx, real *C) noexcept nogil:
-    """C[M, Ncols] = Wt[M, K] @ X[K, Ncols], row-major, C dense (ldc = Ncols).
-
-    Column-major BLAS sees C^T (Ncols x M) = X^T (Ncols x K) @ Wt^T (K x M),
-    both operands as stored (op 'N'): OpenBLAS packs an op-'N' operand
-    faster than an op-'T' one (single-threaded sgemm of the 256->128 k4
-    layer's 512 x 256 x 256 task: 0.65-0.69 vs 0.68-0.75 ms).
-    """
-    cdef char nn = b'N'
-    cdef real one = 1, zero = 0
-    if real is float:
-        sgemm(&nn, &nn, &Ncols, &M, &K, &one, <float *> X, &ldx, <float *> Wt, &ldw,
-              &zero, C, &Ncols)
-    else:
-        dgemm(&nn, &nn, &Ncols, &M, &K, &one, <double *> X, &ldx, <double *> Wt, &ldw,
-              &zero, C, &Ncols)
 
 
 def transpose_groups(const real[:, :, ::1] w, real[:, :, ::1] out, int nthreads):
@@ -205,9 +185,12 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, ::1] w,
                 p0 = 0
                 while p0 < P:
                     ptile = P - p0 if P - p0 < tile else tile
-                    _gemm_wt_x(<int> (cb * kv), <int> ptile, <int> cin_g,
-                               wbase + (gi * cout_g * kv + co0 * kv) * cin_g,
-                               <int> cin_g, xg + p0, <int> P, buf)
+                    # buf = W^T[rows of this block] @ x[:, tile]: both operands
+                    # as stored (op 'N'), which OpenBLAS packs faster than an
+                    # op-'T' W (0.65-0.69 vs 0.68-0.75 ms per 512x256x256 task)
+                    _gemm_rowmajor(<int> (cb * kv), <int> ptile, <int> cin_g,
+                                   wbase + (gi * cout_g * kv + co0 * kv) * cin_g,
+                                   <int> cin_g, xg + p0, <int> P, buf, <int> ptile)
                     _col2im(planes, buf, &g, p0, ptile, 0, cb * kv)
                     p0 = p0 + ptile
     finally:
