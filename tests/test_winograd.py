@@ -304,6 +304,25 @@ def test_ragged_tile_edges(ref, rng, variant, dtype, oh):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("width", [1, 5, 7, 9, 14, 16, 17, 33])
+def test_short_tile_rows_in_blocks(ref, rng, variant, dtype, width):
+    """Maps whose tile rows hold at most half a vector of tiles take their
+    transforms several rows at a time (fc_wino_input/output's block form):
+    tall maps of 1-33 columns, so blocks end inside an image, at its last
+    row and across the batch, with ragged last tiles, padding and bias,
+    under one and two threads and both task schedules."""
+    # (192 channels: transformed filters larger than a task, so the threads
+    # share each task's transforms: W.schedule)
+    for n, c, height, padding, threads in ((3, 3, 150, 1, 2), (2, 3, 67, ((2, 0), (1, 1)), 1),
+                                           (1, 3, 9, 0, 2), (2, 192, 23, 1, 2)):
+        x, w, b = make_case(rng, dtype, n=n, cin=c, cout=c + 2, size=(height, width + 2))
+        y = fastconv.conv2d(x, w, b, padding=padding, algorithm="winograd", workers=threads)
+        assert_normwise(y, ref.conv(x, w, b, padding=padding, nd=2), dtype,
+                        f"{height}x{width} N={n} padding={padding!r}")
+    variant.check_ran()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_tiny_images_large_padding(ref, rng, variant, dtype):
     """Images smaller than a tile, padding wider than the image."""
     for size, padding in (((1, 1), 1), ((1, 1), 2), ((2, 1), (2, 3)), ((1, 3), ((3, 0), (0, 4))),

@@ -54,49 +54,51 @@ from ._gemm cimport _gemm_rowmajor, _gemm_abt_acc
 
 
 cdef inline void _input(Py_ssize_t m, Py_ssize_t r, const real *x, Py_ssize_t H,
-                        Py_ssize_t W, Py_ssize_t y0, Py_ssize_t x0, Py_ssize_t tW, real *V,
-                        Py_ssize_t plane, real *scratch) noexcept nogil:
+                        Py_ssize_t W, Py_ssize_t y0, Py_ssize_t x0, Py_ssize_t tW,
+                        Py_ssize_t nty, real *V, Py_ssize_t plane,
+                        real *scratch) noexcept nogil:
     if real is float:
         if r == 5:
-            fc_wino_input_f32_m2r5(x, H, W, y0, x0, tW, V, plane, scratch)
+            fc_wino_input_f32_m2r5(x, H, W, y0, x0, tW, nty, V, plane, scratch)
         elif r == 2:
-            fc_wino_input_f32_m3r2(x, H, W, y0, x0, tW, V, plane, scratch)
+            fc_wino_input_f32_m3r2(x, H, W, y0, x0, tW, nty, V, plane, scratch)
         elif m == 2:
-            fc_wino_input_f32_m2(x, H, W, y0, x0, tW, V, plane, scratch)
+            fc_wino_input_f32_m2(x, H, W, y0, x0, tW, nty, V, plane, scratch)
         else:
-            fc_wino_input_f32_m4(x, H, W, y0, x0, tW, V, plane, scratch)
+            fc_wino_input_f32_m4(x, H, W, y0, x0, tW, nty, V, plane, scratch)
     else:
         if r == 5:
-            fc_wino_input_f64_m2r5(x, H, W, y0, x0, tW, V, plane, scratch)
+            fc_wino_input_f64_m2r5(x, H, W, y0, x0, tW, nty, V, plane, scratch)
         elif r == 2:
-            fc_wino_input_f64_m3r2(x, H, W, y0, x0, tW, V, plane, scratch)
+            fc_wino_input_f64_m3r2(x, H, W, y0, x0, tW, nty, V, plane, scratch)
         elif m == 2:
-            fc_wino_input_f64_m2(x, H, W, y0, x0, tW, V, plane, scratch)
+            fc_wino_input_f64_m2(x, H, W, y0, x0, tW, nty, V, plane, scratch)
         else:
-            fc_wino_input_f64_m4(x, H, W, y0, x0, tW, V, plane, scratch)
+            fc_wino_input_f64_m4(x, H, W, y0, x0, tW, nty, V, plane, scratch)
 
 
 cdef inline void _output(Py_ssize_t m, Py_ssize_t r, const real *Mt, Py_ssize_t plane,
-                         Py_ssize_t tW, real *y, Py_ssize_t ldy, Py_ssize_t rows,
-                         Py_ssize_t cols, real bias, real *scratch) noexcept nogil:
+                         Py_ssize_t tW, Py_ssize_t nty, real *y, Py_ssize_t ldy,
+                         Py_ssize_t rows, Py_ssize_t cols, real bias,
+                         real *scratch) noexcept nogil:
     if real is float:
         if r == 5:
-            fc_wino_output_f32_m2r5(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+            fc_wino_output_f32_m2r5(Mt, plane, tW, nty, y, ldy, rows, cols, bias, scratch)
         elif r == 2:
-            fc_wino_output_f32_m3r2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+            fc_wino_output_f32_m3r2(Mt, plane, tW, nty, y, ldy, rows, cols, bias, scratch)
         elif m == 2:
-            fc_wino_output_f32_m2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+            fc_wino_output_f32_m2(Mt, plane, tW, nty, y, ldy, rows, cols, bias, scratch)
         else:
-            fc_wino_output_f32_m4(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+            fc_wino_output_f32_m4(Mt, plane, tW, nty, y, ldy, rows, cols, bias, scratch)
     else:
         if r == 5:
-            fc_wino_output_f64_m2r5(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+            fc_wino_output_f64_m2r5(Mt, plane, tW, nty, y, ldy, rows, cols, bias, scratch)
         elif r == 2:
-            fc_wino_output_f64_m3r2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+            fc_wino_output_f64_m3r2(Mt, plane, tW, nty, y, ldy, rows, cols, bias, scratch)
         elif m == 2:
-            fc_wino_output_f64_m2(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+            fc_wino_output_f64_m2(Mt, plane, tW, nty, y, ldy, rows, cols, bias, scratch)
         else:
-            fc_wino_output_f64_m4(Mt, plane, tW, y, ldy, rows, cols, bias, scratch)
+            fc_wino_output_f64_m4(Mt, plane, tW, nty, y, ldy, rows, cols, bias, scratch)
 
 
 cdef inline void _grad_output(Py_ssize_t m, const real *gy, Py_ssize_t OH, Py_ssize_t OW,
@@ -120,13 +122,17 @@ cdef inline void _input_rows(const real[:, :, :, ::1] x, Py_ssize_t ci, Py_ssize
                              Py_ssize_t r1, real *V, Py_ssize_t plane,
                              real *scratch) noexcept nogil:
     """Input transform of channel ci for tile rows r0..r1-1 of the sequence of
-    all images' tile rows; row rr lands at V + (rr - r0) * tW."""
-    cdef Py_ssize_t rr, n, th
-    for rr in range(r0, r1):
+    all images' tile rows; row rr lands at V + (rr - r0) * tW.  Each call
+    covers up to _block_rows(tW) rows of one image."""
+    cdef Py_ssize_t rr = r0, n, th, nty
+    cdef Py_ssize_t cap = _block_rows(tW)
+    while rr < r1:
         n = rr // tH
         th = rr - n * tH
-        _input(m, r, &x[n, ci, 0, 0], H, W, th * m - pad_top, -pad_left, tW,
+        nty = min(r1 - rr, tH - th, cap)
+        _input(m, r, &x[n, ci, 0, 0], H, W, th * m - pad_top, -pad_left, tW, nty,
                V + (rr - r0) * tW, plane, scratch)
+        rr = rr + nty
 
 
 cdef inline void _grad_output_rows(const real[:, :, :, ::1] gy, Py_ssize_t k, Py_ssize_t m,
@@ -148,15 +154,18 @@ cdef inline void _output_rows(real[:, :, :, ::1] out, const real[::1] bias, bint
                               Py_ssize_t tW, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t r0,
                               Py_ssize_t r1, const real *Mt, Py_ssize_t plane,
                               real *scratch) noexcept nogil:
-    """Output transform of output channel k for tile rows r0..r1-1."""
-    cdef Py_ssize_t rr, n, th, nrows
+    """Output transform of output channel k for tile rows r0..r1-1, up to
+    _block_rows(tW) rows of one image a call."""
+    cdef Py_ssize_t rr = r0, n, th, nty
+    cdef Py_ssize_t cap = _block_rows(tW)
     cdef real b = bias[k] if has_bias else 0
-    for rr in range(r0, r1):
+    while rr < r1:
         n = rr // tH
         th = rr - n * tH
-        nrows = OH - th * m if OH - th * m < m else m
-        _output(m, r, Mt + (rr - r0) * tW, plane, tW, &out[n, k, th * m, 0], OW, nrows, OW, b,
-                scratch)
+        nty = min(r1 - rr, tH - th, cap)
+        _output(m, r, Mt + (rr - r0) * tW, plane, tW, nty, &out[n, k, th * m, 0], OW,
+                OH - th * m, OW, b, scratch)
+        rr = rr + nty
 
 
 cdef inline void _products(const real[:, :, :, ::1] U, Py_ssize_t gi, Py_ssize_t a2,
@@ -182,9 +191,37 @@ cdef inline Py_ssize_t _padded_tiles(Py_ssize_t tW) noexcept nogil:
     return (tW + ROW_SLACK - 1) // ROW_SLACK * ROW_SLACK
 
 
+#: Tiles per call of the transforms of maps whose tile rows hold at most
+#: half a vector of tiles (fc_wino_input/output take up to _block_rows(tW)
+#: rows of them at once; fc_kernels.h).
+cdef enum:
+    BLOCK_TILES = 64
+
+
+cdef inline Py_ssize_t _block_rows(Py_ssize_t tW) noexcept nogil:
+    """Tile rows per transform call: one for rows of more than half a
+    vector of tiles (16 floats; the C functions take doubles' 8-lane
+    rows one at a time, looping over the rows given), else up to
+    BLOCK_TILES tiles' worth."""
+    return 1 if 2 * tW > ROW_SLACK else max(1, BLOCK_TILES // tW)
+
+
 cdef inline Py_ssize_t _input_scratch(Py_ssize_t m, Py_ssize_t r, Py_ssize_t tW) noexcept nogil:
-    """Scratch elements of fc_wino_input: 2*a rows of (tWv + e)*m columns."""
-    return 2 * (m + r - 1) * (_padded_tiles(tW) + (r - 1 + m - 1) // m) * m
+    """Scratch elements of fc_wino_input (fc_kernels.h): 2*a rows of
+    (tWv + e)*m columns for one row of tiles, or for a block of
+    _block_rows(tW) short rows their zero-padded window and 2*a*a streams
+    of the block's tiles."""
+    cdef Py_ssize_t a = m + r - 1, nty = _block_rows(tW)
+    cdef Py_ssize_t row = 2 * a * (_padded_tiles(tW) + (r - 1 + m - 1) // m) * m
+    cdef Py_ssize_t block = ((nty * m + r - 1) * (tW * m + r - 1)
+                             + 2 * a * a * _padded_tiles(nty * tW))
+    return max(row, block)
+
+
+cdef inline Py_ssize_t _output_scratch(Py_ssize_t m, Py_ssize_t r, Py_ssize_t tW) noexcept nogil:
+    """Scratch elements of fc_wino_output: (a*m + m*m) streams of a row's
+    or a block's tiles."""
+    return (m * (m + r - 1) + m * m) * _padded_tiles(_block_rows(tW) * tW)
 
 
 def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, Py_ssize_t r,
@@ -263,8 +300,7 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     cdef Py_ssize_t chunks = (R + rows_per_task - 1) // rows_per_task
     cdef Py_ssize_t ntasks = groups * chunks
     cdef Py_ssize_t pmax = rows_per_task * tW
-    cdef Py_ssize_t scratch_len = (_input_scratch(m, r, tW)
-                                   + (a * m + m * m) * _padded_tiles(tW))
+    cdef Py_ssize_t scratch_len = max(_input_scratch(m, r, tW), _output_scratch(m, r, tW))
     cdef Py_ssize_t tiles_len = a2 * (Cg + Kg) * (pmax + ROW_SLACK)
     cdef bint has_bias = bias.shape[0] > 0
     cdef real *all_buf

@@ -155,23 +155,27 @@ void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
                         ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
 
 /*
- * Winograd F(m x m, r x r) tile transforms for one row of tW tiles of one
+ * Winograd F(m x m, r x r) tile transforms for nty rows of tW tiles of one
  * channel: suffix m2 is F(2x2,3x3), m4 F(4x4,3x3), m2r5 F(2x2,5x5), m3r2
- * F(3x3,2x2); a = m + r - 1 points.
+ * F(3x3,2x2); a = m + r - 1 points.  Let VW = 64 / sizeof(T) (16 floats,
+ * 8 doubles) and vpad(n) = n rounded up to a multiple of VW.
  *
- * fc_wino_input: the tiles' a x a input patches start at row y0 and columns
- * x0 + tw*m of the H x W plane x (entries outside it are zero padding);
- * V[(xi*a + nu)*plane + tw] receives (B^T d B)[xi][nu] of tile tw.  The
- * tile loops run to tWv = tW rounded up to a multiple of 64 / sizeof(T)
- * (16 floats, 8 doubles), so up to tWv - tW < 16 values past each row of
- * tiles are overwritten: the caller leaves that room after its last row.
- * scratch holds at least 2*a*(tWv + ceil((r - 1) / m))*m elements.
+ * fc_wino_input: tile (ty, tx)'s a x a input patch starts at row y0 + ty*m
+ * and column x0 + tx*m of the H x W plane x (entries outside it are zero
+ * padding); V[(xi*a + nu)*plane + ty*tW + tx] receives (B^T d B)[xi][nu]
+ * of that tile.  Rows of more than VW / 2 tiles go one at a time (tile
+ * loops run to vpad(tW)); shorter rows go nty together (loops to
+ * vpad(nty*tW)).  Either way up to VW - 1 values past the last tile are
+ * overwritten: the caller leaves that room.  scratch holds at least
+ * 2*a*(vpad(tW) + ceil((r - 1) / m))*m elements, and with 2*tW <= VW and
+ * nty > 1 also (nty*m + r - 1)*(tW*m + r - 1) + 2*a*a*vpad(nty*tW).
  *
- * fc_wino_output: Mt[(xi*a + nu)*plane + tw] is the transform-domain
- * product of tile tw; y[i*ldy + tw*m + j] = bias + (A^T M A)[i][j] for the
- * first `rows` rows and `cols` columns.  Mt is read up to tile tWv (the
- * values past tW are read but never stored, so Mt needs the same room as
- * V).  scratch holds (a*m + m*m)*tWv elements.
+ * fc_wino_output: Mt[(xi*a + nu)*plane + ty*tW + tx] is the transform-domain
+ * product of tile (ty, tx); y[(ty*m + i)*ldy + tx*m + j] = bias + (A^T M
+ * A)[i][j] for the first `rows` rows and `cols` columns of y.  Mt is read
+ * up to VW - 1 values past the last tile (read, never stored, so Mt needs
+ * the same room as V).  scratch holds (a*m + m*m)*vpad(tW) elements, and
+ * with 2*tW <= VW and nty > 1 (a*m + m*m)*vpad(nty*tW).
  *
  * fc_wino_filter: U[(xi*a + nu)*n + f] = (G g_f G^T)[xi][nu] for the n r x r
  * filters g_f stored one after another (r*r values each), on nthreads
@@ -188,11 +192,11 @@ void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
  */
 #define FC_WINO_FWD_DECL(T, SFX)                                                \
     void fc_wino_input_##SFX(const T *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t y0,\
-                             ptrdiff_t x0, ptrdiff_t tW, T *V, ptrdiff_t plane, \
-                             T *scratch);                                       \
-    void fc_wino_output_##SFX(const T *Mt, ptrdiff_t plane, ptrdiff_t tW, T *y, \
-                              ptrdiff_t ldy, ptrdiff_t rows, ptrdiff_t cols,    \
-                              T bias, T *scratch);                             \
+                             ptrdiff_t x0, ptrdiff_t tW, ptrdiff_t nty, T *V,   \
+                             ptrdiff_t plane, T *scratch);                      \
+    void fc_wino_output_##SFX(const T *Mt, ptrdiff_t plane, ptrdiff_t tW,       \
+                              ptrdiff_t nty, T *y, ptrdiff_t ldy, ptrdiff_t rows, \
+                              ptrdiff_t cols, T bias, T *scratch);              \
     void fc_wino_filter_##SFX(const T *g, ptrdiff_t n, T *U, int nthreads);
 #define FC_WINO_DECL(T, SFX)                                                    \
     FC_WINO_FWD_DECL(T, SFX)                                                    \

@@ -20,6 +20,16 @@
  * F(3x3,2x2) F(2x2,3x3)'s four (0, +-1, inf).
  */
 #define FC_A (FC_M + FC_R - 1)
+/* The helpers of the multiversioned entry points below are always inlined,
+ * so each instruction-set clone gets its own vectorised copy (an outlined
+ * static function would be compiled for the baseline target only). */
+#ifndef FC_WINLINE
+#if defined(__GNUC__)
+#define FC_WINLINE static inline __attribute__((always_inline))
+#else
+#define FC_WINLINE static inline
+#endif
+#endif
 #define FC_WFN(name) FC_CAT(name, FC_SFX)
 
 /* The 1-D transforms written out (Lavin & Gray's matrices with common
@@ -206,9 +216,9 @@ static inline void FC_WFN(fc_wino_bt_tiles)(const FC_T *restrict ph, ptrdiff_t n
 #undef FC_O
 }
 
-FC_MULTIVERSION void FC_WFN(fc_wino_input)(const FC_T *x, ptrdiff_t H, ptrdiff_t W,
-                                          ptrdiff_t y0, ptrdiff_t x0, ptrdiff_t tW,
-                                          FC_T *V, ptrdiff_t plane, FC_T *scratch)
+FC_WINLINE void FC_WFN(fc_wino_input_row)(const FC_T *x, ptrdiff_t H, ptrdiff_t W,
+                                             ptrdiff_t y0, ptrdiff_t x0, ptrdiff_t tW,
+                                             FC_T *V, ptrdiff_t plane, FC_T *scratch)
 {
     const ptrdiff_t Wp = tW * FC_M + FC_R - 1;    /* input columns the row of tiles reads */
     const ptrdiff_t tWv = FC_VPAD(tW);
@@ -223,6 +233,57 @@ FC_MULTIVERSION void FC_WFN(fc_wino_input)(const FC_T *x, ptrdiff_t H, ptrdiff_t
         FC_WFN(fc_wino_phases)(t + xi * Wt, rows, Wt / FC_M);
         FC_WFN(fc_wino_bt_tiles)(rows, Wt / FC_M, FC_RA(V + xi * FC_A * plane, plane), tWv);
     }
+}
+
+/* Maps whose rows hold at most half a vector of tiles (7x7 and 14x14 maps
+ * with m = 2: 4 and 7 tiles) would leave most lanes of the row version
+ * idle.  Here the nty rows' T = nty*tW tiles go together: the
+ * zero-padded window is copied once, each tile's a x a patch gathered into
+ * a*a streams over the tiles (d_ij[k] = patch (i, j) of tile k), and both
+ * passes of B^T d B run over all T tiles (rounded up to whole vectors). */
+FC_WINLINE void FC_WFN(fc_wino_input_block)(const FC_T *x, ptrdiff_t H, ptrdiff_t W,
+                                               ptrdiff_t y0, ptrdiff_t x0, ptrdiff_t tW,
+                                               ptrdiff_t nty, FC_T *V, ptrdiff_t plane,
+                                               FC_T *scratch)
+{
+    const ptrdiff_t Wp = tW * FC_M + FC_R - 1, Hp = nty * FC_M + FC_R - 1;
+    const ptrdiff_t T = nty * tW, Tv = FC_VPAD(T);
+    FC_T *win = scratch;                      /* Hp x Wp window */
+    FC_T *d = win + Hp * Wp;                  /* a*a streams of Tv tiles */
+    FC_T *t = d + FC_A * FC_A * Tv;           /* a*a streams: vertical transform */
+
+    FC_WFN(fc_wino_rows)(x, H, W, y0, x0, (int)Hp, Wp, Wp, win);
+    for (int i = 0; i < FC_A; ++i)
+        for (int j = 0; j < FC_A; ++j) {
+            FC_T *dij = d + (i * FC_A + j) * Tv;
+            for (ptrdiff_t ty = 0; ty < nty; ++ty) {
+                const FC_T *src = win + (ty * FC_M + i) * Wp + j;
+                for (ptrdiff_t tx = 0; tx < tW; ++tx)
+                    dij[ty * tW + tx] = src[tx * FC_M];
+            }
+            for (ptrdiff_t k = T; k < Tv; ++k)
+                dij[k] = 0;
+        }
+    /* t[xi][j] = (B^T d)[xi][j], then V[xi][nu] = (t B)[xi][nu] = B^T along j */
+    for (int j = 0; j < FC_A; ++j)
+        FC_WFN(fc_wino_bt_cols)(FC_RA(d + j * Tv, FC_A * Tv), FC_RA(t + j * Tv, FC_A * Tv), Tv);
+    for (int xi = 0; xi < FC_A; ++xi)
+        FC_WFN(fc_wino_bt_cols)(FC_RA(t + xi * FC_A * Tv, Tv),
+                                FC_RA(V + xi * FC_A * plane, plane), Tv);
+}
+
+FC_MULTIVERSION void FC_WFN(fc_wino_input)(const FC_T *x, ptrdiff_t H, ptrdiff_t W,
+                                          ptrdiff_t y0, ptrdiff_t x0, ptrdiff_t tW,
+                                          ptrdiff_t nty, FC_T *V, ptrdiff_t plane,
+                                          FC_T *scratch)
+{
+    if (2 * tW <= FC_VW && nty > 1) {
+        FC_WFN(fc_wino_input_block)(x, H, W, y0, x0, tW, nty, V, plane, scratch);
+        return;
+    }
+    for (ptrdiff_t i = 0; i < nty; ++i)   /* ascending: a row's padding tiles land */
+        FC_WFN(fc_wino_input_row)(x, H, W, y0 + i * FC_M, x0, tW, V + i * tW, plane,
+                                  scratch);   /* where the next row then writes */
 }
 
 /* s_j[tw] = bias + (A^T mx)[j] of the a streams mx_nu[tw], tw < tW. */
@@ -255,9 +316,9 @@ static inline void FC_WFN(fc_wino_store)(const FC_T *restrict o, ptrdiff_t ldo,
     }
 }
 
-FC_MULTIVERSION void FC_WFN(fc_wino_output)(const FC_T *Mt, ptrdiff_t plane, ptrdiff_t tW,
-                                           FC_T *y, ptrdiff_t ldy, ptrdiff_t rows,
-                                           ptrdiff_t cols, FC_T bias, FC_T *scratch)
+FC_WINLINE void FC_WFN(fc_wino_output_row)(const FC_T *Mt, ptrdiff_t plane, ptrdiff_t tW,
+                                              FC_T *y, ptrdiff_t ldy, ptrdiff_t rows,
+                                              ptrdiff_t cols, FC_T bias, FC_T *scratch)
 {
     const ptrdiff_t tWv = FC_VPAD(tW);
     FC_T *s = scratch;                        /* FC_A x FC_M x tWv: A^T along nu */
@@ -270,6 +331,49 @@ FC_MULTIVERSION void FC_WFN(fc_wino_output)(const FC_T *Mt, ptrdiff_t plane, ptr
         FC_WFN(fc_wino_at_tiles)(FC_RA(s + j * tWv, FC_M * tWv),
                                  FC_RM(o + j * tWv, FC_M * tWv), tWv, bias);
     FC_WFN(fc_wino_store)(o, tWv, y, ldy, rows, cols);
+}
+
+/* The output transform of nty rows of short tile rows at once (see
+ * fc_wino_input_block): A^T M A over all T tiles, then each tile's m x m
+ * outputs stored into the image. */
+FC_WINLINE void FC_WFN(fc_wino_output_block)(const FC_T *Mt, ptrdiff_t plane, ptrdiff_t tW,
+                                                ptrdiff_t nty, FC_T *y, ptrdiff_t ldy,
+                                                ptrdiff_t rows, ptrdiff_t cols, FC_T bias,
+                                                FC_T *scratch)
+{
+    const ptrdiff_t T = nty * tW, Tv = FC_VPAD(T);
+    FC_T *s = scratch;                        /* a*m streams of Tv tiles */
+    FC_T *o = s + FC_A * FC_M * Tv;           /* m*m streams: o[i*m + j][k] */
+    for (int xi = 0; xi < FC_A; ++xi)
+        FC_WFN(fc_wino_at_tiles)(FC_RA(Mt + xi * FC_A * plane, plane),
+                                 FC_RM(s + xi * FC_M * Tv, Tv), Tv, 0);
+    for (int j = 0; j < FC_M; ++j)
+        FC_WFN(fc_wino_at_tiles)(FC_RA(s + j * Tv, FC_M * Tv), FC_RM(o + j * Tv, FC_M * Tv),
+                                 Tv, bias);
+    for (ptrdiff_t ty = 0; ty < nty; ++ty)
+        for (int i = 0; i < FC_M && ty * FC_M + i < rows; ++i) {
+            FC_T *restrict yr = y + (ty * FC_M + i) * ldy;
+            for (int j = 0; j < FC_M; ++j) {
+                const FC_T *restrict oij = o + (i * FC_M + j) * Tv + ty * tW;
+                for (ptrdiff_t tx = 0; tx < tW && tx * FC_M + j < cols; ++tx)
+                    yr[tx * FC_M + j] = oij[tx];
+            }
+        }
+}
+
+FC_MULTIVERSION void FC_WFN(fc_wino_output)(const FC_T *Mt, ptrdiff_t plane, ptrdiff_t tW,
+                                           ptrdiff_t nty, FC_T *y, ptrdiff_t ldy,
+                                           ptrdiff_t rows, ptrdiff_t cols, FC_T bias,
+                                           FC_T *scratch)
+{
+    if (2 * tW <= FC_VW && nty > 1) {
+        FC_WFN(fc_wino_output_block)(Mt, plane, tW, nty, y, ldy, rows, cols, bias, scratch);
+        return;
+    }
+    for (ptrdiff_t i = 0; i < nty && i * FC_M < rows; ++i)
+        FC_WFN(fc_wino_output_row)(Mt + i * tW, plane, tW, y + i * FC_M * ldy, ldy,
+                                   rows - i * FC_M < FC_M ? rows - i * FC_M : FC_M, cols,
+                                   bias, scratch);
 }
 
 
