@@ -231,27 +231,42 @@ def nn_fft_features(problem) -> tuple:
     return work, mix, 1
 
 
+#: Tiles a Winograd transform call takes at most when a map's tile rows are
+#: short (fastconv/_kernels/_winograd.pyx BLOCK_TILES), and the vector width
+#: in bytes its loops are padded to.
+WINOGRAD_BLOCK_TILES = 64
+WINOGRAD_VECTOR_BYTES = 64
+
+
 def winograd_features(problem) -> tuple:
     """(GEMM multiply-adds, transformed tile points, filter-transform points,
     transform calls, 1) of Winograd F(m x m, r x r) for `problem` (m as
-    fastconv._winograd picks); a transform call handles one channel of one
-    row of tiles, so layers with few channels pay its fixed cost per point.
+    fastconv._winograd picks).  A transform call handles one channel of one
+    row of tiles, or, where a row holds at most half a vector of tiles, of
+    up to WINOGRAD_BLOCK_TILES tiles of several rows of one image; its tile
+    loops run to whole vectors, so the tile points count the padded tiles,
+    and layers with few channels pay the call's fixed cost per point.
     F(2x2,5x5) and F(3x3,2x2) share these features (a = 6 and 4 points per
-    dimension); the shipped coefficients were fitted on the 3x3 layers of
-    benchmarks/fit_cost_model.py's grid, which now holds 5x5 and 2x2 layers
-    too (refits of that path on this VM moved its multiply-add coefficient
-    by 2x between runs, so it was not rewritten)."""
+    dimension)."""
     from ._winograd import choose_variant, transform_size
 
     m = choose_variant(problem)
     a2 = transform_size(problem, m) ** 2
     oh, ow = problem.out_size
-    rows = problem.batch * -(-oh // m)
-    tiles = rows * -(-ow // m)
+    th, tw = -(-oh // m), -(-ow // m)
+    lanes = WINOGRAD_VECTOR_BYTES // problem.dtype.itemsize
+    if 2 * tw <= lanes:
+        per_call = max(1, min(th, WINOGRAD_BLOCK_TILES // tw))
+        calls = -(-th // per_call)
+        padded = calls * -(-per_call * tw // lanes) * lanes
+    else:
+        calls, padded = th, th * -(-tw // lanes) * lanes
     cin_g = problem.in_channels_per_group
     k = problem.out_channels
-    return (a2 * k * cin_g * tiles, a2 * (problem.in_channels + k) * tiles,
-            a2 * k * cin_g, rows * (problem.in_channels + k), 1)
+    channels = problem.in_channels + k
+    tiles = problem.batch * th * tw
+    return (a2 * k * cin_g * tiles, a2 * channels * problem.batch * padded,
+            a2 * k * cin_g, problem.batch * calls * channels, 1)
 
 
 def im2col_features(problem) -> tuple:
