@@ -12,6 +12,9 @@
  *   input : zero-padded rows -> vertical B^T (over columns) -> horizontal B
  *           (over tiles, reading columns tw*m + j);
  *   output: horizontal A^T (over tiles) -> vertical A^T -> interleaved store;
+ * rows of at most half a vector of tiles go several at a time instead
+ * (fc_wino_input_block / fc_wino_output_block: the block's tiles gathered
+ * into a*a streams, both passes over all of them);
  *   grad_output (the weight gradient's F(3 x 3, m x m), 3x3 filters only,
  *           see below): zero-padded m x m blocks of the output gradient ->
  *           vertical A (over columns) -> horizontal A (over tiles).
