@@ -231,10 +231,8 @@ def nn_fft_features(problem) -> tuple:
     return work, mix, 1
 
 
-#: Tiles a Winograd transform call takes at most when a map's tile rows are
-#: short (fastconv/_kernels/_winograd.pyx BLOCK_TILES), and the vector width
-#: in bytes its loops are padded to.
-WINOGRAD_BLOCK_TILES = 64
+#: The vector width in bytes the Winograd tile loops are padded to
+#: (fc_winograd_impl.h FC_VW).
 WINOGRAD_VECTOR_BYTES = 64
 
 
@@ -243,11 +241,12 @@ def winograd_features(problem) -> tuple:
     transform calls, 1) of Winograd F(m x m, r x r) for `problem` (m as
     fastconv._winograd picks).  A transform call handles one channel of one
     row of tiles, or, where a row holds at most half a vector of tiles, of
-    up to WINOGRAD_BLOCK_TILES tiles of several rows of one image; its tile
+    up to ``_winograd.block_tiles`` tiles of several rows of one image; its tile
     loops run to whole vectors, so the tile points count the padded tiles,
     and layers with few channels pay the call's fixed cost per point.
     F(2x2,5x5) and F(3x3,2x2) share these features (a = 6 and 4 points per
     dimension)."""
+    from ._kernels import _winograd
     from ._winograd import choose_variant, transform_size
 
     m = choose_variant(problem)
@@ -256,7 +255,7 @@ def winograd_features(problem) -> tuple:
     th, tw = -(-oh // m), -(-ow // m)
     lanes = WINOGRAD_VECTOR_BYTES // problem.dtype.itemsize
     if 2 * tw <= lanes:
-        per_call = max(1, min(th, WINOGRAD_BLOCK_TILES // tw))
+        per_call = max(1, min(th, _winograd.block_tiles // tw))
         calls = -(-th // per_call)
         padded = calls * -(-per_call * tw // lanes) * lanes
     else:

@@ -388,8 +388,8 @@ class CPUBackend:
                 _direct.conv_direct(x5, w5, b, target, *args, p.groups, nthreads, run,
                                     scratch, colw)
             elif algorithm == "sparse":
-                _sparse.conv(_padded_input(x5, p, geo, depth=True), state, b, target, p, geo,
-                             nthreads, workspace)
+                _sparse.conv(_padded_input(x5, p, geo, depth=True, nthreads=nthreads), state,
+                             b, target, p, geo, nthreads, workspace)
             elif algorithm == "separable":
                 cols, rows = state
                 _separable.conv_separable(x5, cols, rows, b, target, geo.stride, geo.pad_before,
@@ -456,16 +456,10 @@ def _padded_input(x5, problem, geo, depth=False, nthreads=1):
     buf = workspace((size + slack) * x5.dtype.itemsize, x5.dtype, "blocked-input")
     buf[size:] = 0
     xp = buf[:size].reshape(n, c, dp, hp, wpad)
-    if not depth:  # one compiled pass, planes over the threads
-        _direct.pad_planes(x5.reshape(n * c, h, w), xp.reshape(n * c, hp, wpad), pt, pl,
-                           nthreads)
-        return xp[:, :, 0]
-    deps = max(0, min(d, dp - pf))
-    rows, cols = max(0, min(h, hp - pt)), max(0, min(w, wpad - pl))
-    if deps < dp or rows < hp or cols < wpad:
-        xp.fill(0)
-    xp[:, :, pf:pf + deps, pt:pt + rows, pl:pl + cols] = x5[:, :, :deps, :rows, :cols]
-    return xp
+    # one compiled pass, the output planes over the threads
+    _direct.pad_volumes(x5.reshape(n * c, d, h, w), xp.reshape(n * c, dp, hp, wpad), pf, pt,
+                        pl, nthreads)
+    return xp if depth else xp[:, :, 0]
 
 
 def _identity_gemm(problem) -> bool:

@@ -144,20 +144,25 @@ def test_weight_lane_packing_variant(cap, tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape, out_hw, top, left", [
-    ((3, 7, 9), (9, 11), 1, 1),      # padded on every side
-    ((2, 8, 8), (10, 7), 2, 0),      # the right columns cropped (never read)
-    ((1, 5, 6), (3, 6), 0, 0),       # bottom rows cropped
-    ((4, 3, 4), (12, 13), 4, 5),     # rows of zeros above and below
-    ((2, 4, 4), (6, 3), 1, 3),       # left padding leaves no input column
+@pytest.mark.parametrize("shape, out_dhw, front, top, left", [
+    ((3, 1, 7, 9), (1, 9, 11), 0, 1, 1),       # planes padded on every side
+    ((2, 1, 8, 8), (1, 10, 7), 0, 2, 0),       # the right columns cropped (never read)
+    ((1, 1, 5, 6), (1, 3, 6), 0, 0, 0),        # bottom rows cropped
+    ((4, 1, 3, 4), (1, 12, 13), 0, 4, 5),      # rows of zeros above and below
+    ((2, 1, 4, 4), (1, 6, 3), 0, 1, 3),        # left padding leaves no input column
+    ((2, 3, 4, 5), (7, 6, 8), 2, 1, 2),        # volumes: zero planes before and after
+    ((1, 5, 3, 3), (3, 4, 4), 0, 1, 0),        # the last planes cropped
+    ((2, 2, 3, 3), (3, 3, 3), 4, 0, 0),        # front padding leaves no input plane
 ])
-def test_pad_planes(dtype, shape, out_hw, top, left):
-    """The blocked kernel's zero-padded input copy against a NumPy oracle."""
+def test_pad_volumes(dtype, shape, out_dhw, front, top, left):
+    """The direct and sparse kernels' zero-padded input copy against a NumPy
+    oracle."""
     from fastconv._kernels import _direct
 
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
-    out = np.full((shape[0],) + out_hw, np.nan, dtype)
-    _direct.pad_planes(x, out, top, left, 2)
-    big = np.zeros((shape[0], top + shape[1] + out_hw[0], left + shape[2] + out_hw[1]), dtype)
-    big[:, top:top + shape[1], left:left + shape[2]] = x
-    np.testing.assert_array_equal(out, big[:, :out_hw[0], :out_hw[1]])
+    out = np.full((shape[0],) + out_dhw, np.nan, dtype)
+    _direct.pad_volumes(x, out, front, top, left, 2)
+    big = np.zeros((shape[0],) + tuple(b + s_ + o for b, s_, o in
+                                       zip((front, top, left), shape[1:], out_dhw)), dtype)
+    big[:, front:front + shape[1], top:top + shape[2], left:left + shape[3]] = x
+    np.testing.assert_array_equal(out, big[:, :out_dhw[0], :out_dhw[1], :out_dhw[2]])

@@ -273,29 +273,30 @@ def pack_blocked(const real[:, ::1] w, real[:, :, :, ::1] out, Py_ssize_t cout_g
                                   w.shape[1], nvalid, T, lanes)
 
 
-def pad_planes(const real[:, :, ::1] x, real[:, :, ::1] out, Py_ssize_t top, Py_ssize_t left,
-               int nthreads):
-    """out[p, i, j] = x[p, i - top, j - left] where that is inside x, else 0:
-    every plane of x zero-padded (or cropped) into out in one pass, planes
-    spread over OpenMP threads.  top and left are >= 0 (the caller's
-    leading padding)."""
-    cdef Py_ssize_t P = out.shape[0], Hp = out.shape[1], Wp = out.shape[2]
-    cdef Py_ssize_t H = x.shape[1], W = x.shape[2]
-    cdef Py_ssize_t rows = min(H, Hp - top), cols = min(W, Wp - left)
-    cdef Py_ssize_t pl, i, src
+def pad_volumes(const real[:, :, :, ::1] x, real[:, :, :, ::1] out, Py_ssize_t front,
+                Py_ssize_t top, Py_ssize_t left, int nthreads):
+    """out[p, k, i, j] = x[p, k - front, i - top, j - left] where that is
+    inside x, else 0: every (D, H, W) volume of x zero-padded (or cropped)
+    into out in one pass, the output planes (p, k) spread over OpenMP
+    threads.  front, top and left are >= 0 (the caller's leading padding)."""
+    cdef Py_ssize_t P = out.shape[0], Dp = out.shape[1], Hp = out.shape[2], Wp = out.shape[3]
+    cdef Py_ssize_t D = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t deps = min(D, Dp - front), rows = min(H, Hp - top)
+    cdef Py_ssize_t cols = max(0, min(W, Wp - left))
+    cdef Py_ssize_t t, q, k, i, src
     cdef real *o
-    if P == 0 or Hp == 0 or Wp == 0:
+    if P == 0 or Dp == 0 or Hp == 0 or Wp == 0:
         return
-    if cols < 0:
-        cols = 0
     with nogil:
-        for pl in prange(P, schedule='static', num_threads=nthreads):
+        for t in prange(P * Dp, schedule='static', num_threads=nthreads):
+            q = t // Dp
+            k = t - q * Dp - front          # the input plane of output plane t
             for i in range(Hp):
-                o = &out[pl, i, 0]
+                o = &out[q, t - q * Dp, i, 0]
                 src = i - top
-                if src < 0 or src >= rows or cols == 0:
+                if k < 0 or k >= deps or src < 0 or src >= rows or cols == 0:
                     memset(o, 0, Wp * sizeof(real))
                     continue
                 memset(o, 0, left * sizeof(real))
-                memcpy(o + left, &x[pl, src, 0], cols * sizeof(real))
+                memcpy(o + left, &x[q, k, src, 0], cols * sizeof(real))
                 memset(o + left + cols, 0, (Wp - left - cols) * sizeof(real))

@@ -198,6 +198,10 @@ cdef enum:
     BLOCK_TILES = 64
 
 
+#: The same for Python (fastconv._cost's Winograd features).
+block_tiles = BLOCK_TILES
+
+
 cdef inline Py_ssize_t _block_rows(Py_ssize_t tW) noexcept nogil:
     """Tile rows per transform call: one for rows of more than half a
     vector of tiles (16 floats; the C functions take doubles' 8-lane
