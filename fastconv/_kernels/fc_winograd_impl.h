@@ -472,7 +472,7 @@ FC_MULTIVERSION void FC_WFN(fc_wino_grad_filter)(const FC_T *M, ptrdiff_t n, ptr
  * each): U[(xi*a + nu)*n + f] for filter f.  Filters go in blocks of
  * FC_WF_BLOCK, gathered so that every step is a unit-stride loop over the
  * block, and blocks are spread over `nthreads` OpenMP threads. */
-#define FC_WF_BLOCK 32
+#define FC_WF_BLOCK 128
 FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, int nthreads)
 {
     const ptrdiff_t nblocks = (n + FC_WF_BLOCK - 1) / FC_WF_BLOCK;
