@@ -357,6 +357,12 @@ def conv_weight_grad(const real[:, :, :, :, ::1] x, const real[:, :, :, :, ::1] 
         return_scratch(bufs, keep)
 
 
+#: Input channels per task of subpixel_weights: as many sequential read
+#: streams through the weight, and runs of that many filters written.
+cdef enum:
+    SUBPIXEL_CHANNELS = 16
+
+
 def subpixel_weights(const real[:, :, :, ::1] w, real[:, :, :, :, :, ::1] out,
                      const Py_ssize_t[:, ::1] taps_h, const Py_ssize_t[:, ::1] taps_w,
                      int nthreads):
@@ -372,7 +378,8 @@ def subpixel_weights(const real[:, :, :, ::1] w, real[:, :, :, :, :, ::1] out,
     cdef Py_ssize_t P = out.shape[1], Cog = out.shape[2], Cig = out.shape[3]
     cdef Py_ssize_t qh = out.shape[4], qw = out.shape[5], q2 = qh * qw
     cdef Py_ssize_t KW = w.shape[3], KK = w.shape[2] * w.shape[3]
-    cdef Py_ssize_t t, gi, c, ph, o, e
+    cdef Py_ssize_t nblk = (Cig + SUBPIXEL_CHANNELS - 1) // SUBPIXEL_CHANNELS
+    cdef Py_ssize_t t, gi, c, c0, c1, ph, o, e
     cdef const real *src
     cdef real *dst
     if out.size == 0:
@@ -383,17 +390,21 @@ def subpixel_weights(const real[:, :, :, ::1] w, real[:, :, :, :, :, ::1] out,
         for e in range(q2):
             off[ph * q2 + e] = taps_h[ph // Pw, e // qw] * KW + taps_w[ph % Pw, e % qw]
     with nogil:
-        # a task per (group, output channel): P runs of (C_in/g, qh, qw)
-        # contiguous values written, each input channel's taps of o read once
-        for t in prange(G * Cog, num_threads=nthreads, schedule='static'):
-            gi = t // Cog
-            o = t % Cog
-            for c in range(Cig):
-                src = &w[gi * Cig + c, o, 0, 0]
-                for ph in range(P):
-                    dst = &out[gi, ph, o, c, 0, 0]
-                    for e in range(q2):
-                        dst[e] = src[off[ph * q2 + e]]
+        # a task per (group, block of SUBPIXEL_CHANNELS input channels):
+        # output channel by output channel, the block's filters are read as
+        # that many sequential streams through w and written as one run of
+        # (channels, qh, qw) values per phase
+        for t in prange(G * nblk, num_threads=nthreads, schedule='static'):
+            gi = t // nblk
+            c0 = (t % nblk) * SUBPIXEL_CHANNELS
+            c1 = min(c0 + SUBPIXEL_CHANNELS, Cig)
+            for o in range(Cog):
+                for c in range(c0, c1):
+                    src = &w[gi * Cig + c, o, 0, 0]
+                    for ph in range(P):
+                        dst = &out[gi, ph, o, c, 0, 0]
+                        for e in range(q2):
+                            dst[e] = src[off[ph * q2 + e]]
 
 
 def subpixel_deal(const real[:, :, :, ::1] z, real[:, :, :, :] y, Py_ssize_t groups,
@@ -411,18 +422,41 @@ def subpixel_deal(const real[:, :, :, ::1] z, real[:, :, :, :] y, Py_ssize_t gro
     cdef Py_ssize_t N = y.shape[0], C = y.shape[1]
     cdef Py_ssize_t Ph = ph_h.shape[0], Pw = ph_w.shape[0]
     cdef Py_ssize_t Cg = C // groups, P = Ph * Pw
-    cdef Py_ssize_t t, n, c, a, b, zc, i, j, r, x0, off_w, cnt_w
+    cdef Py_ssize_t ys = y.strides[3] // <Py_ssize_t> sizeof(real)
+    # two column phases at columns 0 and 1 of every pair, as for stride 2:
+    # each output row is the interleave of two rows of z
+    cdef bint pairs = (sw == 2 and Pw == 2 and ph_w[0, 0] == 0 and ph_w[1, 0] == 1
+                       and 0 <= ph_w[0, 1] - ph_w[1, 1] <= 1
+                       and y.strides[3] == sizeof(real))
+    cdef Py_ssize_t t, n, c, a, b, zc, i, j, r, x0, off_w, cnt_w, npair
+    cdef real *yrow
+    cdef const real *z0
+    cdef const real *z1
+    if y.size == 0:
+        return
     with nogil:
         for t in prange(N * C, num_threads=nthreads, schedule='static'):
             n = t // C
             c = t % C
             for a in range(Ph):
-                for b in range(Pw):
-                    zc = ((c // Cg) * P + a * Pw + b) * Cg + c % Cg
-                    x0 = ph_w[b, 0]
-                    cnt_w = ph_w[b, 1]
-                    off_w = ph_w[b, 2]
-                    for i in range(ph_h[a, 1]):
-                        r = ph_h[a, 0] + i * sh
+                zc = ((c // Cg) * P + a * Pw) * Cg + c % Cg
+                for i in range(ph_h[a, 1]):
+                    r = ph_h[a, 0] + i * sh
+                    yrow = &y[n, c, r, 0]
+                    if pairs:
+                        z0 = &z[n, zc, ph_h[a, 2] + i, ph_w[0, 2]]
+                        z1 = &z[n, zc + Cg, ph_h[a, 2] + i, ph_w[1, 2]]
+                        npair = min(ph_w[0, 1], ph_w[1, 1])
+                        for j in range(npair):
+                            yrow[2 * j] = z0[j]
+                            yrow[2 * j + 1] = z1[j]
+                        if ph_w[0, 1] > npair:
+                            yrow[2 * npair] = z0[npair]
+                        continue
+                    for b in range(Pw):
+                        x0 = ph_w[b, 0]
+                        cnt_w = ph_w[b, 1]
+                        off_w = ph_w[b, 2]
+                        z0 = &z[n, zc + b * Cg, ph_h[a, 2] + i, off_w]
                         for j in range(cnt_w):
-                            y[n, c, r, x0 + j * sw] = z[n, zc, ph_h[a, 2] + i, off_w + j]
+                            yrow[(x0 + j * sw) * ys] = z0[j]
