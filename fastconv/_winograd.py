@@ -73,6 +73,10 @@ TASK_BYTES = 2 << 20
 #: the most memory a task may then take (see schedule).
 MIN_GEMM_TILES = 96
 MAX_TASK_BYTES = 16 << 20
+#: Transformed filters larger than TASK_BYTES are split among the threads
+#: by output channel (see schedule), unless the input transforms of all
+#: tiles exceed TASK_BYTES and the filters exceed this many times them.
+SPLIT_FILTER_RATIO = 3
 #: Outputs (OH*OW) below which F(2x2,3x3) is used (see choose_variant).
 SMALL_OUTPUT = 400
 
@@ -200,37 +204,58 @@ def choose_variant(problem) -> int:
 
 
 def schedule(problem, m: int, nthreads: int):
-    """(rows_per_task, parallel_tasks) for conv_winograd.
+    """(rows_per_task, parallel_tasks, parts) for conv_winograd.
 
     The tile rows of all images form one sequence, cut into tasks.  A task
     holds its tiles' transforms, ``a*a*(C_in/g + C_out/g)*P`` values for P
     tiles, within TASK_BYTES -- but takes at least MIN_GEMM_TILES tiles
     (memory permitting up to MAX_TASK_BYTES), because each task's GEMMs
     read all of the transformed filters, ``a*a*C_out*C_in/g`` values, once.
-    With at least one task per thread, threads run whole tasks; otherwise,
-    or when the transformed filters outgrow TASK_BYTES, tasks run in
-    sequence with the threads sharing each one's transforms and GEMMs.
-    BLAS is single-threaded inside the team either way.
+    With at least one task per thread, threads run whole tasks; otherwise
+    tasks run in sequence with the threads sharing each one's transforms
+    and GEMMs.  BLAS is single-threaded inside the team either way.
+
+    When the transformed filters outgrow TASK_BYTES, the threads split the
+    output channels into ``parts``: each thread transforms every input
+    channel of its tasks' tiles itself, and multiplies and transforms back
+    only its own output channels, with the filters it transformed (tasks of
+    TASK_BYTES, in equal chunks).  Nothing one thread writes in the call is
+    then read by another.  That matters where the threads' cores share no
+    cache: this development VM's two vCPUs at times sit on different dies
+    (a cache line's round trip between them then takes about 330 ns instead
+    of 75), and with the threads sharing each task, every GEMM reading input
+    transforms both threads wrote, 256-channel 14x14 layers (N=1) took 2.2
+    ms instead of 1.0 while PyTorch stayed at 1.1; split, 1.0-1.05 either
+    way.  The split costs each thread the whole input transform, so where
+    those transforms are large (more than TASK_BYTES) and the filters
+    larger still (more than SPLIT_FILTER_RATIO times them: 512 channels at
+    7x7, N=8, 8.8 ms shared against 10.2 split on one die) the threads
+    share each task, the widest the memory cap allows.
     """
     a2 = transform_size(problem, m) ** 2
     oh, ow = problem.out_size
     th, tw = -(-oh // m), -(-ow // m)
     total = problem.batch * th
     if total == 0:
-        return 1, False
-    per_row = a2 * (problem.in_channels_per_group + problem.out_channels_per_group) * tw
-    row_bytes = per_row * problem.dtype.itemsize
-    cap = max(1, MAX_TASK_BYTES // row_bytes)
-    filter_bytes = a2 * problem.out_channels_per_group * problem.in_channels_per_group \
-        * problem.dtype.itemsize
+        return 1, False, 1
+    cin_g, cout_g = problem.in_channels_per_group, problem.out_channels_per_group
+    item = problem.dtype.itemsize
+    filter_bytes = a2 * cout_g * cin_g * item
+    tiles_bytes = a2 * cin_g * total * tw * item  # the input transforms of all tiles
     if filter_bytes > TASK_BYTES:
-        # Transformed filters larger than a task's tiles: every task would
-        # stream them through the cache again, so take the widest GEMMs the
-        # memory cap allows and let the threads share each task (measured
-        # here: 3x3 512-channel layers at 7x7, N=8, 8.3 ms shared vs 8.9-10.8
-        # in parallel tasks; 256 channels at 14x14, N=1, 0.73 vs 0.80 ms).
-        rows = min(total, cap)
-        return rows, False
+        if (nthreads < 2 or cout_g < 2
+                or (tiles_bytes > TASK_BYTES and filter_bytes > SPLIT_FILTER_RATIO * tiles_bytes)):
+            row_bytes = a2 * (cin_g + cout_g) * tw * item
+            return min(total, max(1, MAX_TASK_BYTES // row_bytes)), False, 1
+        parts = min(nthreads, cout_g)
+        kpart = -(-cout_g // parts)
+        row_bytes = a2 * (cin_g + kpart) * tw * item
+        rows = max(1, TASK_BYTES // row_bytes, -(-MIN_GEMM_TILES // tw))
+        rows = min(total, rows, max(1, MAX_TASK_BYTES // row_bytes))
+        rows = -(-total // -(-total // rows))  # equal chunks
+        return rows, True, parts
+    row_bytes = a2 * (cin_g + cout_g) * tw * item
+    cap = max(1, MAX_TASK_BYTES // row_bytes)
     rows = max(1, TASK_BYTES // row_bytes, -(-MIN_GEMM_TILES // tw))
     rows = min(total, rows, cap)
     per_group = -(-total // rows)
@@ -241,7 +266,7 @@ def schedule(problem, m: int, nthreads: int):
     # Equal tasks: the last one is not left with a sliver (or a double share).
     rows = -(-total // per_group)
     tasks = problem.groups * -(-total // rows)
-    return rows, tasks >= nthreads
+    return rows, tasks >= nthreads, 1
 
 
 def conv(x5, w5, bias, out5, pad_before, problem, nthreads, m=None, u=None):
@@ -253,14 +278,14 @@ def conv(x5, w5, bias, out5, pad_before, problem, nthreads, m=None, u=None):
     precomputed filter transform for variant `m` (plans keep it).
     """
     m = choose_variant(problem) if m is None else m
-    rows, parallel_tasks = schedule(problem, m, nthreads)
+    rows, parallel_tasks, parts = schedule(problem, m, nthreads)
     with _threads.blas_limit(1):
         if u is None:
             u = filter_transform(w5[:, :, 0], problem.groups, m, problem.dtype, nthreads)
         _winograd.conv_winograd(x5[:, :, 0], u, bias, out5[:, :, 0], m,
                                 problem.kernel_size[0], pad_before[1],
                                 pad_before[2], problem.groups, rows, nthreads, parallel_tasks,
-                                workspace)
+                                workspace, parts)
 
 
 #: Tile buffers per weight-gradient task (bytes): V and U of its tiles,

@@ -213,11 +213,13 @@ def test_schedule_is_sane(m, nthreads, shape):
     x = np.zeros(shape, np.float32)
     w = np.zeros((shape[1], shape[1], 3, 3), np.float32)
     p = _problem(x, w)
-    rows, parallel = W.schedule(p, m, nthreads)
+    rows, parallel, parts = W.schedule(p, m, nthreads)
     total = p.batch * -(-p.out_size[0] // m)
     assert isinstance(parallel, (bool, np.bool_))
     assert rows >= 1
     assert rows <= max(1, total)
+    assert 1 <= parts <= max(1, min(nthreads, shape[1]))
+    assert parts == 1 or parallel
 
 
 # --------------------------------------------------------------------------
@@ -310,9 +312,9 @@ def test_short_tile_rows_in_blocks(ref, rng, variant, dtype, width):
     transforms several rows at a time (fc_wino_input/output's block form):
     tall maps of 1-33 columns, so blocks end inside an image, at its last
     row and across the batch, with ragged last tiles, padding and bias,
-    under one and two threads and both task schedules."""
-    # (192 channels: transformed filters larger than a task, so the threads
-    # share each task's transforms: W.schedule)
+    under one and two threads and the task schedules."""
+    # (192 channels: transformed filters larger than a task, split between
+    # two threads by output channel: W.schedule)
     for n, c, height, padding, threads in ((3, 3, 150, 1, 2), (2, 3, 67, ((2, 0), (1, 1)), 1),
                                            (1, 3, 9, 0, 2), (2, 192, 23, 1, 2)):
         x, w, b = make_case(rng, dtype, n=n, cin=c, cout=c + 2, size=(height, width + 2))
@@ -461,8 +463,14 @@ SCHEDULES = {
     # one tile row per task: many tasks, run in parallel (threads own tasks)
     "tiny-tasks": dict(TASK_BYTES=1 << 40, MIN_GEMM_TILES=1, MAX_TASK_BYTES=1),
     # filters "larger than a task" and a few tile rows per task (see
-    # _few_rows): tasks in sequence, the team sharing each
-    "few-team": dict(TASK_BYTES=1, MIN_GEMM_TILES=1, MAX_TASK_BYTES=None),
+    # _few_rows), not split by output channel: tasks in sequence, the team
+    # sharing each
+    "few-team": dict(TASK_BYTES=1, MIN_GEMM_TILES=1, MAX_TASK_BYTES=None, SPLIT_FILTER_RATIO=0),
+    # filters "larger than a task", split among the threads by output
+    # channel: one tile row per task, or all of them in one
+    "parts": dict(TASK_BYTES=1, MIN_GEMM_TILES=1, SPLIT_FILTER_RATIO=1 << 40),
+    "parts-whole": dict(TASK_BYTES=1, MIN_GEMM_TILES=1 << 30, MAX_TASK_BYTES=1 << 40,
+                        SPLIT_FILTER_RATIO=1 << 40),
     # one task per group: the team shares it (transforms by channel, GEMMs by
     # transform position) unless there are as many groups as threads
     "one-task": dict(TASK_BYTES=1 << 40, MIN_GEMM_TILES=1 << 30, MAX_TASK_BYTES=1 << 40),
@@ -507,14 +515,20 @@ def test_threads_and_schedules(ref, rng, monkeypatch, variant, dtype, sched, wor
                     f"{sched} workers={workers}")
     variant.check_ran()
     assert seen and seen[-1][0] == workers
-    rows, parallel = seen[-1][1]
+    rows, parallel, parts = seen[-1][1]
+    total = 3 * -(-13 // variant.m)
     if sched == "tiny-tasks":
-        assert rows == 1 and parallel
+        assert rows == 1 and parallel and parts == 1
     elif sched == "few-team":
-        assert rows == FEW_ROWS and not parallel
+        assert rows == FEW_ROWS and not parallel and parts == 1
+    elif sched in ("parts", "parts-whole") and workers > 1:
+        assert rows == (1 if sched == "parts" else total)
+        assert parallel and parts == min(workers, 10 // groups)
+    elif sched in ("parts", "parts-whole"):
+        # one thread shares nothing with another: its tasks run unsplit
+        assert not parallel and parts == 1
     elif sched == "one-task":
-        total = 3 * -(-13 // variant.m)
-        assert rows == total
+        assert rows == total and parts == 1
         assert bool(parallel) == (groups >= workers)
 
 

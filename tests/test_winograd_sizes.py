@@ -280,7 +280,8 @@ def test_out_layouts_read_only_and_inputs_unchanged(ref, rng, spy, k, dtype):
 
 SCHEDULES = {
     "tiny-tasks": dict(TASK_BYTES=1 << 40, MIN_GEMM_TILES=1, MAX_TASK_BYTES=1),
-    "team": dict(TASK_BYTES=1, MIN_GEMM_TILES=1, MAX_TASK_BYTES=1 << 40),
+    "team": dict(TASK_BYTES=1, MIN_GEMM_TILES=1, MAX_TASK_BYTES=1 << 40, SPLIT_FILTER_RATIO=0),
+    "parts": dict(TASK_BYTES=1, MIN_GEMM_TILES=1, SPLIT_FILTER_RATIO=1 << 40),
     "default": {},
 }
 
@@ -306,11 +307,14 @@ def test_threads_and_schedules(ref, rng, monkeypatch, spy, k, dtype, sched, work
     assert_normwise(y, ref.conv(x, w, b, padding=2, groups=groups, nd=2), dtype,
                     f"{sched} workers={workers}")
     spy.check()
-    rows, parallel = seen[-1]
+    rows, parallel, parts = seen[-1]
     if sched == "tiny-tasks":
-        assert rows == 1 and parallel
+        assert rows == 1 and parallel and parts == 1
     elif sched == "team":
-        assert not parallel
+        assert not parallel and parts == 1
+    elif sched == "parts":
+        assert bool(parallel) == (workers > 1) and parts == (min(workers, 10 // groups)
+                                                              if workers > 1 else 1)
 
 
 def test_plan_keeps_the_filter_transform(ref, rng, spy, k):

@@ -168,15 +168,15 @@ cdef inline void _output_rows(real[:, :, :, ::1] out, const real[::1] bias, bint
         rr = rr + nty
 
 
-cdef inline void _products(const real[:, :, :, ::1] U, Py_ssize_t gi, Py_ssize_t a2,
-                           Py_ssize_t Kg, Py_ssize_t Cg, Py_ssize_t P, Py_ssize_t ldp,
-                           const real *V, real *Mb) noexcept nogil:
-    """M[e] = U[e, gi] @ V[e] for every transform position e (BLAS GEMMs);
-    V[e] is (Cg, P) and M[e] (Kg, P), rows ldp apart."""
+cdef inline void _products(const real[:, :, :, ::1] U, Py_ssize_t gi, Py_ssize_t k0,
+                           Py_ssize_t a2, Py_ssize_t Kp, Py_ssize_t Cg, Py_ssize_t P,
+                           Py_ssize_t ldp, const real *V, real *Mb) noexcept nogil:
+    """M[e] = U[e, gi, k0:k0+Kp] @ V[e] for every transform position e (BLAS
+    GEMMs); V[e] is (Cg, P) and M[e] (Kp, P), rows ldp apart."""
     cdef Py_ssize_t e
     for e in range(a2):
-        _gemm_rowmajor(<int> Kg, <int> P, <int> Cg, &U[e, gi, 0, 0], <int> Cg,
-                       V + e * Cg * ldp, <int> ldp, Mb + e * Kg * ldp, <int> ldp)
+        _gemm_rowmajor(<int> Kp, <int> P, <int> Cg, &U[e, gi, k0, 0], <int> Cg,
+                       V + e * Cg * ldp, <int> ldp, Mb + e * Kp * ldp, <int> ldp)
 
 
 # The tile transforms run their loops over a row's tiles to a whole number of
@@ -281,7 +281,7 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
                   const real[::1] bias, real[:, :, :, ::1] out, Py_ssize_t m,
                   Py_ssize_t r, Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t groups,
                   Py_ssize_t rows_per_task, int nthreads, bint parallel_tasks,
-                  object workspace=None):
+                  object workspace=None, Py_ssize_t parts=1):
     """out = conv(x, filters) + bias by Winograd F(m x m, r x r).
 
     ``x`` is (N, C_in, H, W), ``out`` (N, C_out, OH, OW), ``U`` the
@@ -290,9 +290,14 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     r = 3; m = 2 with r = 5; m = 3 with r = 2); ``pad_top`` and
     ``pad_left`` are the leading zero padding (trailing padding follows from
     the output size).  A task covers ``rows_per_task`` rows of tiles of the
-    sequence of all images' tile rows, for one group.  ``workspace`` (an
-    allocator, see ``_fc.borrow_scratch``) lends the tile buffers; without
-    one they are malloc'ed for the call.
+    sequence of all images' tile rows, for one group, and with
+    ``parallel_tasks`` one of ``parts`` runs of the group's output channels:
+    a task transforms all input channels of its tiles, and multiplies and
+    transforms back its own output channels only (tasks in (group, part,
+    chunk) order, statically scheduled, so a thread's output channels are
+    those whose filters it transformed; see fastconv._winograd.schedule).
+    ``workspace`` (an allocator, see ``_fc.borrow_scratch``) lends the tile
+    buffers; without one they are malloc'ed for the call.
     """
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t K = out.shape[1], OH = out.shape[2], OW = out.shape[3]
@@ -302,16 +307,19 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
     # Tile rows of all images in one sequence: a task's GEMMs may span images.
     cdef Py_ssize_t R = N * tH
     cdef Py_ssize_t chunks = (R + rows_per_task - 1) // rows_per_task
-    cdef Py_ssize_t ntasks = groups * chunks
+    # output channels per part (the last part may be shorter)
+    cdef Py_ssize_t kpart = (Kg + parts - 1) // parts if parallel_tasks else Kg
+    cdef Py_ssize_t nparts = (Kg + kpart - 1) // kpart if Kg > 0 else 1
+    cdef Py_ssize_t ntasks = groups * chunks * (nparts if parallel_tasks else 1)
     cdef Py_ssize_t pmax = rows_per_task * tW
     cdef Py_ssize_t scratch_len = max(_input_scratch(m, r, tW), _output_scratch(m, r, tW))
-    cdef Py_ssize_t tiles_len = a2 * (Cg + Kg) * (pmax + ROW_SLACK)
+    cdef Py_ssize_t tiles_len = a2 * (Cg + kpart) * (pmax + ROW_SLACK)
     cdef bint has_bias = bias.shape[0] > 0
     cdef real *all_buf
     cdef real *V
     cdef real *Mb
     cdef real *scratch
-    cdef Py_ssize_t t, gi, r0, r1, P, ldp, c, e, k
+    cdef Py_ssize_t t, gi, r0, r1, P, ldp, c, e, k, k0, Kp
     if ntasks == 0 or OH == 0 or OW == 0:
         return
     cdef list keep = []
@@ -328,20 +336,22 @@ def conv_winograd(const real[:, :, :, ::1] x, const real[:, :, :, ::1] U,
             with nogil, parallel(num_threads=nthreads):
                 V = all_buf + threadid() * (tiles_len + scratch_len)
                 Mb = V + a2 * Cg * (pmax + ROW_SLACK)
-                scratch = Mb + a2 * Kg * (pmax + ROW_SLACK)
-                for t in prange(ntasks, schedule='guided'):
-                    gi = t // chunks
+                scratch = Mb + a2 * kpart * (pmax + ROW_SLACK)
+                for t in prange(ntasks, schedule='static'):
                     r0 = (t % chunks) * rows_per_task
+                    k0 = (t // chunks) % nparts * kpart
+                    gi = t // (chunks * nparts)
                     r1 = min(r0 + rows_per_task, R)
+                    Kp = min(kpart, Kg - k0)
                     P = (r1 - r0) * tW
                     ldp = P + ROW_SLACK
                     for c in range(Cg):
                         _input_rows(x, gi * Cg + c, m, r, tH, tW, H, W, pad_top, pad_left, r0,
                                     r1, V + c * ldp, Cg * ldp, scratch)
-                    _products(U, gi, a2, Kg, Cg, P, ldp, V, Mb)
-                    for k in range(Kg):
-                        _output_rows(out, bias, has_bias, gi * Kg + k, m, r, tH, tW, OH, OW, r0,
-                                     r1, Mb + k * ldp, Kg * ldp, scratch)
+                    _products(U, gi, k0, a2, Kp, Cg, P, ldp, V, Mb)
+                    for k in range(Kp):
+                        _output_rows(out, bias, has_bias, gi * Kg + k0 + k, m, r, tH, tW, OH, OW,
+                                     r0, r1, Mb + k * ldp, Kp * ldp, scratch)
         else:
             V = all_buf
             Mb = V + a2 * Cg * (pmax + ROW_SLACK)
