@@ -378,9 +378,12 @@ class CPUBackend:
             args = (geo.stride, geo.pad_before, geo.dilation)
             if algorithm == "direct" and state is not None:
                 wp, bp = state
-                xp = _padded_input(x5, p, geo, nthreads=nthreads)
-                _direct.conv_blocked(xp, wp, bp, target[:, :, 0], geo.stride[1], geo.stride[2],
-                                     geo.dilation[1], geo.dilation[2], p.groups, nthreads)
+                n, c, _, h, w = x5.shape
+                xp, hp, wpad = _blocked_buffers(x5, geo, nthreads)
+                _direct.conv_blocked(x5.reshape(n * c, h, w), xp, hp, wpad, geo.pad_before[1],
+                                     geo.pad_before[2], wp, bp, target[:, :, 0], geo.stride[1],
+                                     geo.stride[2], geo.dilation[1], geo.dilation[2], p.groups,
+                                     nthreads)
             elif algorithm == "direct":
                 plane = p.in_channels_per_group == 1
                 scratch = workspace(nthreads * PLANE_SCRATCH_BYTES if plane else 0, p.dtype)
@@ -388,7 +391,7 @@ class CPUBackend:
                 _direct.conv_direct(x5, w5, b, target, *args, p.groups, nthreads, run,
                                     scratch, colw)
             elif algorithm == "sparse":
-                _sparse.conv(_padded_input(x5, p, geo, depth=True, nthreads=nthreads), state,
+                _sparse.conv(_padded_input(x5, geo, nthreads), state,
                              b, target, p, geo, nthreads, workspace)
             elif algorithm == "separable":
                 cols, rows = state
@@ -441,25 +444,48 @@ def _pack_blocked(w5, b, problem, nthreads=1, transient=False):
 _BLOCKED_SLACK = 8
 
 
-def _padded_input(x5, problem, geo, depth=False, nthreads=1):
-    """x5 zero-padded to the extent the outputs read, in reused scratch, with
-    slack after the last row: (N, C, Hp, Wp) for the channel-blocked kernel
-    (depth 1), or with `depth` (N, C, Dp, Hp, Wp) for the sparse kernel."""
+#: Padded-input bytes (all copies) up to which every thread of the
+#: channel-blocked kernel pads its own copy of the input (see
+#: _direct.conv_blocked); above, the threads share one.
+PRIVATE_INPUT_BYTES = 8 << 20
+
+
+def _blocked_buffers(x5, geo, nthreads):
+    """Buffers for the channel-blocked kernel's zero-padded input, in reused
+    scratch: (copies, length) with each row holding (N, C, Hp, Wp) and
+    zeroed slack after it, one copy per thread while they total at most
+    PRIVATE_INPUT_BYTES, else one.  Returns (buffers, Hp, Wp)."""
+    n, c = x5.shape[:2]
+    (sy, sx), (dy, dx) = geo.stride[1:], geo.dilation[1:]
+    (kh, kw), (oh, ow) = geo.w5[3:], geo.out5[3:]
+    hp, wpad = (oh - 1) * sy + (kh - 1) * dy + 1, (ow - 1) * sx + (kw - 1) * dx + 1
+    size = n * c * hp * wpad
+    length = size + _BLOCKED_SLACK * sx + _BLOCKED_SLACK
+    item = x5.dtype.itemsize
+    copies = nthreads if nthreads > 1 and nthreads * length * item <= PRIVATE_INPUT_BYTES else 1
+    buf = workspace(copies * length * item, x5.dtype, "blocked-input")[:copies * length]
+    bufs = buf.reshape(copies, length)
+    bufs[:, size:] = 0
+    return bufs, hp, wpad
+
+
+def _padded_input(x5, geo, nthreads=1):
+    """x5 zero-padded to the extent the outputs read, (N, C, Dp, Hp, Wp) in
+    reused scratch with slack after the last row, for the sparse kernel."""
     n, c, d, h, w = x5.shape
     (sz, sy, sx), (dz, dy, dx) = geo.stride, geo.dilation
     (kd, kh, kw), (od, oh, ow) = geo.w5[2:], geo.out5[2:]
-    dp = (od - 1) * sz + (kd - 1) * dz + 1 if depth else 1
+    dp = (od - 1) * sz + (kd - 1) * dz + 1
     hp, wpad = (oh - 1) * sy + (kh - 1) * dy + 1, (ow - 1) * sx + (kw - 1) * dx + 1
-    pf, pt, pl = geo.pad_before if depth else (0,) + tuple(geo.pad_before[1:])
     size = n * c * dp * hp * wpad
     slack = _BLOCKED_SLACK * sx + _BLOCKED_SLACK
-    buf = workspace((size + slack) * x5.dtype.itemsize, x5.dtype, "blocked-input")
+    buf = workspace((size + slack) * x5.dtype.itemsize, x5.dtype, "sparse-input")
     buf[size:] = 0
     xp = buf[:size].reshape(n, c, dp, hp, wpad)
     # one compiled pass, the output planes over the threads
-    _direct.pad_volumes(x5.reshape(n * c, d, h, w), xp.reshape(n * c, dp, hp, wpad), pf, pt,
-                        pl, nthreads)
-    return xp if depth else xp[:, :, 0]
+    _direct.pad_volumes(x5.reshape(n * c, d, h, w), xp.reshape(n * c, dp, hp, wpad),
+                        *geo.pad_before, nthreads)
+    return xp
 
 
 def _identity_gemm(problem) -> bool:

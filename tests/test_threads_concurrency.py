@@ -399,3 +399,37 @@ def test_blas_thread_setting_restored_after_concurrent_calls(tmp_path):
     proc = subprocess.run([sys.executable, "-c", _CONCURRENT_BLAS_SCRIPT],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-1500:]
+
+
+# ---------------------------------------------------------------------------
+# the channel-blocked kernel's padded input: one shared copy or one per thread
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("private", [True, False], ids=["per-thread", "shared"])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, cin, cout, size, k, stride, padding, groups", [
+    (2, 16, 40, (9, 9), 3, 1, 1, 1),        # short rows: the flattened-plane tasks
+    (3, 8, 20, (14, 30), 3, 1, 2, 2),       # groups, rows of 32
+    (1, 12, 24, (17, 23), 3, 2, 0, 1),      # strided: the last row and column unread
+    (2, 3, 33, (21, 20), 7, 2, 3, 1),       # 7x7/2 with padding on every side
+])
+def test_blocked_input_copies(monkeypatch, ref, private, workers, dtype, n, cin, cout, size, k,
+                              stride, padding, groups):
+    """Every thread padding its own copy of the input (small inputs) and the
+    threads padding one copy between them give the oracle's result, for
+    any thread count (fastconv._cpu.PRIVATE_INPUT_BYTES decides)."""
+    from fastconv import _cpu
+
+    monkeypatch.setattr(_cpu, "PRIVATE_INPUT_BYTES", 1 << 40 if private else 0)
+    monkeypatch.setattr(_cpu, "MIN_WORK_PER_THREAD", 1)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, cin) + size).astype(dtype)
+    w = rng.standard_normal((cout, cin // groups, k, k)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    x_before = x.copy()
+    y = fastconv.conv2d(x, w, b, stride=stride, padding=padding, groups=groups,
+                        algorithm="direct", workers=workers)
+    want = ref.conv(x, w, b, stride=stride, padding=padding, groups=groups, nd=2)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, want, rtol=tol, atol=tol * np.abs(want).max())
+    np.testing.assert_array_equal(x, x_before)
