@@ -379,11 +379,11 @@ class CPUBackend:
             if algorithm == "direct" and state is not None:
                 wp, bp = state
                 n, c, _, h, w = x5.shape
-                xp, hp, wpad = _blocked_buffers(x5, geo, nthreads)
+                xp, hp, wpad, by_image = _blocked_buffers(x5, geo, wp, nthreads)
                 _direct.conv_blocked(x5.reshape(n * c, h, w), xp, hp, wpad, geo.pad_before[1],
                                      geo.pad_before[2], wp, bp, target[:, :, 0], geo.stride[1],
                                      geo.stride[2], geo.dilation[1], geo.dilation[2], p.groups,
-                                     nthreads)
+                                     nthreads, by_image)
             elif algorithm == "direct":
                 plane = p.in_channels_per_group == 1
                 scratch = workspace(nthreads * PLANE_SCRATCH_BYTES if plane else 0, p.dtype)
@@ -446,15 +446,30 @@ _BLOCKED_SLACK = 8
 
 #: Padded-input bytes (all copies) up to which every thread of the
 #: channel-blocked kernel pads its own copy of the input (see
-#: _direct.conv_blocked); above, the threads share one.
+#: _blocked_split and _direct.conv_blocked).
 PRIVATE_INPUT_BYTES = 8 << 20
 
 
-def _blocked_buffers(x5, geo, nthreads):
-    """Buffers for the channel-blocked kernel's zero-padded input, in reused
-    scratch: (copies, length) with each row holding (N, C, Hp, Wp) and
-    zeroed slack after it, one copy per thread while they total at most
-    PRIVATE_INPUT_BYTES, else one.  Returns (buffers, Hp, Wp)."""
+def _blocked_split(images, input_bytes, weight_bytes, nthreads):
+    """How the channel-blocked kernel's threads split a call: ``(copies,
+    by_image)`` (see _direct.conv_blocked).  By image, padding their own
+    images into one shared buffer, when there are at least as many images
+    as threads and the padded input outweighs the packed weights; else by
+    channel block, with one padded copy per thread while they total at most
+    PRIVATE_INPUT_BYTES, else one shared copy.  Either way a thread reads
+    little of what another wrote in the call."""
+    if nthreads < 2:
+        return 1, False
+    if images >= nthreads and input_bytes > weight_bytes:
+        return 1, True
+    return (nthreads if nthreads * input_bytes <= PRIVATE_INPUT_BYTES else 1), False
+
+
+def _blocked_buffers(x5, geo, wp, nthreads):
+    """The channel-blocked kernel's padded-input buffers: ``(buffers, Hp, Wp,
+    by_image)``, buffers (copies, length) in reused scratch, each row
+    holding the (N, C, Hp, Wp) padded input with zeroed slack after it
+    (copies and by_image from _blocked_split)."""
     n, c = x5.shape[:2]
     (sy, sx), (dy, dx) = geo.stride[1:], geo.dilation[1:]
     (kh, kw), (oh, ow) = geo.w5[3:], geo.out5[3:]
@@ -462,11 +477,11 @@ def _blocked_buffers(x5, geo, nthreads):
     size = n * c * hp * wpad
     length = size + _BLOCKED_SLACK * sx + _BLOCKED_SLACK
     item = x5.dtype.itemsize
-    copies = nthreads if nthreads > 1 and nthreads * length * item <= PRIVATE_INPUT_BYTES else 1
+    copies, by_image = _blocked_split(n, length * item, wp.nbytes, nthreads)
     buf = workspace(copies * length * item, x5.dtype, "blocked-input")[:copies * length]
     bufs = buf.reshape(copies, length)
     bufs[:, size:] = 0
-    return bufs, hp, wpad
+    return bufs, hp, wpad, by_image
 
 
 def _padded_input(x5, geo, nthreads=1):

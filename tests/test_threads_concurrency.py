@@ -402,25 +402,30 @@ def test_blas_thread_setting_restored_after_concurrent_calls(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# the channel-blocked kernel's padded input: one shared copy or one per thread
+# the channel-blocked kernel's splits: by image, or by channel block with a
+# padded input per thread or one shared
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("private", [True, False], ids=["per-thread", "shared"])
+@pytest.mark.parametrize("split", [(0, True), (0, False), (1, False)],
+                         ids=["by-image", "per-thread", "shared"])
 @pytest.mark.parametrize("workers", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, cin, cout, size, k, stride, padding, groups", [
     (2, 16, 40, (9, 9), 3, 1, 1, 1),        # short rows: the flattened-plane tasks
     (3, 8, 20, (14, 30), 3, 1, 2, 2),       # groups, rows of 32
     (1, 12, 24, (17, 23), 3, 2, 0, 1),      # strided: the last row and column unread
-    (2, 3, 33, (21, 20), 7, 2, 3, 1),       # 7x7/2 with padding on every side
+    (5, 3, 33, (21, 20), 7, 2, 3, 1),       # 7x7/2 with padding on every side
 ])
-def test_blocked_input_copies(monkeypatch, ref, private, workers, dtype, n, cin, cout, size, k,
-                              stride, padding, groups):
-    """Every thread padding its own copy of the input (small inputs) and the
-    threads padding one copy between them give the oracle's result, for
-    any thread count (fastconv._cpu.PRIVATE_INPUT_BYTES decides)."""
+def test_blocked_kernel_splits(monkeypatch, ref, split, workers, dtype, n, cin, cout, size, k,
+                               stride, padding, groups):
+    """Every way the channel-blocked kernel's threads split a call (by image;
+    by channel block, each thread padding its own copy of the input or
+    all sharing one) gives the oracle's result for any thread count and
+    leaves the input alone (fastconv._cpu._blocked_split decides)."""
     from fastconv import _cpu
 
-    monkeypatch.setattr(_cpu, "PRIVATE_INPUT_BYTES", 1 << 40 if private else 0)
+    shared, by_image = split
+    monkeypatch.setattr(_cpu, "_blocked_split", lambda images, input_bytes, weight_bytes,
+                        nthreads: (1 if shared or nthreads < 2 else nthreads, by_image))
     monkeypatch.setattr(_cpu, "MIN_WORK_PER_THREAD", 1)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((n, cin) + size).astype(dtype)
@@ -433,3 +438,16 @@ def test_blocked_input_copies(monkeypatch, ref, private, workers, dtype, n, cin,
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, want, rtol=tol, atol=tol * np.abs(want).max())
     np.testing.assert_array_equal(x, x_before)
+
+
+@pytest.mark.parametrize("images, input_bytes, weight_bytes, nthreads, expect", [
+    (8, 5 << 20, 40 << 10, 2, (1, True)),      # conv1 N=8: images, the input outweighs
+    (8, 1 << 20, 9 << 20, 2, (2, False)),      # 512@7 N=8: weights outweigh, copies fit
+    (1, 2 << 20, 600 << 10, 2, (2, False)),    # one image: channel blocks, copies fit
+    (1, 6 << 20, 600 << 10, 2, (1, False)),    # copies would exceed PRIVATE_INPUT_BYTES
+    (8, 5 << 20, 40 << 10, 1, (1, False)),     # one thread
+])
+def test_blocked_split_rule(images, input_bytes, weight_bytes, nthreads, expect):
+    from fastconv import _cpu
+
+    assert _cpu._blocked_split(images, input_bytes, weight_bytes, nthreads) == expect

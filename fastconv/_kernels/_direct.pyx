@@ -192,7 +192,7 @@ def conv_blocked(const real[:, :, ::1] x, real[:, ::1] xp, Py_ssize_t Hp, Py_ssi
                  Py_ssize_t top, Py_ssize_t left, const real[:, :, :, :, :, ::1] wp,
                  const real[:, :, ::1] bias, real[:, :, :, ::1] out, Py_ssize_t sy,
                  Py_ssize_t sx, Py_ssize_t dy, Py_ssize_t dx, Py_ssize_t groups,
-                 int nthreads):
+                 int nthreads, bint by_image=False):
     """out = correlate(x zero-padded, weights) + bias with the channel-blocked
     kernel.
 
@@ -206,14 +206,17 @@ def conv_blocked(const real[:, :, ::1] x, real[:, ::1] xp, Py_ssize_t Hp, Py_ssi
     OW).  With one copy the threads pad its planes between them; with
     ``nthreads`` copies each thread pads the whole input into its own.
 
-    Tasks are (group, channel block, image, output row), or, for rows
-    shorter than half a pixel block, (group, channel block, image, block
-    of the flattened plane), statically scheduled: each thread runs whole
-    channel blocks, the ones pack_blocked's static schedule had it pack.
-    So with private copies no thread reads what another wrote in the call,
-    which matters where the two threads' cores share no cache (see
-    fastconv._winograd.schedule: the shared padded input and weights took
-    2.3 ms against 1.3 on a strided 128-channel layer).
+    Tasks are (channel block, output row), or, for rows shorter than half a
+    pixel block, (channel block, block of the flattened plane), for each
+    image and group, statically scheduled so that a thread reads little
+    that another wrote in the call: ordered by image (``by_image``) each
+    thread runs whole images, the planes it padded; otherwise by group and
+    channel block, each thread runs the channel blocks pack_blocked's
+    static schedule had it pack (with one input copy per thread, or one
+    shared copy where the input is too large to copy per thread).  That
+    matters where the threads' cores share no cache (see
+    fastconv._winograd.schedule: a shared padded input and shared weights
+    took 2.0 ms against 1.25 on a strided 128-channel layer).
     """
     cdef Py_ssize_t copies = xp.shape[0]
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2]
@@ -244,10 +247,16 @@ def conv_blocked(const real[:, :, ::1] x, real[:, ::1] xp, Py_ssize_t Hp, Py_ssi
         for t in prange(total, schedule='static'):
             j = t % per
             r = t // per
-            n = r % N
-            r = r // N
-            b = r % nb
-            gi = r // nb
+            if by_image:
+                b = r % nb
+                r = r // nb
+                gi = r % groups
+                n = r // groups
+            else:
+                n = r % N
+                r = r // N
+                b = r % nb
+                gi = r // nb
             oc0 = gi * cout_g + b * lanes
             nvalid = cout_g - b * lanes if cout_g - b * lanes < lanes else lanes
             if flat:
