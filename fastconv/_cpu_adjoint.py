@@ -150,7 +150,8 @@ def conv_transpose_gemm(problem, x, weight, bias, target, nthreads):
     x5 = np.ascontiguousarray(
         np.asarray(x).reshape((p.batch, p.in_channels) + _lift3(p.in_size, nd, 1)), dtype=dt)
     wm = np.ascontiguousarray(weight, dtype=dt).reshape(g, p.in_channels // g, cout_g * kv)
-    # W^T per group, the GEMM's op-'N' operand, in the thread's workspace
+    # W^T per group, the GEMM's op-'N' operand (the kernel fills it), in the
+    # thread's workspace
     size = wm.size
     wt = workspace(size * dt.itemsize, dt, "transpose-wt")[:size].reshape(
         g, cout_g * kv, p.in_channels // g)
@@ -158,10 +159,9 @@ def conv_transpose_gemm(problem, x, weight, bias, target, nthreads):
     nthreads = _nthreads(nthreads, p.batch * p.in_channels * cout_g * kv
                          * math.prod(p.in_size))
     cblock, tile = _gemm_schedule(p, nthreads)
-    _kernels().transpose_groups(wm, wt, nthreads)
     with _threads.blas_limit(1):
         _kernels().conv_transpose_gemm(
-            x5, wt.reshape(g * cout_g * kv, p.in_channels // g), b,
+            x5, wm, wt.reshape(g * cout_g * kv, p.in_channels // g), b,
             target.reshape(target.shape[:2] + _lift3(p.out_size, nd, 1)),
             _lift3(p.kernel_size, nd, 1), _lift3(p.stride, nd, 1),
             _lift3((pb for pb, _ in p.padding), nd, 0), _lift3(p.dilation, nd, 1), g,

@@ -76,7 +76,7 @@ MAX_TASK_BYTES = 16 << 20
 #: Transformed filters larger than TASK_BYTES are split among the threads
 #: by output channel (see schedule), unless the input transforms of all
 #: tiles exceed TASK_BYTES and the filters exceed this many times them.
-SPLIT_FILTER_RATIO = 3
+SPLIT_FILTER_RATIO = 1
 #: Outputs (OH*OW) below which F(2x2,3x3) is used (see choose_variant).
 SMALL_OUTPUT = 400
 
@@ -228,9 +228,13 @@ def schedule(problem, m: int, nthreads: int):
     ms instead of 1.0 while PyTorch stayed at 1.1; split, 1.0-1.05 either
     way.  The split costs each thread the whole input transform, so where
     those transforms are large (more than TASK_BYTES) and the filters
-    larger still (more than SPLIT_FILTER_RATIO times them: 512 channels at
-    7x7, N=8, 8.8 ms shared against 10.2 split on one die) the threads
-    share each task, the widest the memory cap allows.
+    larger still (more than SPLIT_FILTER_RATIO times them) the threads
+    share each task, the widest the memory cap allows: 512 channels at
+    7x7, N=8, 8.8 ms shared against 10.2 split on one die, 10.7 and 10.6
+    on two; the sub-pixel form of the 256->128 k4/2 transposed convolution
+    at N=8 (filters 1.8 times the transforms) 9.9 / 12.4 shared against
+    11.1 / 14.6 split.  With 128 channels at 28x28, N=8 (0.33 times), the
+    split won on both: 4.05 / 4.39 against 4.79 / 7.01.
     """
     a2 = transform_size(problem, m) ** 2
     oh, ow = problem.out_size

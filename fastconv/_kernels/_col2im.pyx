@@ -58,19 +58,25 @@ cdef inline void _col2im(real *x, const real *col, const fc_geometry *g,
         fc_col2im_tile_f64(x, col, g, p0, P, k0, k1)
 
 
+cdef inline void _transpose(real *dst, Py_ssize_t ldd, const real *src, Py_ssize_t lds,
+                            Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    if real is float:
+        fc_transpose_f32(dst, ldd, src, lds, rows, cols)
+    else:
+        fc_transpose_f64(dst, ldd, src, lds, rows, cols)
+
+
 def transpose_groups(const real[:, :, ::1] w, real[:, :, ::1] out, int nthreads):
     """out[g] = w[g].T for every group g: (G, R, C) -> (G, C, R), by
     fc_transpose's in-register block transposes (NumPy's strided copy runs
-    about 10x slower on (256, 2048))."""
+    about 10x slower on (256, 2048)).  conv_transpose_gemm transposes its
+    weight the same way, a block of columns per task."""
     cdef Py_ssize_t G = w.shape[0], R = w.shape[1], C = w.shape[2], g
     if R == 0 or C == 0:
         return
     with nogil:
         for g in prange(G, schedule='static', num_threads=nthreads):
-            if real is float:
-                fc_transpose_f32(&out[g, 0, 0], &w[g, 0, 0], R, C)
-            else:
-                fc_transpose_f64(&out[g, 0, 0], &w[g, 0, 0], R, C)
+            _transpose(&out[g, 0, 0], R, &w[g, 0, 0], C, R, C)
 
 
 def im2col(const real[:, :, :, :, ::1] x, real[:, :, ::1] out, tuple kernel,
@@ -122,22 +128,28 @@ def col2im(const real[:, :, ::1] cols, real[:, :, :, :, ::1] out, tuple kernel,
                 _col2im(&out[n, 0, 0, 0, 0], &cols[n, 0, 0], &g, 0, P, c * kv, (c + 1) * kv)
 
 
-def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, ::1] w,
-                        const real[::1] bias, real[:, :, :, :, ::1] out, tuple kernel,
-                        tuple stride, tuple pad, tuple dilation, Py_ssize_t groups,
-                        Py_ssize_t cblock, Py_ssize_t tile, int nthreads,
+def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, :, ::1] w,
+                        real[:, ::1] wt, const real[::1] bias, real[:, :, :, :, ::1] out,
+                        tuple kernel, tuple stride, tuple pad, tuple dilation,
+                        Py_ssize_t groups, Py_ssize_t cblock, Py_ssize_t tile, int nthreads,
                         object workspace=None):
     """out = conv_transpose(x, w) + bias by GEMM (W^T x) and col2im, tiled.
 
     x : (N, C_in, D, H, W) input of the transposed convolution.
-    w : (groups * C_out/groups * KD*KH*KW, C_in/groups), the transposed
-        weight matrix W^T of each group (``transpose_groups``): row
-        (g, co, kd, ky, kx), column ci of group g.
+    w : (groups, C_in/groups, C_out/groups * KD*KH*KW), the weight matrix
+        W of each group.
+    wt : (groups * C_out/groups * KD*KH*KW, C_in/groups), filled here with
+        W^T (row (g, co, kd, ky, kx), column ci of group g).
     out : (N, C_out, OD, OH, OW); every element is written.
     ``pad`` is the leading padding (cropping) of the equivalent forward
     convolution out -> x; ``cblock`` output channels per task, ``tile``
     input pixels per GEMM.  ``workspace`` (an allocator, see
     ``_fc.scratch``) lends the tile buffers; without one they are malloc'ed.
+
+    Tasks are (group, block of output channels, image), statically
+    scheduled, and each thread first transposes the W^T rows of its own
+    blocks: no thread reads what another wrote in the call (see
+    fastconv._winograd.schedule on why that matters here).
     """
     cdef Py_ssize_t N = x.shape[0], Cin = x.shape[1], Cout = out.shape[1]
     cdef Py_ssize_t cin_g = Cin // groups, cout_g = Cout // groups
@@ -156,9 +168,9 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, ::1] w,
     cdef real *planes
     cdef const real *xg
     cdef const real *xbase = &x[0, 0, 0, 0, 0]
-    cdef const real *wbase = &w[0, 0]
+    cdef real *wbase = &wt[0, 0]
     cdef real *obase = &out[0, 0, 0, 0, 0]
-    cdef Py_ssize_t t, n, gi, blk, co0, cb, p0, ptile, i, j
+    cdef Py_ssize_t t, n, gi, blk, co0, cb, p0, ptile, i, j, bt
     cdef real b
     if ntasks == 0 or plane == 0:
         return
@@ -168,10 +180,18 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, ::1] w,
     try:
         with nogil, parallel(num_threads=nthreads):
             buf = buf_all + threadid() * bufsize
-            for t in prange(ntasks, schedule='dynamic'):
-                blk = t % nblocks
-                gi = (t // nblocks) % groups
-                n = t // (nblocks * groups)
+            if cin_g > 0:
+                # W^T rows of each (group, block), split as the tasks below are
+                for bt in prange(groups * nblocks, schedule='static'):
+                    gi = bt // nblocks
+                    co0 = (bt % nblocks) * cblock
+                    cb = cout_g - co0 if cout_g - co0 < cblock else cblock
+                    _transpose(wbase + (gi * cout_g + co0) * kv * cin_g, cin_g,
+                               &w[gi, 0, co0 * kv], cout_g * kv, cin_g, cb * kv)
+            for t in prange(ntasks, schedule='static'):
+                n = t % N
+                blk = (t // N) % nblocks
+                gi = t // (N * nblocks)
                 co0 = blk * cblock
                 cb = cout_g - co0 if cout_g - co0 < cblock else cblock
                 planes = obase + (n * Cout + gi * cout_g + co0) * plane

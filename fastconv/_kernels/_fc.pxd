@@ -61,8 +61,10 @@ cdef extern from "fc_kernels.h" nogil:
                            Py_ssize_t nvalid, Py_ssize_t n, Py_ssize_t lanes)
     void fc_pack_lanes_f64(double *dst, Py_ssize_t ldd, const double *src, Py_ssize_t lds,
                            Py_ssize_t nvalid, Py_ssize_t n, Py_ssize_t lanes)
-    void fc_transpose_f32(float *dst, const float *src, Py_ssize_t rows, Py_ssize_t cols)
-    void fc_transpose_f64(double *dst, const double *src, Py_ssize_t rows, Py_ssize_t cols)
+    void fc_transpose_f32(float *dst, Py_ssize_t ldd, const float *src, Py_ssize_t lds,
+                          Py_ssize_t rows, Py_ssize_t cols)
+    void fc_transpose_f64(double *dst, Py_ssize_t ldd, const double *src, Py_ssize_t lds,
+                          Py_ssize_t rows, Py_ssize_t cols)
     int fc_blocked_lanes(int itemsize)
     int fc_blocked_pixels()
     void fc_conv_blocked_flat_f32(float *out, Py_ssize_t ldo, Py_ssize_t nvalid, const float *x,

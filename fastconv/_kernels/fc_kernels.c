@@ -162,17 +162,18 @@ FC_ENTRY_POINTS(double, f64, FC_ROWS_F64, FC_PLANE_F64, FC_BLOCKED_F64, FC_FLAT_
                 for (ptrdiff_t l = 0; l < lanes; ++l)                           \
                     dst[t * ldd + l] = l < nvalid ? src[l * lds + t] : 0;       \
     }                                                                           \
-    void fc_transpose_##SFX(T *dst, const T *src, ptrdiff_t rows, ptrdiff_t cols) \
+    void fc_transpose_##SFX(T *dst, ptrdiff_t ldd, const T *src, ptrdiff_t lds,   \
+                            ptrdiff_t rows, ptrdiff_t cols)                     \
     {                                                                           \
         const ptrdiff_t vl = fc_isa() == FC_ISA_AVX512 ? 64 / (ptrdiff_t)sizeof(T) \
                            : fc_isa() == FC_ISA_AVX2 ? 32 / (ptrdiff_t)sizeof(T) \
                            : 16 / (ptrdiff_t)sizeof(T);                         \
         ptrdiff_t r0 = 0;                                                       \
         for (; r0 + vl <= rows; r0 += vl)                                       \
-            fc_pack_lanes_##SFX(dst + r0, rows, src + r0 * cols, cols, vl, cols, vl); \
+            fc_pack_lanes_##SFX(dst + r0, ldd, src + r0 * lds, lds, vl, cols, vl); \
         for (ptrdiff_t t = 0; t < cols; ++t)                                    \
             for (ptrdiff_t r = r0; r < rows; ++r)                               \
-                dst[t * rows + r] = src[r * cols + t];                          \
+                dst[t * ldd + r] = src[r * lds + t];                            \
     }
 #if FC_X86
 #define FC_PACK_ISA(SFX, isa) fc_rows_##SFX##_##isa##_pack_lanes

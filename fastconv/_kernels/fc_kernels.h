@@ -106,10 +106,12 @@ void fc_pack_lanes_f32(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t ld
                        ptrdiff_t nvalid, ptrdiff_t n, ptrdiff_t lanes);
 void fc_pack_lanes_f64(double *dst, ptrdiff_t ldd, const double *src, ptrdiff_t lds,
                        ptrdiff_t nvalid, ptrdiff_t n, ptrdiff_t lanes);
-/* dst (cols, rows) = src (rows, cols) transposed, both C-contiguous, by the
- * same in-register block transposes. */
-void fc_transpose_f32(float *dst, const float *src, ptrdiff_t rows, ptrdiff_t cols);
-void fc_transpose_f64(double *dst, const double *src, ptrdiff_t rows, ptrdiff_t cols);
+/* dst (cols, rows) = src (rows, cols) transposed, rows ldd and lds
+ * elements apart, by the same in-register block transposes. */
+void fc_transpose_f32(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds,
+                      ptrdiff_t rows, ptrdiff_t cols);
+void fc_transpose_f64(double *dst, ptrdiff_t ldd, const double *src, ptrdiff_t lds,
+                      ptrdiff_t rows, ptrdiff_t cols);
 /* Output channels per block of the blocked kernel on this CPU, and the
  * pixels per block of its flattened form. */
 int fc_blocked_lanes(int itemsize);
