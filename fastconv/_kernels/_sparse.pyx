@@ -125,7 +125,10 @@ def conv_sparse(const real[::1] x, const int64_t[::1] rowptr, const int64_t[::1]
     if total == 0 or P == 0:
         return
     with nogil:
-        for t in prange(total, schedule='guided', num_threads=nthreads):
+        # image-major tasks, statically scheduled: a thread's images are
+        # (mostly) the planes it padded (pad_volumes' static schedule), so
+        # few reads cross between threads (see fastconv._winograd.schedule)
+        for t in prange(total, schedule='static', num_threads=nthreads):
             co = t % Cout
             r = t // Cout
             k = r % nchunks
