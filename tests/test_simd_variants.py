@@ -88,16 +88,23 @@ def test_direct_kernel_variant(cap, expect_word, ref, tmp_path):
 
 PACK_SCRIPT = r"""
 import sys, numpy as np
-from fastconv._kernels import _col2im, _direct, _runtime
+from fastconv._kernels import _direct, _runtime
+import fastconv
 out = {}
-# transposes of (groups, rows, cols): whole and ragged blocks of lanes rows
+# transposed convolutions by GEMM + col2im, whose kernel transposes blocks of
+# columns of each group's (C_in/g, C_out/g*k*k) weight: whole and ragged
+# blocks of lanes rows (C_in/g = 256, 37, 1, 16, 9), groups
 for dt in ("float32", "float64"):
-    for i, shape in enumerate([(1, 256, 40), (2, 37, 21), (3, 1, 9), (1, 16, 1), (1, 8, 24)]):
-        a = np.random.default_rng(i).standard_normal(shape).astype(dt)
-        t = np.full((shape[0], shape[2], shape[1]), np.nan, dt)
-        _col2im.transpose_groups(a, t, 2)
-        out[f"T{dt}-{i}-a"] = a
-        out[f"T{dt}-{i}-t"] = t
+    for i, (cin, cout_g, k, groups) in enumerate([(256, 5, 2, 1), (37, 7, 3, 1), (1, 9, 3, 1),
+                                                  (32, 3, 4, 2), (27, 8, 3, 3)]):
+        rng = np.random.default_rng(i)
+        x = rng.standard_normal((2, cin, 5, 6)).astype(dt)
+        w = rng.standard_normal((cin, cout_g, k, k)).astype(dt)
+        out[f"T{dt}-{i}-x"] = x
+        out[f"T{dt}-{i}-w"] = w
+        out[f"T{dt}-{i}-g"] = np.array(groups)
+        out[f"T{dt}-{i}-y"] = fastconv.conv_transpose2d(x, w, stride=2, padding=1,
+                                                        groups=groups, algorithm="im2col")
 for dt in ("float32", "float64"):
     lanes = _direct.blocked_lanes(np.dtype(dt).itemsize)
     # (groups, C_out per group, taps): ragged taps (not a multiple of the
@@ -115,11 +122,31 @@ print(_runtime.simd_level())
 """
 
 
+def _transposed_scatter(x, w, groups, stride=2, padding=1):
+    """conv_transpose2d by explicit scatter in float64 (the NumPy oracle):
+    every input pixel adds its weighted kernel into the full output, which
+    is then cropped by the padding."""
+    n, cin, h, wd = x.shape
+    cout_g, k = w.shape[1], w.shape[2]
+    cin_g = cin // groups
+    full = np.zeros((n, groups * cout_g, (h - 1) * stride + k, (wd - 1) * stride + k))
+    for g in range(groups):
+        xs = x[:, g * cin_g:(g + 1) * cin_g].astype(np.float64)
+        ws = w[g * cin_g:(g + 1) * cin_g].astype(np.float64)
+        contrib = np.einsum("nchw,cokl->nohwkl", xs, ws)
+        for ky in range(k):
+            for kx in range(k):
+                full[:, g * cout_g:(g + 1) * cout_g, ky:ky + (h - 1) * stride + 1:stride,
+                     kx:kx + (wd - 1) * stride + 1:stride] += contrib[..., ky, kx]
+    return full[:, :, padding:full.shape[2] - padding, padding:full.shape[3] - padding]
+
+
 @pytest.mark.parametrize("cap", ["sse2", "avx2", ""])
 def test_weight_lane_packing_variant(cap, tmp_path):
-    """The blocked kernel's weight packing and the transposed convolution's
-    weight transposes (in-register lanes x lanes transposes, one build per
-    instruction set) against NumPy's transpose."""
+    """The blocked kernel's weight packing against NumPy's transpose, and the
+    transposed convolution's GEMM + col2im, whose kernel transposes blocks
+    of the weight's columns, against a NumPy scatter (in-register lanes x
+    lanes transposes, one build per instruction set)."""
     path = tmp_path / "pack.npz"
     env = dict(os.environ, FASTCONV_SIMD=cap)
     proc = subprocess.run([sys.executable, "-c", PACK_SCRIPT, str(path)], env=env,
@@ -129,8 +156,11 @@ def test_weight_lane_packing_variant(cap, tmp_path):
     transposes = sorted({k.rsplit("-", 1)[0] for k in got.files if k.startswith("T")})
     assert len(transposes) == 10
     for name in transposes:
-        np.testing.assert_array_equal(got[f"{name}-t"], got[f"{name}-a"].transpose(0, 2, 1),
-                                      err_msg=name)
+        x, w, y = got[f"{name}-x"], got[f"{name}-w"], got[f"{name}-y"]
+        want = _transposed_scatter(x, w, int(got[f"{name}-g"]))
+        tol = 1e-5 if x.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(y, want, rtol=tol, atol=tol * np.abs(want).max(),
+                                   err_msg=name)
     names = sorted({k.rsplit("-", 1)[0] for k in got.files if not k.startswith("T")})
     assert len(names) == 10
     for name in names:

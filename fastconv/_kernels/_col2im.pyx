@@ -66,19 +66,6 @@ cdef inline void _transpose(real *dst, Py_ssize_t ldd, const real *src, Py_ssize
         fc_transpose_f64(dst, ldd, src, lds, rows, cols)
 
 
-def transpose_groups(const real[:, :, ::1] w, real[:, :, ::1] out, int nthreads):
-    """out[g] = w[g].T for every group g: (G, R, C) -> (G, C, R), by
-    fc_transpose's in-register block transposes (NumPy's strided copy runs
-    about 10x slower on (256, 2048)).  conv_transpose_gemm transposes its
-    weight the same way, a block of columns per task."""
-    cdef Py_ssize_t G = w.shape[0], R = w.shape[1], C = w.shape[2], g
-    if R == 0 or C == 0:
-        return
-    with nogil:
-        for g in prange(G, schedule='static', num_threads=nthreads):
-            _transpose(&out[g, 0, 0], R, &w[g, 0, 0], C, R, C)
-
-
 def im2col(const real[:, :, :, :, ::1] x, real[:, :, ::1] out, tuple kernel,
            tuple blocks, tuple stride, tuple pad, tuple dilation, int nthreads):
     """out[n] = the (C*KD*KH*KW, OD*OH*OW) im2col matrix of image x[n].
