@@ -77,6 +77,10 @@ MAX_TASK_BYTES = 16 << 20
 #: by output channel (see schedule), unless the input transforms of all
 #: tiles exceed TASK_BYTES and the filters exceed this many times them.
 SPLIT_FILTER_RATIO = 1
+#: Most threads that split the output channels: each transforms all the
+#: input tiles, so the duplicated work grows with the threads (measured
+#: with two; more share each task as before).
+SPLIT_MAX_THREADS = 4
 #: Outputs (OH*OW) below which F(2x2,3x3) is used (see choose_variant).
 SMALL_OUTPUT = 400
 
@@ -226,8 +230,8 @@ def schedule(problem, m: int, nthreads: int):
     of 75), and with the threads sharing each task, every GEMM reading input
     transforms both threads wrote, 256-channel 14x14 layers (N=1) took 2.2
     ms instead of 1.0 while PyTorch stayed at 1.1; split, 1.0-1.05 either
-    way.  The split costs each thread the whole input transform, so where
-    those transforms are large (more than TASK_BYTES) and the filters
+    way.  The split costs each thread the whole input transform, so at most
+    SPLIT_MAX_THREADS threads split, and where those transforms are large (more than TASK_BYTES) and the filters
     larger still (more than SPLIT_FILTER_RATIO times them) the threads
     share each task, the widest the memory cap allows: 512 channels at
     7x7, N=8, 8.8 ms shared against 10.2 split on one die, 10.7 and 10.6
@@ -247,7 +251,7 @@ def schedule(problem, m: int, nthreads: int):
     filter_bytes = a2 * cout_g * cin_g * item
     tiles_bytes = a2 * cin_g * total * tw * item  # the input transforms of all tiles
     if filter_bytes > TASK_BYTES:
-        if (nthreads < 2 or cout_g < 2
+        if (nthreads < 2 or nthreads > SPLIT_MAX_THREADS or cout_g < 2
                 or (tiles_bytes > TASK_BYTES and filter_bytes > SPLIT_FILTER_RATIO * tiles_bytes)):
             row_bytes = a2 * (cin_g + cout_g) * tw * item
             return min(total, max(1, MAX_TASK_BYTES // row_bytes)), False, 1

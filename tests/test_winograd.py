@@ -218,7 +218,7 @@ def test_schedule_is_sane(m, nthreads, shape):
     assert isinstance(parallel, (bool, np.bool_))
     assert rows >= 1
     assert rows <= max(1, total)
-    assert 1 <= parts <= max(1, min(nthreads, shape[1]))
+    assert 1 <= parts <= max(1, min(nthreads, shape[1], W.SPLIT_MAX_THREADS))
     assert parts == 1 or parallel
 
 
