@@ -465,17 +465,21 @@ def _blocked_split(images, input_bytes, weight_bytes, nthreads):
     return (nthreads if nthreads * input_bytes <= PRIVATE_INPUT_BYTES else 1), False
 
 
+def _padded_extent(geo):
+    """(Dp, Hp, Wp): the extent of the padded input that the outputs read."""
+    return tuple((o - 1) * s + (k - 1) * d + 1
+                 for o, s, k, d in zip(geo.out5[2:], geo.stride, geo.w5[2:], geo.dilation))
+
+
 def _blocked_buffers(x5, geo, wp, nthreads):
     """The channel-blocked kernel's padded-input buffers: ``(buffers, Hp, Wp,
     by_image)``, buffers (copies, length) in reused scratch, each row
     holding the (N, C, Hp, Wp) padded input with zeroed slack after it
     (copies and by_image from _blocked_split)."""
     n, c = x5.shape[:2]
-    (sy, sx), (dy, dx) = geo.stride[1:], geo.dilation[1:]
-    (kh, kw), (oh, ow) = geo.w5[3:], geo.out5[3:]
-    hp, wpad = (oh - 1) * sy + (kh - 1) * dy + 1, (ow - 1) * sx + (kw - 1) * dx + 1
+    _, hp, wpad = _padded_extent(geo)
     size = n * c * hp * wpad
-    length = size + _BLOCKED_SLACK * sx + _BLOCKED_SLACK
+    length = size + _BLOCKED_SLACK * geo.stride[2] + _BLOCKED_SLACK
     item = x5.dtype.itemsize
     copies, by_image = _blocked_split(n, length * item, wp.nbytes, nthreads)
     buf = workspace(copies * length * item, x5.dtype, "blocked-input")[:copies * length]
@@ -488,12 +492,9 @@ def _padded_input(x5, geo, nthreads=1):
     """x5 zero-padded to the extent the outputs read, (N, C, Dp, Hp, Wp) in
     reused scratch with slack after the last row, for the sparse kernel."""
     n, c, d, h, w = x5.shape
-    (sz, sy, sx), (dz, dy, dx) = geo.stride, geo.dilation
-    (kd, kh, kw), (od, oh, ow) = geo.w5[2:], geo.out5[2:]
-    dp = (od - 1) * sz + (kd - 1) * dz + 1
-    hp, wpad = (oh - 1) * sy + (kh - 1) * dy + 1, (ow - 1) * sx + (kw - 1) * dx + 1
+    dp, hp, wpad = _padded_extent(geo)
     size = n * c * dp * hp * wpad
-    slack = _BLOCKED_SLACK * sx + _BLOCKED_SLACK
+    slack = _BLOCKED_SLACK * geo.stride[2] + _BLOCKED_SLACK
     buf = workspace((size + slack) * x5.dtype.itemsize, x5.dtype, "sparse-input")
     buf[size:] = 0
     xp = buf[:size].reshape(n, c, dp, hp, wpad)

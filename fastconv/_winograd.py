@@ -231,9 +231,10 @@ def schedule(problem, m: int, nthreads: int):
     transforms both threads wrote, 256-channel 14x14 layers (N=1) took 2.2
     ms instead of 1.0 while PyTorch stayed at 1.1; split, 1.0-1.05 either
     way.  The split costs each thread the whole input transform, so at most
-    SPLIT_MAX_THREADS threads split, and where those transforms are large (more than TASK_BYTES) and the filters
-    larger still (more than SPLIT_FILTER_RATIO times them) the threads
-    share each task, the widest the memory cap allows: 512 channels at
+    SPLIT_MAX_THREADS threads split, and where those transforms are large
+    (more than TASK_BYTES) and the filters larger still (more than
+    SPLIT_FILTER_RATIO times them) the threads share each task, the widest
+    the memory cap allows: 512 channels at
     7x7, N=8, 8.8 ms shared against 10.2 split on one die, 10.7 and 10.6
     on two; the sub-pixel form of the 256->128 k4/2 transposed convolution
     at N=8 (filters 1.8 times the transforms) 9.9 / 12.4 shared against

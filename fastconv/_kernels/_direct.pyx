@@ -231,7 +231,6 @@ def conv_blocked(const real[:, :, ::1] x, real[:, ::1] xp, Py_ssize_t Hp, Py_ssi
     cdef Py_ssize_t per = (OH * OW + ur - 1) // ur if flat else OH
     cdef Py_ssize_t total = N * groups * nb * per
     cdef Py_ssize_t t, r, j, b, gi, n, oc0, nvalid, q0, nq, q, qs, tid
-    cdef const real *xb
     if total == 0 or OW == 0:
         return
     with nogil, parallel(num_threads=nthreads):
@@ -264,14 +263,14 @@ def conv_blocked(const real[:, :, ::1] x, real[:, ::1] xp, Py_ssize_t Hp, Py_ssi
                 nq = OH * OW - q0 if OH * OW - q0 < ur else ur
                 if real is float:
                     fc_conv_blocked_flat_f32(&out[n, oc0, 0, 0], OH * OW, nvalid,
-                                             &xp[tid, (n * C + gi * cin_g) * plane], cin_g, plane,
-                                             Wp,
+                                             &xp[tid, (n * C + gi * cin_g) * plane], cin_g,
+                                             plane, Wp,
                                              &wp[gi, b, 0, 0, 0, 0], KH, KW, sy, sx, dy, dx,
                                              OW, q0, nq, &bias[gi, b, 0])
                 else:
                     fc_conv_blocked_flat_f64(&out[n, oc0, 0, 0], OH * OW, nvalid,
-                                             &xp[tid, (n * C + gi * cin_g) * plane], cin_g, plane,
-                                             Wp,
+                                             &xp[tid, (n * C + gi * cin_g) * plane], cin_g,
+                                             plane, Wp,
                                              &wp[gi, b, 0, 0, 0, 0], KH, KW, sy, sx, dy, dx,
                                              OW, q0, nq, &bias[gi, b, 0])
             elif real is float:
