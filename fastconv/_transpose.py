@@ -51,7 +51,7 @@ import math
 import sys
 
 import numpy as np
-from array_api_compat import is_array_api_obj
+from array_api_compat import array_namespace, is_array_api_obj
 
 from . import _api, _threads
 from ._backends import as_arrays, backend_for, deliver, output_target
@@ -161,6 +161,18 @@ def _check_size(total, dt, shape):
                          "a 64-bit index")
 
 
+def _plain(a):
+    """`a` as the kernels take it: a NumPy array as ``np.asarray`` makes it
+    (subclasses dropped), another namespace's array (CuPy) as it is."""
+    return np.asarray(a) if isinstance(a, np.ndarray) else a
+
+
+def _namespace(a):
+    """The namespace that allocates results like `a`: NumPy for NumPy arrays
+    (no inspection on the common path), else array-api-compat's (CuPy)."""
+    return np if isinstance(a, np.ndarray) else array_namespace(a)
+
+
 def _check_algorithm(algorithm):
     if not isinstance(algorithm, str) or algorithm not in _api.ALGORITHMS:
         raise ValueError(f"algorithm must be one of {_api.ALGORITHMS}, got {algorithm!r}")
@@ -223,7 +235,7 @@ def _swapped_weight(weight, problem):
     cin_g = problem.in_channels // g
     cout_g = problem.out_channels // g
     k = problem.kernel_size
-    w = np.asarray(weight).reshape((g, cin_g, cout_g) + k)
+    w = _plain(weight).reshape((g, cin_g, cout_g) + k)
     return w.transpose((0, 2, 1) + tuple(range(3, 3 + nd))).reshape(
         (problem.out_channels, cin_g) + k)
 
@@ -405,7 +417,7 @@ def _run_polyphase(backend, runs, bias, target, nthreads):
 
 
 def _bias_shape(bias, ndim):
-    return np.asarray(bias).reshape((-1,) + (1,) * (ndim - 2))
+    return _plain(bias).reshape((-1,) + (1,) * (ndim - 2))
 
 
 # --------------------------------------------------------------------------
@@ -427,8 +439,9 @@ def _transpose(backend, problem, x, weight, bias, algorithm, out, nthreads):
     elif subpixel is None:
         runs = _polyphase_plan(backend, p, x, weight, bias,
                                "auto" if path == "polyphase" else path, nthreads)
+    xp = _namespace(x)
     target = output_target(out, (p.batch, p.out_channels) + p.out_size, p.dtype,
-                           (x, weight, bias), np)
+                           (x, weight, bias), xp)
     if target.size:
         if subpixel is not None:
             _run_subpixel(backend, subpixel, p, target, nthreads)
@@ -436,7 +449,7 @@ def _transpose(backend, problem, x, weight, bias, algorithm, out, nthreads):
             backend.adjoint.conv_transpose_gemm(p, x, weight, bias, target, nthreads)
         else:
             _run_polyphase(backend, runs, bias, target, nthreads)
-    return deliver(target, p.user_out_shape, out, np)
+    return deliver(target, p.user_out_shape, out, xp)
 
 
 def _conv_transposend(nd, x, weight, bias, stride, padding, output_padding, groups, dilation,
@@ -511,6 +524,7 @@ _TRANSPOSE_DOC = r"""{nd}-D transposed convolution, like ``torch.nn.functional.c
     Returns
     -------
     y : {yshape} array
+        A CuPy array for CuPy inputs (see Notes), else NumPy.
         Same dtype as the promoted inputs; per dimension the output size is
         ``(size - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``.
 
@@ -553,6 +567,13 @@ _TRANSPOSE_DOC = r"""{nd}-D transposed convolution, like ``torch.nn.functional.c
     transform and wider GEMMs for all phases.  Results agree with PyTorch
     to float rounding (Winograd's to its normwise bound,
     ``fastconv._winograd.ERROR_BOUND``).
+
+    CuPy arrays (`x`, `weight`, `bias` and `out` all on the GPU) are
+    accepted with the same semantics and errors: the result is a CuPy
+    array computed on the device of `x`, on CuPy's current stream.  The
+    phases run on the CuPy backend's convolutions ("direct", "im2col",
+    "fft"; "winograd" and "separable" raise ValueError), GEMM + col2im on
+    cuBLAS (``cupy.matmul``) and a deterministic CUDA col2im kernel.
 
     Examples
     --------
@@ -666,7 +687,7 @@ def conv_input_grad(nd, input_size, weight, grad_output, stride, padding, dilati
         out_size=fwd.in_size, dtype=fwd.dtype, has_bias=False, form=fwd.form)
     nthreads = _threads.resolve_workers(None)
     if problem.in_channels == 0 or any(n == 0 for n in problem.in_size):
-        return np.zeros(problem.user_out_shape, dtype=problem.dtype)
+        return _namespace(grad_output).zeros(problem.user_out_shape, dtype=problem.dtype)
     return _transpose(backend, problem, grad_output, weight, None, "auto", None, nthreads)
 
 
@@ -755,6 +776,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     Returns
     -------
     cols : (N, C*kH*kW, L) or (C*kH*kW, L) array
+        A CuPy array for a CuPy `x`, else NumPy.
         Same dtype as `x`; ``L = prod((size + 2*padding - dilation*(k-1) - 1) // stride + 1)``.
 
     Raises
@@ -774,7 +796,9 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     The im2col matrix of Chellapilla et al. (2006), "High Performance
     Convolutional Neural Networks for Document Processing", computed by the
     same C tile kernel as fastconv's im2col convolution path, in parallel
-    over (image, channel).
+    over (image, channel).  CuPy arrays are accepted too and computed on
+    the GPU (CuPy's current stream) by the CUDA im2col kernel of the CuPy
+    backend, one thread per element of the result.
 
     Examples
     --------
@@ -801,7 +825,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     grid = _blocks(xs[2:], kernel, stride, padding, dilation, "input")
     rows, length = c * kernel[0] * kernel[1], grid[0] * grid[1]
     _check_size(n * rows * length, dt, (n, rows, length))
-    out = backend.adjoint.im2col(np.asarray(x).reshape(xs), kernel, grid, stride, padding,
+    out = backend.adjoint.im2col(_plain(x).reshape(xs), kernel, grid, stride, padding,
                                  dilation, _threads.resolve_workers(None))
     return out if len(shape) == 4 else out[0]
 
@@ -831,7 +855,7 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     Returns
     -------
     x : (N, C, H, W) or (C, H, W) array
-        Same dtype as `cols`.
+        A CuPy array for CuPy `cols`, else NumPy.  Same dtype as `cols`.
 
     Raises
     ------
@@ -850,7 +874,10 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     -----
     A compiled col2im kernel (the adjoint of the im2col tile kernel), in
     parallel over (image, channel) so that no two threads write the same
-    element.
+    element.  CuPy arrays are accepted too and computed on the GPU (CuPy's
+    current stream) by a CUDA kernel in gather form: one thread per image
+    element sums the block entries landing on it (no atomics, so results
+    are deterministic).
 
     Examples
     --------
@@ -887,6 +914,6 @@ def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
             f"{grid[0]} x {grid[1]} = {grid[0] * grid[1]}")
     c = rows // kv
     _check_size(n * c * size[0] * size[1], dt, (n, c) + size)
-    out = backend.adjoint.col2im(np.asarray(cols).reshape(cs), size, kernel, grid, stride,
+    out = backend.adjoint.col2im(_plain(cols).reshape(cs), size, kernel, grid, stride,
                                  padding, dilation, _threads.resolve_workers(None))
     return out if len(shape) == 3 else out[0]

@@ -25,6 +25,8 @@ groups), with fastconv's padding forms on top: (before, after) pairs and
 the strings "valid" and "same".  Shapes may be batched (N, C, *spatial),
 unbatched (C, *spatial), or plain spatial shapes with an N-D kernel, as for
 :func:`fastconv.conv2d`.  float32 and float64; mixed dtypes promote.
+NumPy arrays run on the CPU, CuPy arrays on the GPU (the result stays
+there).
 """
 from __future__ import annotations
 
@@ -74,6 +76,10 @@ _INPUT_DOC = r"""Gradient of :func:`fastconv.conv{nd}d` with respect to its inpu
     size is `input_size` (input rows the convolution never reaches get
     zero), computed without zero insertion (polyphase, or GEMM + col2im for
     strided layers with many channels).
+
+    CuPy arrays (`weight` and `grad_output` both on the GPU) are accepted:
+    the result is a CuPy array computed on the GPU, on CuPy's current
+    stream, by :func:`fastconv.conv_transpose{nd}d`'s CuPy paths.
 
     Examples
     --------
@@ -139,6 +145,14 @@ _WEIGHT_DOC = r"""Gradient of :func:`fastconv.conv{nd}d` with respect to its wei
     in float64; measured on 64 channels at 56x56 (float32, N=8), 3.3e-6,
     against 3.2e-7 for the GEMM path and 4.1e-6 for PyTorch's
     ``torch.nn.grad.conv2d_weight``.
+
+    CuPy arrays (`input` and `grad_output` both on the GPU) are accepted:
+    the result is a CuPy array computed on the GPU, on CuPy's current
+    stream, as ``sum_n grad_output_n @ im2col(input_n)^T`` per group (no
+    Winograd there): a CUDA im2col kernel fills the columns of all images
+    for tiles of output positions (at most 64 MiB of columns each), and one
+    cuBLAS batched GEMM per tile (``cupy.matmul``) adds them in, tile after
+    tile, so the result is deterministic.
 
     Examples
     --------
