@@ -43,6 +43,13 @@ chunk and the halo its windows reach (``boundary`` and ``fillvalue`` across
 chunk edges included; see :mod:`fastconv._dask`).  A Dask ``in2`` is the
 kernel and is materialised.
 
+CuPy arrays: every function accepts them (both operands CuPy arrays on one
+device; a CuPy array beside a NumPy array raises TypeError) and computes on
+the GPU, on CuPy's current stream, with the same checks, errors, result
+shapes and dtypes as for NumPy arrays (see :mod:`fastconv._cuda_signal`):
+the FFT paths through cuFFT (``cupy.fft``), the direct paths on the CUDA
+direct kernel of :func:`fastconv.conv3d`'s CuPy backend.
+
 Non-finite values stay local on every automatic path: an FFT spreads one
 NaN or Inf over the whole result, so when ``auto`` would take the FFT path
 and an input is not all finite, the direct path runs instead and a NaN or
@@ -79,10 +86,11 @@ import timeit
 
 import numpy as np
 import scipy.signal as _scipy_signal
-from array_api_compat import is_dask_array
+from array_api_compat import is_cupy_array, is_dask_array
 
 from . import _cost, _fft, _sparse, _threads
 from ._api import _convnd
+from ._backends import as_arrays, backend_for
 from ._validation import all_finite
 
 __all__ = [
@@ -124,6 +132,23 @@ def _lazy(name, in1, in2, sparse_output=False, **kwargs):
     return None
 
 
+def _gpu(*arrays):
+    """fastconv._cuda_signal when a CuPy array is among `arrays`, else None.
+
+    A CuPy array beside an array of another namespace (NumPy arrays, lists)
+    raises TypeError, as in fastconv's other functions.  CuPy itself is
+    never imported here: is_cupy_array looks only at arrays already made.
+    """
+    cupy_arrays = [is_cupy_array(a) for a in arrays]
+    if not any(cupy_arrays):
+        return None
+    if not all(cupy_arrays):
+        backend_for(*as_arrays(*arrays))  # raises the namespace TypeError
+    from . import _cuda_signal
+
+    return _cuda_signal
+
+
 def _check_mode(mode):
     if not isinstance(mode, str) or mode not in _MODES:
         raise ValueError("Acceptable mode flags are 'valid', 'same', or 'full'.")
@@ -132,6 +157,14 @@ def _check_mode(mode):
 def _check_method(method):
     if not isinstance(method, str) or method not in ("auto", "direct", "fft"):
         raise ValueError("Acceptable method flags are 'auto', 'direct', or 'fft'.")
+
+
+def _check_boundary(boundary):
+    """The boundary kind ("fill", "wrap" or "symm") of a valid `boundary`."""
+    if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
+        raise ValueError("Acceptable boundary flags are 'fill', 'circular' "
+                         "(or 'wrap'), and 'symmetric' (or 'symm').")
+    return _BOUNDARIES[boundary]
 
 
 def _swap_needed(mode, s1, s2, axes=None):
@@ -385,6 +418,12 @@ def convolve(in1, in2, mode="full", method="auto", *, workers=None, sparse_outpu
     Schafer, *Discrete-Time Signal Processing*, 3rd ed., section 8.7.3).
     See the module docstring for accuracy.
 
+    CuPy arrays are accepted and computed on the GPU, giving a CuPy array:
+    "direct" on the CUDA direct kernel of fastconv's CuPy backend (one
+    channel of :func:`fastconv.conv3d`), "fft" through cuFFT
+    (``cupy.fft.rfftn``), "auto" by a GPU cost rule
+    (:func:`fastconv._cuda_signal.choose`).
+
     Examples
     --------
     >>> import numpy as np
@@ -395,6 +434,9 @@ def convolve(in1, in2, mode="full", method="auto", *, workers=None, sparse_outpu
     lazy = _lazy("convolve", in1, in2, sparse_output, mode=mode, method=method, workers=workers)
     if lazy is not None:
         return lazy
+    gpu = _gpu(in1, in2) if sparse_output is False else None
+    if gpu is not None:
+        return gpu.convolve(in1, in2, mode, method, workers)
     if _sparse.is_sparse(in1) or _sparse.is_sparse(in2) or sparse_output is not False:
         _check_method(method)
         return _sparse_2d(in1, in2, mode, "fill", 0, workers, False, sparse_output,
@@ -425,7 +467,9 @@ def correlate(in1, in2, mode="full", method="auto", *, workers=None, sparse_outp
 
     ``out[k] = sum_l in1[l] * conj(in2[l - k])`` with the output index
     shifted per `mode` as in SciPy (equal to
-    ``convolve(in1, in2[::-1, ...].conj(), mode)``).
+    ``convolve(in1, in2[::-1, ...].conj(), mode)``).  CuPy arrays are
+    accepted and computed on the GPU as in :func:`convolve` (CUDA direct
+    kernel or cuFFT), giving a CuPy array.
 
     Parameters
     ----------
@@ -465,6 +509,9 @@ def correlate(in1, in2, mode="full", method="auto", *, workers=None, sparse_outp
                  workers=workers)
     if lazy is not None:
         return lazy
+    gpu = _gpu(in1, in2) if sparse_output is False else None
+    if gpu is not None:
+        return gpu.correlate(in1, in2, mode, method, workers)
     if _sparse.is_sparse(in1) or _sparse.is_sparse(in2) or sparse_output is not False:
         _check_method(method)
         if _sparse.is_sparse(in2):
@@ -517,7 +564,10 @@ def fftconvolve(in1, in2, mode="full", axes=None, *, workers=None):
     The transform lengths are ``next_fast_len`` of only what `mode` needs
     (see :mod:`fastconv._fft`); real transforms for real inputs.  Errors
     are normwise (module docstring).  NaN or Inf anywhere in an input
-    spreads over the whole result, as in SciPy.
+    spreads over the whole result, as in SciPy.  CuPy arrays are accepted
+    and computed on the GPU by cuFFT (``cupy.fft.rfftn``/``irfftn``, or
+    ``fftn``/``ifftn`` for complex data, at ``cupyx.scipy.fft.next_fast_len``
+    lengths), giving a CuPy array.
 
     Examples
     --------
@@ -529,6 +579,9 @@ def fftconvolve(in1, in2, mode="full", axes=None, *, workers=None):
     lazy = _lazy("fftconvolve", in1, in2, mode=mode, axes=axes, workers=workers)
     if lazy is not None:
         return lazy
+    gpu = _gpu(in1, in2)
+    if gpu is not None:
+        return gpu.fftconvolve(in1, in2, mode, axes, workers)
     return _fft_family(in1, in2, mode, axes, workers, blocked=False)
 
 
@@ -540,7 +593,11 @@ def oaconvolve(in1, in2, mode="full", axes=None, *, workers=None):
     transformed in parallel; block length by ``rounds * L log L``, see
     :func:`fastconv._fft.oa_block`); convolutions over several axes are
     transformed whole, which measured faster here.  Either way the result
-    equals :func:`fftconvolve`'s to rounding.
+    equals :func:`fftconvolve`'s to rounding.  CuPy arrays are accepted and
+    computed on the GPU by cuFFT: overlap-add blocks along one convolved
+    axis when a GPU estimate finds them cheaper
+    (:func:`fastconv._cuda_signal.oa_block`), otherwise the whole-transform
+    path of :func:`fftconvolve`.
 
     Parameters
     ----------
@@ -573,6 +630,9 @@ def oaconvolve(in1, in2, mode="full", axes=None, *, workers=None):
     lazy = _lazy("oaconvolve", in1, in2, mode=mode, axes=axes, workers=workers)
     if lazy is not None:
         return lazy
+    gpu = _gpu(in1, in2)
+    if gpu is not None:
+        return gpu.oaconvolve(in1, in2, mode, axes, workers)
     return _fft_family(in1, in2, mode, axes, workers, blocked=True)
 
 
@@ -636,10 +696,7 @@ def _two_d(in1, in2, mode, boundary, fillvalue, workers, correlation, name,
     if swapped:
         in1, in2 = in2, in1
     _check_mode(mode)
-    if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
-        raise ValueError("Acceptable boundary flags are 'fill', 'circular' "
-                         "(or 'wrap'), and 'symmetric' (or 'symm').")
-    kind = _BOUNDARIES[boundary]
+    kind = _check_boundary(boundary)
     fill = _fillvalue(fillvalue, rt) if kind == "fill" else 0
     if correlation:
         u = in2.conj() if in2.dtype.kind == "c" else in2
@@ -707,6 +764,10 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=N
     boundary, a nonzero `fillvalue` adds its constant part in closed form.
     A sparse `in2` is densified.
 
+    CuPy arrays are accepted and computed on the GPU by the CUDA direct
+    kernel of fastconv's CuPy backend (``boundary`` other than a zero fill
+    applied with ``cupy.pad``), giving a CuPy array.
+
     Examples
     --------
     >>> import numpy as np
@@ -720,6 +781,9 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=N
                  fillvalue=fillvalue, workers=workers)
     if lazy is not None:
         return lazy
+    gpu = _gpu(in1, in2) if sparse_output is False else None
+    if gpu is not None:
+        return gpu.convolve2d(in1, in2, mode, boundary, fillvalue, workers)
     return _two_d(in1, in2, mode, boundary, fillvalue, workers, False, "convolve2d",
                   sparse_output)
 
@@ -730,7 +794,8 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=
 
     ``in2`` is conjugated; "same" centres the kernel at ``(k - 1) // 2`` on
     each axis and a swapped "valid" call reverses the result, both exactly
-    as SciPy does.
+    as SciPy does.  CuPy arrays are accepted and computed on the GPU as in
+    :func:`convolve2d` (CUDA direct kernel), giving a CuPy array.
 
     Parameters
     ----------
@@ -762,6 +827,9 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, workers=
                  fillvalue=fillvalue, workers=workers)
     if lazy is not None:
         return lazy
+    gpu = _gpu(in1, in2) if sparse_output is False else None
+    if gpu is not None:
+        return gpu.correlate2d(in1, in2, mode, boundary, fillvalue, workers)
     return _two_d(in1, in2, mode, boundary, fillvalue, workers, True, "correlate2d",
                   sparse_output)
 
@@ -783,7 +851,9 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     """The faster of "direct" and "fft" for convolve/correlate of these inputs.
 
     Like :func:`scipy.signal.choose_conv_method`, with the estimate from a
-    cost model of fastconv's own kernels.
+    cost model of fastconv's own kernels.  For CuPy arrays the choice is
+    the GPU's (:func:`fastconv._cuda_signal.choose`: the direct CUDA kernel
+    against cuFFT), and ``measure=True`` times both on the GPU.
 
     Parameters
     ----------
@@ -829,6 +899,9 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     if is_dask_array(in1) or is_dask_array(in2):
         raise TypeError("choose_conv_method takes in-memory arrays: each chunk of a Dask array "
                         "chooses for itself; pass one chunk (x.blocks[0].compute())")
+    gpu = _gpu(in1, in2)
+    if gpu is not None:
+        return gpu.choose_conv_method(in1, in2, mode, measure)
     in1, in2 = np.asarray(in1), np.asarray(in2)
     if measure:
         times = {m: _timeit(lambda m=m: convolve(in1, in2, mode=mode, method=m))
