@@ -30,7 +30,8 @@ def _setup(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode,
     if out is not None and not is_array_api_obj(out):
         raise TypeError(f"out must be an array, got {type(out).__name__}")
     backend = backend_for(x, weight, bias, out)
-    problem = plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    problem = plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode,
+                        half=getattr(backend, "accepts_half", False))
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     if algorithm != "auto":

@@ -73,7 +73,7 @@ class ConvProblem:
         return 2 * self.batch * self.out_channels * math.prod(self.out_size) * taps
 
 
-def check_float_dtype(a, name: str) -> np.dtype:  # a: array or dtype
+def check_float_dtype(a, name: str, half: bool = False) -> np.dtype:  # a: array or dtype
     """The native-order float dtype of `a`, or TypeError naming `name`.
 
     Parameters
@@ -82,20 +82,28 @@ def check_float_dtype(a, name: str) -> np.dtype:  # a: array or dtype
         An array (its ``dtype`` is used) or a dtype.
     name : str
         Argument name for the error message.
+    half : bool, optional
+        Whether float16 is accepted too (the CuPy backend's convolutions,
+        which accumulate it in float32).
 
     Returns
     -------
     dtype : numpy.dtype
-        float32 or float64 in native byte order.
+        float32 or float64 (or float16 with `half`) in native byte order.
 
     Raises
     ------
     TypeError
-        For any other dtype (integer, bool, complex, float16, object, ...).
+        For any other dtype (integer, bool, complex, float16 without
+        `half`, object, ...).
     """
     dt = np.dtype(getattr(a, "dtype", a))
-    if dt.kind == "f" and dt.itemsize in (4, 8):
+    if dt.kind == "f" and (dt.itemsize in (4, 8) or (half and dt.itemsize == 2)):
         return dt.newbyteorder("=")  # byte-swapped floats are converted, not refused
+    if half:
+        raise TypeError(
+            f"{name} has dtype {dt}; fastconv's neural-network functions take "
+            "float16 (GPU), float32 or float64 arrays (cast with .astype(cupy.float32))")
     raise TypeError(
         f"{name} has dtype {dt}; fastconv's neural-network functions take "
         "float32 or float64 arrays (cast with .astype(np.float32))"
@@ -214,7 +222,7 @@ def check_groups(groups) -> int:
     return groups
 
 
-def parse_layout(nd, xs, xdt, ws, wdt, bias_info, groups, name, weight_layout):
+def parse_layout(nd, xs, xdt, ws, wdt, bias_info, groups, name, weight_layout, half=False):
     """The layout shared by conv and conv_transpose, checked.
 
     From the shapes and dtypes of x and weight (and bias: (shape, dtype) or
@@ -222,12 +230,13 @@ def parse_layout(nd, xs, xdt, ws, wdt, bias_info, groups, name, weight_layout):
     the input form ("plain": N-D input and kernel; "unbatched"; "batched"),
     the shapes lifted to (N, C, *spatial) and (A, B, *kernel), and groups
     as a positive int.  `name` (e.g. "conv2d") and `weight_layout` (e.g.
-    "(C_out, C_in/groups, *kernel)") go into the error messages.
+    "(C_out, C_in/groups, *kernel)") go into the error messages.  `half`:
+    whether float16 is accepted (see check_float_dtype).
     """
     x_shape, w_shape = xs, ws
-    dt = np.result_type(check_float_dtype(xdt, "x"), check_float_dtype(wdt, "weight"))
+    dt = np.result_type(check_float_dtype(xdt, "x", half), check_float_dtype(wdt, "weight", half))
     if bias_info is not None:
-        dt = np.result_type(dt, check_float_dtype(bias_info[1], "bias"))
+        dt = np.result_type(dt, check_float_dtype(bias_info[1], "bias", half))
     if len(xs) == nd and len(ws) == nd:
         form = "plain"
         xs, ws = (1, 1) + xs, (1, 1) + ws
@@ -286,14 +295,16 @@ def _untyped(key):
     return key[1]
 
 
-def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode) -> ConvProblem:
+def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode,
+              half=False) -> ConvProblem:
     """Validate the arguments of ``conv{nd}d`` and compute the output shape.
 
     `x`, `weight` and `bias` are arrays of a supported namespace (already
     converted from array-likes); nothing is copied or computed here.  Plans
     depend only on shapes, dtypes and the size arguments, so repeated calls
     with the same ones reuse a cached plan (invalid ones are never cached:
-    they raise).
+    they raise).  `half`: whether float16 arrays are accepted (the backend
+    serving them says so: ``accepts_half``).
 
     Returns
     -------
@@ -306,17 +317,19 @@ def plan_conv(nd, x, weight, bias, stride, padding, dilation, groups, padding_mo
     """
     key = (nd, _as_shape(x), x.dtype, _as_shape(weight), weight.dtype,
            None if bias is None else (_as_shape(bias), bias.dtype),
-           _typed(stride), _typed(padding), _typed(dilation), _typed(groups), padding_mode)
+           _typed(stride), _typed(padding), _typed(dilation), _typed(groups), padding_mode,
+           bool(half))
     return _plan_memo(key)
 
 
 def _plan(key) -> ConvProblem:
-    nd, xs, xdt, ws, wdt, bias_info, stride, padding, dilation, groups, padding_mode = key
+    (nd, xs, xdt, ws, wdt, bias_info, stride, padding, dilation, groups, padding_mode,
+     half) = key
     stride, padding, dilation, groups = (_untyped(k) for k in (stride, padding, dilation, groups))
     x_shape = xs
     dt, form, xs, ws, groups = parse_layout(nd, xs, xdt, ws, wdt, bias_info, groups,
                                             f"conv{_DIM_NAMES[nd]}",
-                                            "(C_out, C_in/groups, *kernel)")
+                                            "(C_out, C_in/groups, *kernel)", half)
     batch, cin = xs[0], xs[1]
     cout, cin_g = ws[0], ws[1]
     kernel = ws[2:]

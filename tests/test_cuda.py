@@ -108,8 +108,10 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
     entries = re.findall(r"\.entry\s+(\S+?)\(", ptx.read_text())
     for kernel in _cuda.CUDA_SOURCES[source]:
         for code in ("f", "d"):  # float, double in the mangled template arguments
-            mangled = f"{len(kernel)}{kernel}I{code}E"
-            assert any(mangled in e for e in entries), (kernel, code, entries)
+            # the element type, then the end of the template arguments or
+            # further (integer literal) ones
+            mangled = re.compile(f"{len(kernel)}{kernel}I{code}[EL]")
+            assert any(mangled.search(e) for e in entries), (kernel, code, entries)
 
 
 # --------------------------------------------------------------------------
@@ -251,11 +253,15 @@ def test_cupy_errors(cp):
     with pytest.raises(TypeError, match="different namespaces"):
         fastconv.conv2d(x, np.ones((3, 2, 3, 3), np.float32))
     with pytest.raises(ValueError, match="not available for cupy arrays"):
-        fastconv.conv2d(x, w, algorithm="winograd")
+        fastconv.conv2d(x, w, algorithm="separable")
     with pytest.raises(TypeError, match="float32 or float64"):
         fastconv.conv2d(x.astype(cp.int32), w)
-    with pytest.raises(TypeError, match="CuPy arrays"):
-        fastconv.conv_transpose2d(x, cp.ones((2, 3, 3, 3), dtype=cp.float32))
+    # the adjoint side serves CuPy arrays too (tests/test_cuda_adjoint.py),
+    # with the same dtype errors
+    y = fastconv.conv_transpose2d(x, cp.ones((2, 3, 3, 3), dtype=cp.float32))
+    assert isinstance(y, cp.ndarray) and y.shape == (1, 3, 10, 10)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fastconv.conv_transpose2d(x.astype(cp.int32), cp.ones((2, 3, 3, 3), dtype=cp.float32))
 
 
 def test_cupy_auto_avoids_fft_on_nonfinite_data(cp):
@@ -279,3 +285,175 @@ def test_cupy_kernels_compile_once_per_device(cp):
     fastconv.conv2d(x, cp.ones((1, 1, 3, 3), dtype=cp.float32), algorithm="direct")
     after = _cuda._module.cache_info()
     assert after.misses == before.misses and after.hits > before.hits
+
+
+# The tiled 2-D direct kernel (tiled.cu): filter sizes, channel blocks that
+# do not divide the output channels, strides, dilations, tiny and odd
+# outputs, and grids whose z extent is capped (the grid-stride loop).
+# (N, C_in, C_out, groups, spatial, kernel), keyword arguments
+TILED_CASES = [
+    ((1, 1, 1, 1, (67, 45), (7, 7)), dict(padding=3)),
+    ((2, 3, 6, 1, (33, 40), (3, 3)), dict(padding=1)),            # Og=6, OCB=4: a partial block
+    ((1, 3, 8, 1, (45, 37), (7, 7)), dict(stride=2, padding=3)),  # conv1-like, strided
+    ((2, 8, 8, 8, (20, 19), (3, 3)), dict(padding=1, groups=8)),  # depthwise
+    ((1, 4, 4, 2, (30, 31), (5, 3)), dict(dilation=(2, 1), padding=(4, 1))),
+    ((1, 2, 5, 1, (16, 18), (2, 4)), dict(dilation=(1, 3), stride=(1, 2))),
+    ((3, 2, 2, 1, (5, 7), (1, 1)), {}),
+    ((1, 1, 3, 1, (7, 7), (8, 8)), dict(padding=4)),
+    ((2, 4, 4, 1, (9, 70), (3, 3)), dict(stride=(3, 1), padding=(0, 1))),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape,kw", TILED_CASES)
+@pytest.mark.parametrize("grid_z", [None, 2])
+def test_cupy_tiled_direct(cp, shape, kw, dtype, grid_z, ref, monkeypatch):
+    x, w, b, kw = _case(2, shape, kw, dtype, bias=True)
+    calls = []
+    real = _cuda.CuPyBackend._direct_tiled
+
+    def spy(*args):
+        calls.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(_cuda.CuPyBackend, "_direct_tiled", staticmethod(spy))
+    if grid_z is not None:
+        monkeypatch.setattr(_cuda, "MAX_GRID_Y", grid_z)
+    got = fastconv.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), algorithm="direct", **kw)
+    taps = w.shape[2] * w.shape[3]
+    if taps <= _cuda.TILED_FILTER_REGS[np.dtype(dtype)]:
+        assert len(calls) == 1, "the tiled kernel did not run"
+        if grid_z is not None:
+            assert calls[0].grid[2] <= grid_z
+    else:
+        assert not calls
+    _check(got, x, w, b, 2, kw, "direct", ref, f"tiled {shape} {kw} {np.dtype(dtype)}")
+
+
+def test_cupy_untiled_direct_on_2d(cp, ref, monkeypatch):
+    """The one-thread-per-output kernel still serves 2-D problems the tiled
+    one declines (here: a filter budget of zero)."""
+    monkeypatch.setattr(_cuda, "TILED_FILTER_REGS",
+                        {np.dtype(np.float32): 0, np.dtype(np.float64): 0})
+    x, w, b, kw = _case(2, (2, 3, 4, 1, (15, 13), (3, 3)), dict(padding=1), np.float32, True)
+    got = fastconv.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), algorithm="direct", **kw)
+    _check(got, x, w, b, 2, kw, "direct", ref, "untiled")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_cupy_im2col_tiles_and_pointwise(cp, dtype, ref, monkeypatch):
+    # tiles of 16 output positions of all 5 images: 72 positions, 5 tiles
+    x, w, b, kw = _case(2, (5, 4, 6, 2, (9, 7), (3, 2)), dict(padding=1), dtype, True)
+    per_col = 2 * (2 * 3 * 2) * 5 * np.dtype(dtype).itemsize  # G * K * N * itemsize
+    monkeypatch.setattr(_cuda, "IM2COL_TILE_BYTES", 16 * per_col)
+    got = fastconv.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), algorithm="im2col", **kw)
+    _check(got, x, w, b, 2, kw, "im2col", ref, "tiles")
+    # rows beyond the grid's y extent (the kernel's grid-stride loop)
+    monkeypatch.setattr(_cuda, "MAX_GRID_Y", 7)
+    got = fastconv.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), algorithm="im2col", **kw)
+    _check(got, x, w, b, 2, kw, "im2col", ref, "capped grid")
+    # 1x1 kernels at stride 1 without padding skip im2col (groups too)
+    for groups, kw in ((1, {}), (2, {}), (2, dict(dilation=3))):
+        x, w, b, kw = _case(2, (3, 4, 6, groups, (8, 5), (1, 1)), kw, dtype, True)
+        got = fastconv.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b),
+                              algorithm="im2col", **kw)
+        _check(got, x, w, b, 2, kw, "im2col", ref, f"pointwise groups={groups}")
+    # a 1x1 kernel with padding or stride still goes through im2col
+    for kw in (dict(padding=1), dict(stride=2)):
+        x, w, b, kw = _case(2, (2, 3, 4, 1, (6, 7), (1, 1)), kw, dtype, False)
+        got = fastconv.conv2d(cp.asarray(x), cp.asarray(w), algorithm="im2col", **kw)
+        _check(got, x, w, b, 2, kw, "im2col", ref, f"1x1 {kw}")
+
+
+HALF_CASES = [
+    (2, (2, 4, 6, 2, (17, 15), (3, 3)), dict(padding=1)),
+    (2, (1, 3, 4, 1, (20, 18), (7, 7)), dict(stride=2, padding=3)),
+    (1, (2, 3, 4, 1, (40,), (5,)), dict(padding="same", padding_mode="reflect")),
+    (3, (1, 2, 3, 1, (6, 7, 5), (3, 3, 3)), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("algorithm", ("direct", "im2col", "fft", "auto"))
+@pytest.mark.parametrize("nd,shape,kw", HALF_CASES)
+def test_cupy_float16_accumulates_in_float32(cp, nd, shape, kw, algorithm, ref):
+    """float16 in, float16 out; each output is the float32-accumulated sum
+    rounded once: within half an ulp of float16 of the exact value, plus
+    the float32 summation bound (the FFT's normwise bound for "fft")."""
+    x, w, b, kw = _case(nd, shape, kw, np.float16, bias=True)
+    got = FUNCS[nd](cp.asarray(x), cp.asarray(w), cp.asarray(b), algorithm=algorithm, **kw)
+    assert got.dtype == cp.float16
+    host = cp.asnumpy(got).astype(np.float64)
+    exp = ref.expect(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32),
+                     nd=nd, **kw)
+    assert host.shape == exp.value.shape
+    half_ulp = 2.0 ** -11 * np.abs(exp.value)
+    if algorithm == "fft":
+        accumulation = 2 * FFT_NORMWISE_BOUND[np.dtype(np.float32)] * np.abs(exp.value).max()
+    else:
+        accumulation = 2.0 * exp.k_terms * np.finfo(np.float32).eps * exp.scale
+    err = np.abs(host - exp.value)
+    assert (err <= half_ulp + accumulation + 1e-30).all(), (algorithm, kw, err.max())
+
+
+def test_cupy_float16_mixed_and_errors(cp, ref):
+    x, w, _, kw = _case(2, (1, 2, 3, 1, (9, 9), (3, 3)), dict(padding=1), np.float16, False)
+    # float16 with float32 promotes to float32, as NumPy's result_type
+    got = fastconv.conv2d(cp.asarray(x), cp.asarray(w.astype(np.float32)), **kw)
+    assert got.dtype == cp.float32
+    _check(got, x.astype(np.float32), w.astype(np.float32), None, 2, kw, "direct", ref,
+           "float16 x float32")
+    # out= must be float16 for a float16 result
+    with pytest.raises(TypeError, match="dtype"):
+        fastconv.conv2d(cp.asarray(x), cp.asarray(w), out=cp.empty((1, 3, 9, 9), cp.float32),
+                        **kw)
+    # float16 stays refused on the CPU
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fastconv.conv2d(x, w, **kw)
+
+
+WINOGRAD_CASES = [
+    ((2, 4, 6, 2, (17, 15), (3, 3)), dict(padding=1)),
+    ((1, 3, 5, 1, (9, 11), (3, 3)), dict(padding="same", padding_mode="reflect")),
+    ((3, 8, 8, 8, (12, 13), (3, 3)), dict(padding=(2, 0))),
+    ((1, 16, 32, 1, (7, 7), (3, 3)), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape,kw", WINOGRAD_CASES)
+def test_cupy_winograd_through_conv2d(cp, shape, kw, dtype, ref):
+    """algorithm="winograd" routed by the backend (the kernels themselves:
+    tests/test_cuda_winograd.py), within the CPU path's normwise bound."""
+    from fastconv._winograd import ERROR_BOUND
+
+    x, w, b, kw = _case(2, shape, kw, dtype, bias=True)
+    got = fastconv.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), algorithm="winograd",
+                          **kw)
+    exp = ref.expect(x, w, b, nd=2, **kw)
+    host = cp.asnumpy(got)
+    assert host.shape == exp.value.shape and host.dtype == exp.dtype
+    err = np.abs(host.astype(np.float64) - exp.value).max()
+    assert err <= ERROR_BOUND[np.dtype(dtype)] * np.abs(exp.value).max(), err
+    # float16 in, computed in float32
+    got16 = fastconv.conv2d(cp.asarray(x.astype(np.float16)), cp.asarray(w.astype(np.float16)),
+                            algorithm="winograd", **kw)
+    assert got16.dtype == cp.float16
+
+
+def test_cupy_winograd_refusals_and_auto(cp):
+    x = cp.ones((1, 2, 9, 9), dtype=cp.float32)
+    with pytest.raises(ValueError, match="3x3 kernel"):
+        fastconv.conv2d(x, cp.ones((2, 2, 5, 5), dtype=cp.float32), algorithm="winograd")
+    with pytest.raises(ValueError, match="stride 1"):
+        fastconv.conv2d(x, cp.ones((2, 2, 3, 3), dtype=cp.float32), stride=2,
+                        algorithm="winograd")
+    # "auto" never runs a tile-mixing path on data holding NaN
+    from fastconv._validation import plan_conv
+
+    backend = _backends.backend_for(x)
+    xs = cp.ones((32, 64, 56, 56), dtype=cp.float32)
+    ws = cp.ones((64, 64, 3, 3), dtype=cp.float32)
+    problem = plan_conv(2, xs, ws, None, 1, 1, 1, 1, "zeros")
+    assert backend.choose_algorithm(problem) == "winograd"
+    xs[0, 0, 3, 3] = cp.nan
+    assert backend.auto_algorithm(problem, xs, ws) not in backend.finite_only

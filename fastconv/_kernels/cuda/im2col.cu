@@ -15,12 +15,39 @@
 //
 // so that, with the weights viewed as (G, O/G, K), the tile's outputs are
 // matmul(w, cols.reshape(G, K, N * ncols)) -> (G, O/G, N * ncols), which
-// fastconv._cuda computes with cupy.matmul (cuBLAS).  One thread writes one
-// element of cols (grid-stride loop over all G*K*N*ncols of them).
+// fastconv._cuda computes with cupy.matmul (cuBLAS).
 //
 // Loaded by fastconv._cuda through cupy.RawModule (NVRTC) with the name
 // expressions "fc_im2col<float>" and "fc_im2col<double>"; compiled by the
 // test suite with nvcc -DFASTCONV_INSTANTIATE (instantiations at the end).
+
+// Launch: blockIdx.y walks the (g, r, n) rows of cols (grid-stride), so a
+// row's decomposition is uniform across its block; the threads along x walk
+// the row's ncols positions, consecutive threads writing consecutive
+// columns (fastconv._cuda.im2col_grid picks the grid).  Per element the
+// position is split into (od, oh, ow) in 32-bit arithmetic when every
+// extent involved is below 2^30 (64-bit division costs several times more).
+
+template <typename T, typename I>
+__device__ __forceinline__ void fc_im2col_row(
+    const T* __restrict__ xc, T* __restrict__ out, I D, I H, I W, I OH, I OW,
+    I sd, I sh, I sw, I dz, I dy, I dx, I p0, I ncols)
+{
+    for (I j = (I)blockIdx.x * blockDim.x + threadIdx.x; j < ncols;
+         j += (I)gridDim.x * blockDim.x) {
+        const I p = p0 + j;
+        const I ow = p % OW;
+        const I q = p / OW;
+        const I iz = (q / OH) * sd + dz;
+        const I iy = (q % OH) * sh + dy;
+        const I ix = ow * sw + dx;
+        T v = T(0);
+        if (iz >= 0 && iz < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {
+            v = xc[((long long)iz * H + iy) * W + ix];
+        }
+        out[j] = v;
+    }
+}
 
 template <typename T>
 __global__ void fc_im2col(
@@ -35,37 +62,34 @@ __global__ void fc_im2col(
 {
     const long long Cg = C / G;
     const long long K = Cg * KD * KH * KW;
-    const long long total = G * K * N * ncols;
-    (void)OD;  // the tile never reaches past the last output position
+    const long long rows = G * K * N;
+    const long long limit = 1LL << 30;
+    const bool narrow = D * H * W < limit && OD * OH * OW < limit
+        && OD * stride_d + KD * dil_d < limit && OH * stride_h + KH * dil_h < limit
+        && OW * stride_w + KW * dil_w < limit && pad_d < limit && pad_h < limit
+        && pad_w < limit;
 
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)gridDim.x * blockDim.x) {
-        const long long j = idx % ncols;
-        long long t = idx / ncols;
-        const long long n = t % N;
-        t /= N;
-        const long long r = t % K;
-        const long long g = t / K;
-
+    for (long long row = blockIdx.y; row < rows; row += gridDim.y) {
+        const long long n = row % N;
+        const long long r = (row / N) % K;
+        const long long g = row / (N * K);
         const long long kw = r % KW;
         const long long kh = (r / KW) % KH;
         const long long kd = (r / (KW * KH)) % KD;
         const long long c = r / (KW * KH * KD);
-
-        const long long p = p0 + j;
-        const long long od = p / (OH * OW);
-        const long long oh = (p / OW) % OH;
-        const long long ow = p % OW;
-
-        const long long iz = od * stride_d + kd * dil_d - pad_d;
-        const long long iy = oh * stride_h + kh * dil_h - pad_h;
-        const long long ix = ow * stride_w + kw * dil_w - pad_w;
-
-        T v = T(0);
-        if (iz >= 0 && iz < D && iy >= 0 && iy < H && ix >= 0 && ix < W) {
-            v = x[(((n * C + g * Cg + c) * D + iz) * H + iy) * W + ix];
+        const T* xc = x + (n * C + g * Cg + c) * D * H * W;
+        T* out = cols + row * ncols;
+        const long long dz = kd * dil_d - pad_d;
+        const long long dy = kh * dil_h - pad_h;
+        const long long dx = kw * dil_w - pad_w;
+        if (narrow) {
+            fc_im2col_row<T, int>(xc, out, (int)D, (int)H, (int)W, (int)OH, (int)OW,
+                                  (int)stride_d, (int)stride_h, (int)stride_w,
+                                  (int)dz, (int)dy, (int)dx, (int)p0, (int)ncols);
+        } else {
+            fc_im2col_row<T, long long>(xc, out, D, H, W, OH, OW, stride_d, stride_h,
+                                        stride_w, dz, dy, dx, p0, ncols);
         }
-        cols[idx] = v;
     }
 }
 
