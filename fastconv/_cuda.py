@@ -11,7 +11,7 @@ converted, every output accumulated in float32 and rounded once), with
 every stride, padding, padding mode, dilation and group count the front
 end accepts.  Results stay on the device, are computed on CuPy's current
 stream and on the device of `x` (the weights are expected on the same
-device), and ``out=`` takes a CuPy array.  Four algorithms:
+device), and ``out=`` takes a CuPy array.  Five algorithms:
 
 ``"direct"``
     2-D problems with filters of at most 64 taps (32 in float64):
@@ -38,6 +38,13 @@ device), and ``out=`` takes a CuPy array.  Four algorithms:
     F(2x2,3x3) and F(4x4,3x3) for 3x3 conv2d at stride 1 and dilation 1
     (:mod:`fastconv._cuda_winograd`: transform kernels of ``winograd.cu``,
     the transform-domain products as batched cuBLAS GEMMs).
+``"sparse"``
+    Pruned weights: each group's (C_out/G, K) weights as a
+    ``cupyx.scipy.sparse`` CSR matrix (built once per prepare), times the
+    im2col tiles of ``"im2col"`` (cuSPARSE SpMM).  Zero weights are
+    skipped, so a NaN or Inf input under a zero weight gives no NaN (as on
+    the CPU).  Only when asked for: "auto" does not consider it (its rate
+    on the GPU has not been measured).
 
 Padding modes other than zeros are applied with ``cupy.pad`` before the
 kernels run.  The kernels are compiled by NVRTC through ``cupy.RawModule``
@@ -56,8 +63,8 @@ for CuPy arrays too, through :attr:`CuPyBackend.adjoint`, the module
 ``col2im.cu``) and the weight gradient on cuBLAS, im2col by ``fc_im2col``;
 the polyphase transposed plan runs on this backend's convolutions.
 fastconv.signal serves CuPy arrays through :mod:`fastconv._cuda_signal`.
-Not served on the GPU: the "separable" and "sparse" algorithms (ValueError
-naming the available ones).
+Not served on the GPU: the "separable" algorithm (ValueError naming the
+available ones).
 """
 from __future__ import annotations
 
@@ -235,6 +242,13 @@ def _computed(problem):
     return problem if dt is None else dataclasses.replace(problem, dtype=dt)
 
 
+def _sparse_module():
+    """cupyx.scipy.sparse (cuSPARSE), imported on first use of "sparse"."""
+    import cupyx.scipy.sparse
+
+    return cupyx.scipy.sparse
+
+
 def _winograd_module():
     """fastconv._cuda_winograd (imported on first use: it imports this module)."""
     from . import _cuda_winograd
@@ -391,13 +405,14 @@ class CuPyBackend:
     """
 
     name = "cupy"
-    algorithms = ("direct", "im2col", "fft", "winograd")
+    algorithms = ("direct", "im2col", "fft", "winograd", "sparse")
     #: float16 inputs are accepted (computed in float32).
     accepts_half = True
     #: "fft" mixes a whole signal and "winograd" a whole tile, so a NaN or
-    #: Inf spreads beyond the windows that cover it: "auto" runs them on
-    #: finite data only.
-    finite_only = ("fft", "winograd")
+    #: Inf spreads beyond the windows that cover it, and "sparse" skips zero
+    #: weights (0 * Inf gives no NaN there): "auto" runs them on finite
+    #: data only.
+    finite_only = ("fft", "winograd", "sparse")
 
     def __init__(self):
         self._cp = _cupy()
@@ -422,16 +437,20 @@ class CuPyBackend:
         "direct" and "fft" serve every valid problem.  "im2col" multiplies
         (C_out/G, K) weights by (K, N * tile) columns with cuBLAS, whose
         matrix sizes are 32-bit ints (as the CPU's BLAS): K = C_in/G * kernel
-        volume and C_out/G must fit (the tile is chosen to fit).  "winograd"
+        volume and C_out/G must fit (the tile is chosen to fit); "sparse"
+        likewise with cuSPARSE's 32-bit indices.  "winograd"
         serves 2-D 3x3 kernels at stride 1 and dilation 1
         (fastconv._cuda_winograd.unsupported_reason).
         """
-        if algorithm == "im2col":
+        if algorithm in ("im2col", "sparse"):
             k = problem.in_channels_per_group * math.prod(problem.kernel_size)
             rows = max(k, problem.out_channels_per_group, problem.batch)
+            if algorithm == "sparse":  # the CSR arrays' nonzeros too
+                rows = max(rows, problem.out_channels_per_group * k)
             if rows > _INT_MAX:
-                return (f"im2col calls 32-bit cuBLAS, which cannot multiply matrices with "
-                        f"{rows} rows or columns")
+                library = "cuBLAS" if algorithm == "im2col" else "cuSPARSE"
+                return (f"{algorithm} calls 32-bit {library}, which cannot multiply matrices "
+                        f"with {rows} rows, columns or entries")
         if algorithm == "winograd":
             return _winograd_module().unsupported_reason(_computed(problem))
         return None
@@ -573,6 +592,10 @@ class CuPyBackend:
             elif computed and algorithm == "winograd":
                 wino = _winograd_module()
                 state = wino.prepare(w5, p, wino.choose_m(p))
+            elif computed and algorithm == "sparse":
+                k = math.prod(geo.w5[1:])
+                wg = w5.reshape(p.groups, p.out_channels_per_group, k)
+                state = tuple(_sparse_module().csr_matrix(wg[i]) for i in range(p.groups))
         return Prepared(algorithm, problem, geo, w5, b, state)
 
     @staticmethod
@@ -612,6 +635,8 @@ class CuPyBackend:
                     self._fft(x5, state, b, work, p, geo)
                 elif algorithm == "winograd":
                     _winograd_module().run(x5, state, b, work, p, geo)
+                elif algorithm == "sparse":
+                    self._sparse(x5, state, b, work, p, geo)
                 else:
                     raise ValueError(f"algorithm={algorithm!r} is not available for cupy "
                                      f"arrays (available: {self.algorithms})")
@@ -665,32 +690,47 @@ class CuPyBackend:
 
     def _im2col(self, x5, wg, b, target, p, geo):
         cp = self._cp
-        n, c, d, h, w = x5.shape
-        kd, kh, kw = geo.w5[2:]
-        od, oh, ow = geo.out5[2:]
+        n = x5.shape[0]
         g, cout_g, k = wg.shape
-        npix = od * oh * ow
+        npix = math.prod(geo.out5[2:])
         y4 = target.reshape(n, g, cout_g, npix)
         if pointwise(geo):
             # A 1x1 convolution at stride 1 without padding: the input is its
             # own im2col matrix.
             cp.matmul(wg, x5.reshape(n, g, k, npix), out=y4)
         else:
-            self._im2col_gemm(x5, wg, y4, geo)
+            # (G, C_out/G, K) @ (G, K, columns): one wide GEMM per group
+            self._im2col_tiles(x5, y4, geo, k, lambda cols: cp.matmul(wg, cols))
         if b.size:
             target += b.reshape(1, -1, 1, 1, 1)
 
-    def _im2col_gemm(self, x5, wg, y4, geo):
+    def _sparse(self, x5, csr, b, target, p, geo):
+        """Pruned weights: per im2col tile and group, the CSR weights times
+        the dense columns (cuSPARSE SpMM through cupyx.scipy.sparse)."""
+        cp = self._cp
+        n = x5.shape[0]
+        g, cout_g = p.groups, p.out_channels_per_group
+        k = p.in_channels_per_group * math.prod(p.kernel_size)
+        y4 = target.reshape(n, g, cout_g, math.prod(geo.out5[2:]))
+
+        def multiply(cols):  # (G, K, columns) -> (G, C_out/G, columns)
+            return cp.stack([csr[i] @ cols[i] for i in range(g)])
+
+        self._im2col_tiles(x5, y4, geo, k, multiply)
+        if b.size:
+            target += b.reshape(1, -1, 1, 1, 1)
+
+    def _im2col_tiles(self, x5, y4, geo, k, multiply):
         """Tiles of output positions of every image (at most
-        IM2COL_TILE_BYTES of columns): fc_im2col, one GEMM per group over
-        all the tile's images (a wide product that fills the GPU), the
-        result moved into the (N, G, C_out/G, P) output."""
+        IM2COL_TILE_BYTES of columns): fc_im2col writes the tile's (G, K,
+        N * ncols) columns, ``multiply(cols)`` returns the weights times
+        them, (G, C_out/G, N * ncols), moved into the (N, G, C_out/G, P)
+        output `y4`."""
         cp = self._cp
         n, c, d, h, w = x5.shape
         kd, kh, kw = geo.w5[2:]
         od, oh, ow = geo.out5[2:]
-        g, cout_g, k = wg.shape
-        npix = y4.shape[-1]
+        _, g, cout_g, npix = y4.shape
         per_col = g * k * n * x5.dtype.itemsize
         tile = max(1, min(npix, IM2COL_TILE_BYTES // per_col))
         buf = cp.empty(g * k * n * tile, dtype=x5.dtype)
@@ -701,7 +741,7 @@ class CuPyBackend:
             args = ((x5, cols) + _i64(n, c, d, h, w, g, kd, kh, kw, od, oh, ow)
                     + self._size_args(geo) + _i64(p0, ncols))
             kernel(im2col_grid(g * k * n, ncols), (BLOCK, 1, 1), args)
-            res = cp.matmul(wg, cols.reshape(g, k, n * ncols))  # (G, C_out/G, N*ncols)
+            res = multiply(cols.reshape(g, k, n * ncols))
             y4[:, :, :, p0:p0 + ncols] = res.reshape(g, cout_g, n, ncols).transpose(2, 0, 1, 3)
 
     def _fft_filters(self, w5, p) -> FFTFilters:

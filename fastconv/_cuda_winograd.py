@@ -88,9 +88,8 @@ class WinogradFilters(NamedTuple):
 
 
 def _cupy():
-    import cupy
-
-    return cupy
+    """CuPy, through the backend's import (one place to stand in for it)."""
+    return _cuda._cupy()
 
 
 def unsupported_reason(problem) -> str | None:

@@ -116,10 +116,16 @@ def host(a):
     return np.ascontiguousarray(a).view(HostArray)
 
 
+def _on_device(make):
+    """`make`, returning HostArrays (arrays that know their "device")."""
+    return lambda *args, **kwargs: make(*args, **kwargs).view(HostArray)
+
+
 #: The CuPy functions the backend's code paths under test call.
 NAMESPACE = types.SimpleNamespace(
-    asarray=np.asarray, ascontiguousarray=np.ascontiguousarray, empty=np.empty,
-    zeros=np.zeros, pad=np.pad, matmul=np.matmul, multiply=np.multiply,
+    asarray=_on_device(np.asarray), ascontiguousarray=_on_device(np.ascontiguousarray),
+    empty=_on_device(np.empty), zeros=_on_device(np.zeros),
+    pad=np.pad, matmul=np.matmul, multiply=np.multiply, stack=np.stack,
     tensordot=np.tensordot, may_share_memory=np.may_share_memory, float64=np.float64,
     ndarray=np.ndarray,
     cuda=types.SimpleNamespace(Device=HostDevice,

@@ -457,3 +457,18 @@ def test_cupy_winograd_refusals_and_auto(cp):
     assert backend.choose_algorithm(problem) == "winograd"
     xs[0, 0, 3, 3] = cp.nan
     assert backend.auto_algorithm(problem, xs, ws) not in backend.finite_only
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("nd,shape,kw", [CASES[0], CASES[4], CASES[9], CASES[10]])
+def test_cupy_sparse_weights(cp, nd, shape, kw, dtype, ref):
+    """algorithm="sparse": pruned weights by cuSPARSE, against the oracle."""
+    x, w, b, kw = _case(nd, shape, kw, dtype, bias=True)
+    w[np.random.default_rng(4).random(w.shape) < 0.8] = 0
+    got = FUNCS[nd](cp.asarray(x), cp.asarray(w), cp.asarray(b), algorithm="sparse", **kw)
+    _check(got, x, w, b, nd, kw, "direct", ref, f"sparse {nd}d {kw}")
+    # "auto" never picks it: its GPU rate is not measured
+    from fastconv._validation import plan_conv
+
+    problem = plan_conv(nd, x, w, b, 1, 0, 1, kw["groups"], "zeros")
+    assert "sparse" not in _backends.backend_for(cp.asarray(x)).estimate(problem)

@@ -9,7 +9,9 @@ the tilings (tiled direct kernel, im2col tiles, col2im reach boxes), the
 kernels' index arithmetic and the size of every kernel argument.  The
 numbers are compared with independent oracles, never with fastconv:
 
-- convolutions: conftest's NumPy oracle (``ref.expect``);
+- convolutions: conftest's NumPy oracle (``ref.expect``; for "winograd" its
+  normwise bound); "sparse" multiplies with scipy.sparse in place of
+  cupyx.scipy.sparse;
 - transposed convolution, weight gradient, col2im: the adjoint identities
   ``<A x, z> = <x, A^T z>`` with ``A`` the oracle's convolution (or the
   sliding-window unfold), checked on random vectors.
@@ -24,6 +26,7 @@ import pathlib
 
 import numpy as np
 import pytest
+import scipy.sparse
 from numpy.lib.stride_tricks import sliding_window_view
 
 import fastconv
@@ -50,6 +53,7 @@ def kernels(tmp_path_factory):
 def backend(kernels, monkeypatch):
     """The CuPy backend on NumPy and host kernels, serving every call."""
     monkeypatch.setattr(_cuda, "_cupy", lambda: cuda_host.NAMESPACE)
+    monkeypatch.setattr(_cuda, "_sparse_module", lambda: scipy.sparse)
     monkeypatch.setattr(_cuda, "kernel_function", kernels)
     # sequential host threads cannot share a filter staged in shared memory
     monkeypatch.setattr(_cuda, "DIRECT_SHARED_BYTES", 0)
@@ -194,3 +198,48 @@ def test_im2col_col2im(backend, dtype):
                                         padding=padding, dilation=dilation))
     scale = np.abs(c).sum() * np.abs(x).max()
     _adjoint_close(_dot(folded, x), _dot(c, expected), scale, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_sparse_weights(backend, ref, monkeypatch, dtype):
+    """Pruned weights: CSR per group times the im2col tiles."""
+    x, w, b = _arrays((2, 4, 6, 2, (9, 8), (3, 3)), dtype, seed=8)
+    w[np.random.default_rng(9).random(w.shape) < 0.7] = 0  # 70 % pruned
+    monkeypatch.setattr(_cuda, "IM2COL_TILE_BYTES", 4 * 18 * 2 * x.itemsize * 7)
+    kw = dict(padding=1, stride=(1, 2), groups=2)
+    got = fastconv.conv2d(cuda_host.host(x), cuda_host.host(w), cuda_host.host(b),
+                          algorithm="sparse", **kw)
+    ref.assert_matches(np.asarray(got), ref.expect(x, w, b, nd=2, **kw), "sparse")
+    # a NaN under zero weights only stays out of the result, as on the CPU
+    x[0, 0, 4, 4] = np.nan
+    w[:, 0] = 0
+    got = np.asarray(fastconv.conv2d(cuda_host.host(x), cuda_host.host(w), algorithm="sparse",
+                                     **kw))
+    assert np.isfinite(got).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_winograd(backend, kernels, ref, dtype):
+    from fastconv._winograd import ERROR_BOUND
+
+    x, w, b = _arrays((2, 3, 5, 1, (10, 9), (3, 3)), dtype, seed=10)
+    got = np.asarray(fastconv.conv2d(cuda_host.host(x), cuda_host.host(w), cuda_host.host(b),
+                                     padding=1, algorithm="winograd"))
+    assert any(name.startswith("fc_winograd_output<") for name, _, _ in kernels.launches)
+    exp = ref.expect(x, w, b, nd=2, padding=1)
+    err = np.abs(got.astype(np.float64) - exp.value).max()
+    assert err <= ERROR_BOUND[np.dtype(dtype)] * np.abs(exp.value).max(), err
+
+
+@pytest.mark.parametrize("algorithm", ("direct", "im2col", "winograd"))
+def test_float16_in_float32(backend, ref, algorithm):
+    """float16 inputs: float16 result within half an ulp of the float32
+    accumulation (plus the path's float32 error)."""
+    x, w, b = _arrays((1, 3, 4, 1, (8, 9), (3, 3)), np.float16, seed=11)
+    got = fastconv.conv2d(cuda_host.host(x), cuda_host.host(w), cuda_host.host(b), padding=1,
+                          algorithm=algorithm)
+    assert got.dtype == np.float16
+    exp = ref.expect(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), nd=2,
+                     padding=1)
+    err = np.abs(np.asarray(got, np.float64) - exp.value)
+    assert (err <= 2.0 ** -11 * np.abs(exp.value) + 1e-4 * exp.scale).all(), err.max()

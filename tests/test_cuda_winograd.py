@@ -13,21 +13,17 @@ Three kinds of test:
 
 - plain Python: which problems are served, the variant choice, the chunking
   (tests/test_cuda.py compiles winograd.cu with nvcc, as every CUDA source);
-- where ``g++`` is on PATH (no GPU needed): the source compiled as host C++ (the CUDA keywords and thread indices defined
-  away, each kernel run over its grid in loops) runs ``run`` with NumPy
-  standing in for CuPy, which checks the kernels' index math and transforms
-  without a GPU (winograd.cu therefore uses no device intrinsics);
+- where ``g++`` is on PATH (no GPU needed): the source compiled as host C++
+  by tests/cuda_host.py runs ``run`` with NumPy standing in for CuPy, which
+  checks the kernels' index math and transforms without a GPU;
 - with CuPy and a CUDA device: results against the oracle.  These skip,
   saying why, when CuPy is not installed or sees no GPU.
 """
 from __future__ import annotations
 
-import ctypes
+import importlib.util
 import math
 import pathlib
-import shutil
-import subprocess
-import types
 
 import numpy as np
 import pytest
@@ -150,108 +146,21 @@ def test_prepare_rejects_other_variants():
 # --------------------------------------------------------------------------
 # the kernels as host C++ (g++), NumPy standing in for CuPy
 # --------------------------------------------------------------------------
-GXX = shutil.which("g++")
-
-HOST_SHIM = r"""
-struct fc_dim3 { unsigned x, y, z; };
-static fc_dim3 blockIdx, threadIdx, blockDim, gridDim;
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#include "winograd.cu"
-template <typename T, int M>
-static void fc_in(const unsigned* launch, const T* x, T* v, const long long* a) {
-    gridDim = {launch[0], launch[1], 1}; blockDim = {launch[2], 1, 1};
-    for (unsigned by = 0; by < launch[1]; ++by)
-        for (unsigned bx = 0; bx < launch[0]; ++bx)
-            for (unsigned t = 0; t < launch[2]; ++t) {
-                blockIdx = {bx, by, 0}; threadIdx = {t, 0, 0};
-                fc_winograd_input<T, M>(x, v, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                                        a[7], a[8], a[9], a[10]);
-            }
-}
-template <typename T, int M>
-static void fc_out(const unsigned* launch, const T* m, const T* b, T* y, const long long* a) {
-    gridDim = {launch[0], launch[1], 1}; blockDim = {launch[2], 1, 1};
-    for (unsigned by = 0; by < launch[1]; ++by)
-        for (unsigned bx = 0; bx < launch[0]; ++bx)
-            for (unsigned t = 0; t < launch[2]; ++t) {
-                blockIdx = {bx, by, 0}; threadIdx = {t, 0, 0};
-                fc_winograd_output<T, M>(m, b, y, a[0], a[1], a[2], a[3], a[4], a[5], a[6],
-                                         a[7], a[8], a[9]);
-            }
-}
-#define FC_HOST(T, C, M)                                                                  \
-    extern "C" void input_##C##M(const unsigned* l, const T* x, T* v, const long long* a) \
-    { fc_in<T, M>(l, x, v, a); }                                                          \
-    extern "C" void output_##C##M(const unsigned* l, const T* m, const T* b, T* y,        \
-                                  const long long* a) { fc_out<T, M>(l, m, b, y, a); }
-FC_HOST(float, f, 2) FC_HOST(float, f, 4) FC_HOST(double, d, 2) FC_HOST(double, d, 4)
-"""
+_spec = importlib.util.spec_from_file_location(
+    "cuda_host", pathlib.Path(__file__).with_name("cuda_host.py"))
+cuda_host = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cuda_host)
 
 
-@pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
-    """winograd.cu built as a host shared library (see the module docstring)."""
-    if GXX is None:
-        pytest.skip("g++ is not on PATH")
-    tmp = tmp_path_factory.mktemp("winograd_host")
-    (tmp / CW.SOURCE).write_text(SOURCE.read_text())
-    (tmp / "host.cpp").write_text(HOST_SHIM)
-    lib = tmp / "winograd_host.so"
-    res = subprocess.run([GXX, "-std=c++17", "-O1", "-shared", "-fPIC", "-Wall",
-                          "-Wno-unknown-pragmas", str(tmp / "host.cpp"), "-o", str(lib)],
-                         capture_output=True, text=True)
-    assert res.returncode == 0, f"g++ failed on winograd.cu as host code:\n{res.stderr}"
-    return ctypes.CDLL(str(lib))
-
-
-class _HostDevice:
-    def __init__(self, *args):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-class _HostArray(np.ndarray):
-    """A NumPy array with CuPy's ``device.id``."""
-
-    device = types.SimpleNamespace(id=0)
-
-
-def _host_kernel(lib, kernel, dtype, m):
-    code = "f" if np.dtype(dtype) == np.float32 else "d"
-    fn = getattr(lib, f"{'input' if kernel == 'fc_winograd_input' else 'output'}_{code}{m}")
-
-    def launch(grid, block, args):
-        arrays = [a for a in args if isinstance(a, np.ndarray) and a.ndim > 0]
-        assert all(a.flags.c_contiguous for a in arrays)
-        ints = [int(a) for a in args if not (isinstance(a, np.ndarray) and a.ndim > 0)]
-        assert all(isinstance(a, (np.int32, np.int64)) for a in args[len(arrays):])
-        dims = (ctypes.c_uint * 3)(grid[0], grid[1], block[0])
-        fn(dims, *[ctypes.c_void_p(a.ctypes.data) for a in arrays],
-           (ctypes.c_longlong * len(ints))(*ints))
-
-    return launch
-
-
+@pytest.mark.skipif(cuda_host.GXX is None, reason="g++ is not on PATH")
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("m", CW.VARIANTS, ids=lambda m: f"F{m}")
-def test_kernels_on_the_host(host_kernels, monkeypatch, ref, m, dtype):
+def test_kernels_on_the_host(monkeypatch, tmp_path, ref, m, dtype):
     from fastconv import _cuda
 
-    shim = types.SimpleNamespace(
-        cuda=types.SimpleNamespace(Device=_HostDevice,
-                                   runtime=types.SimpleNamespace(getDevice=lambda: 0)),
-        asarray=np.asarray, float64=np.float64, matmul=np.matmul, multiply=np.multiply,
-        tensordot=np.tensordot,
-        ascontiguousarray=np.ascontiguousarray, empty=np.empty)
-    monkeypatch.setattr(CW, "_cupy", lambda: shim)
-    monkeypatch.setattr(CW, "_kernel", lambda k, dt, mm: _host_kernel(host_kernels, k, dt, mm))
+    monkeypatch.setattr(_cuda, "_cupy", lambda: cuda_host.NAMESPACE)
+    monkeypatch.setattr(_cuda, "kernel_function",
+                        cuda_host.HostKernels(SOURCE.parent, tmp_path))
     # small blocks and grids, so that the grid-stride loops over channels run
     monkeypatch.setattr(_cuda, "BLOCK", 32)
     monkeypatch.setattr(_cuda, "MAX_GRID_Y", 3)
@@ -259,11 +168,12 @@ def test_kernels_on_the_host(host_kernels, monkeypatch, ref, m, dtype):
         x, w, b = _arrays(n, cin, cout, groups, size, dtype, bias, seed=i)
         p = _problem(x, w, b, padding, groups)
         geo = _cpu._geometry(p)
-        filters = CW.prepare(w.reshape(geo.w5).view(_HostArray), p, m)
+        filters = CW.prepare(cuda_host.host(w.reshape(geo.w5)), p, m)
+        bias_arg = b if b is not None else np.empty(0, dtype=dtype)
         for budget in (CW.TILE_BYTES, 1, 3000):  # one chunk, one tile a chunk, a few
             monkeypatch.setattr(CW, "TILE_BYTES", budget)
             target = np.full(geo.out5, np.nan, dtype=dtype)
-            CW.run(x.reshape(geo.x5), filters, b, target, p, geo)
+            CW.run(x.reshape(geo.x5), filters, bias_arg, target, p, geo)
             _assert_normwise(target.reshape(p.out_shape), x, w, b, padding, groups, ref,
                              f"host F{m} case {i} budget {budget}")
 
