@@ -132,7 +132,12 @@ _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 #: machine, one run of each case, runs that varied by up to 30%): it ranks
 #: the paths, it does not predict times closely.
 #:
-#: ``launch_s``: seconds per kernel launch or library call;
+#: ``call_s``: each path's host-side floor per call (its CuPy operations'
+#: launches and Python work, which overlap the GPU's work: an estimate is
+#: the larger of the two), read off the N=1 layers;
+#: ``launch_s``: seconds per further kernel launch or library call (tiles);
+#: ``gpu_blocks_full``: blocks of the tiled kernel that fill the GPU (132
+#: multiprocessors, TILED_MIN_BLOCKS each): fewer scale its rate down;
 #: ``tiled_flops``: FLOP/s of the tiled direct kernel (tiled.cu) on outputs
 #: of at least ``tiled_full_pixels`` positions per plane; smaller planes
 #: scale it by (pixels / tiled_full_pixels) ** 0.2 (partly empty blocks);
@@ -146,14 +151,14 @@ _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 #: and write the output (the 3x3 image case is bound by it);
 #: ``gemm_flops``: FLOP/s of the im2col and Winograd products (cupy.matmul);
 #: ``fft_flops``: FLOP/s of cuFFT, counting 2.5 n log2 n per real transform;
-#: ``fft_call_s``: the FFT path's fixed cost (a dozen CuPy operations, each
-#: a launch and its host-side work);
 #: ``product_flops``: FLOP/s of the FFT path's complex channel products;
 #: ``bandwidth``: bytes/s of the im2col columns and the FFT spectra;
 #: ``winograd_bandwidth``: bytes/s of the Winograd path's traffic (its
 #: transform kernels stream V and M).
 GPU_MODEL = {
+    "call_s": {"direct": 7e-5, "im2col": 1.5e-4, "fft": 6e-4, "winograd": 3e-4},
     "launch_s": 1e-5,
+    "gpu_blocks_full": 132 * TILED_MIN_BLOCKS,
     "tiled_flops": {_F32: 18e12, _F64: 9e12},
     "tiled_full_pixels": 224 * 224,
     "tiled_strided_penalty": 3.0,
@@ -162,8 +167,7 @@ GPU_MODEL = {
     "direct_bandwidth": 1.3e12,
     "gemm_flops": {_F32: 7e12, _F64: 3.5e12},
     "fft_flops": {_F32: 2.4e12, _F64: 1.2e12},
-    "fft_call_s": 5e-4,
-    "product_flops": {_F32: 5e12, _F64: 2.5e12},
+    "product_flops": {_F32: 15e12, _F64: 7.5e12},
     "bandwidth": 1.5e12,
     "winograd_bandwidth": 2.5e12,
 }
@@ -464,18 +468,20 @@ class CuPyBackend:
         compute in):
 
         - direct: the tiled kernel's rate when it serves the problem
-          (:func:`tiled_config`), else the one-thread-per-output kernel's,
-          plus the input and output at the direct bandwidth;
+          (:func:`tiled_config`; scaled down for grids that do not fill the
+          GPU), else the one-thread-per-output kernel's, plus the input and
+          output at the direct bandwidth;
         - im2col: the GEMM flops, the columns written and read once, a
           launch and a GEMM call per tile;
         - fft: the real transforms of input, filters and output at
           2.5 n log2 n flops each, the complex channel products, the
-          spectra's traffic;
+          spectra's traffic, or the path's host-side floor if larger;
         - winograd (where it serves): the transform-domain GEMMs (or
           elementwise products for one input channel per group) and the
-          traffic of the input, the transformed tiles V and M, the output.
+          traffic of the input, the transformed tiles V and M, the output;
 
-        `weight` is accepted for the protocol and not used.
+        each at least the path's host-side floor (``call_s``).  `weight` is
+        accepted for the protocol and not used.
         """
         p = _computed(problem)
         m = GPU_MODEL
@@ -484,8 +490,7 @@ class CuPyBackend:
         geo = _geometry(p)
         npix = math.prod(p.out_size)
         io_bytes = (math.prod(geo.x5) + math.prod(geo.out5)) * dt.itemsize
-        est = {"direct": launch + p.flops / self._direct_rate(p, geo)
-               + io_bytes / m["direct_bandwidth"]}
+        est = {"direct": p.flops / self._direct_rate(p, geo) + io_bytes / m["direct_bandwidth"]}
 
         if self.unsupported_reason(p, "im2col") is None:
             k = p.in_channels_per_group * math.prod(p.kernel_size)
@@ -507,7 +512,7 @@ class CuPyBackend:
             + p.batch * p.out_channels
         products = 8.0 * p.batch * p.out_channels * p.in_channels_per_group * freqs
         spectra_bytes = 2 * dt.itemsize * freqs * transforms
-        est["fft"] = (m["fft_call_s"] + transforms * per_transform / m["fft_flops"][dt]
+        est["fft"] = (transforms * per_transform / m["fft_flops"][dt]
                       + products / m["product_flops"][dt] + 2 * spectra_bytes / m["bandwidth"])
 
         if self.unsupported_reason(p, "winograd") is None:
@@ -522,7 +527,7 @@ class CuPyBackend:
             chunks = -(-tiles // wino.chunk_tiles(p, tm))
             est["winograd"] = (3 * launch * chunks + gemm / rate
                                + (2 * transformed + io_bytes) / m["winograd_bandwidth"])
-        return est
+        return {a: max(m["call_s"][a], t) for a, t in est.items()}
 
     @staticmethod
     def _direct_rate(p, geo) -> float:
@@ -537,7 +542,11 @@ class CuPyBackend:
         if geo.stride[1] > 1 or geo.dilation[1] > 1:
             rate /= m["tiled_strided_penalty"]
         reuse = geo.w5[3] * geo.w5[4] * config.ocb
-        return rate * min(1.0, reuse / m["tiled_full_reuse"]) ** 0.5
+        gx, gy, _ = config.grid
+        blocks = gx * gy * geo.out5[0] * (geo.x5[1] // geo.w5[1]) * -(-(
+            geo.w5[0] // (geo.x5[1] // geo.w5[1])) // config.ocb)
+        fill = min(1.0, blocks / m["gpu_blocks_full"])
+        return rate * fill * min(1.0, reuse / m["tiled_full_reuse"]) ** 0.5
 
     def choose_algorithm(self, problem, weight=None) -> str:
         """The "auto" choice for `problem` (before the finiteness check)."""
