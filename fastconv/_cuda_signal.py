@@ -21,8 +21,9 @@ fft
     C-contiguous result, as on the CPU).  Measured on an H100 against
     ``cupyx.scipy.signal.fftconvolve`` (float32, medians of 41 interleaved
     rounds): 1-D 1M x 4097 "full" 1.05x faster, 1M x 63 "same" 1.06x, 2-D
-    2048^2 x 65^2 "same" 1.19x, 4096^2 x 9^2 "same" 1.08x.  float32 stays float32 (complex64 spectra); integers and bool
-    are transformed in float64, float16 in float32, as SciPy does.
+    2048^2 x 65^2 "same" 1.19x, 4096^2 x 9^2 "same" 1.08x.  float32 stays
+    float32 (complex64 spectra); integers and bool are transformed in
+    float64, float16 in float32, as SciPy does.
 overlap-add
     ``oaconvolve`` with one convolved axis cuts the longer operand into
     blocks along it when :func:`oa_block` estimates that cheaper; otherwise
@@ -31,9 +32,10 @@ overlap-add
     4M x 255, 20k x 31 at block lengths 1024 to 65536: e.g. 0.35 ms against
     0.23 ms for 1M x 63), and the estimate keeps the whole transform there.
 direct
-    The CuPy backend's direct kernel (``fc_conv_direct`` of
-    ``fastconv/_kernels/cuda/direct.cu``) through :func:`fastconv.conv1d` /
-    ``conv2d`` / ``conv3d`` on one channel, the kernel flipped for a
+    The CuPy backend's direct kernels (``fc_conv2d_tiled`` of ``tiled.cu``
+    for one and two axes with small kernels, else ``fc_conv_direct`` of
+    ``direct.cu``) through :func:`fastconv.conv1d` / ``conv2d`` /
+    ``conv3d`` on one channel, the kernel flipped for a
     convolution; more than three axes as a sum of 3-D correlations over the
     leading kernel offsets, as on the CPU.  The kernel applies zero padding
     by bounds checks (a NaN or Inf tap never meets the padding, as on the

@@ -9,15 +9,22 @@ correlate without padding).
 
 The tests run with ``--import-mode=importlib``, so test modules cannot
 ``from conftest import ...``.  Everything is exposed through the session-scoped
-``ref`` fixture (session scope keeps it usable from Hypothesis tests).
+``ref`` fixture (session scope keeps it usable from Hypothesis tests).  The
+helper modules beside it (``oracles.py``: transposed-convolution and
+weight-gradient oracles; ``cuda_host.py``: CUDA kernels as host C++) are
+imported by name: this folder is put on ``sys.path`` here.
 """
 
+import pathlib
+import sys
 import types
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 # fastconv padding_mode -> np.pad mode
 NP_PAD_MODE = {
@@ -253,6 +260,20 @@ def random_case(rng, nd, *, n=2, cin=4, cout=6, groups=1, spatial=None, ksize=No
     w = rng.standard_normal((cout, cin // groups, *ksize)).astype(dtype)
     b = rng.standard_normal(cout).astype(dtype) if bias else None
     return x, w, b
+
+
+@pytest.fixture(scope="session")
+def cp():
+    """CuPy with a usable GPU; skips, saying why, without CuPy or a device
+    (the CuPy tests of tests/test_cuda*.py)."""
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install '.[cuda]')")
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no driver, driver too old, no device
+        pytest.skip(f"CuPy cannot use a GPU here: {type(exc).__name__}: {exc}")
+    if count == 0:
+        pytest.skip("CuPy sees no CUDA device")
+    return cupy
 
 
 @pytest.fixture(scope="session")

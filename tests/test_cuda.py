@@ -117,18 +117,6 @@ def test_cuda_source_compiles_with_nvcc(source, tmp_path):
 # --------------------------------------------------------------------------
 # on a GPU
 # --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def cp():
-    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install '.[cuda]')")
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # no driver, driver too old, no device
-        pytest.skip(f"CuPy cannot use a GPU here: {type(exc).__name__}: {exc}")
-    if count == 0:
-        pytest.skip("CuPy sees no CUDA device")
-    return cupy
-
-
 # nd, (N, C_in, C_out, groups, spatial, kernel), keyword arguments
 CASES = [
     (1, (2, 3, 4, 1, (40,), (7,)), dict(padding=3)),

@@ -22,6 +22,7 @@ import itertools
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
+from oracles import scatter_reference, weight_grad_reference
 
 import fastconv
 import fastconv.grad as G
@@ -47,53 +48,6 @@ def _tup(v, nd):
 # --------------------------------------------------------------------------
 # oracles (NumPy, float64, host)
 # --------------------------------------------------------------------------
-def scatter_transpose(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
-                      dilation=1):
-    """Transposed convolution of a batched x by explicit scatter."""
-    nd = x.ndim - 2
-    s, p, op, d = (_tup(v, nd) for v in (stride, padding, output_padding, dilation))
-    n, cin = x.shape[:2]
-    cout_g, k = w.shape[1], w.shape[2:]
-    cin_g = cin // groups
-    size = x.shape[2:]
-    full = tuple((i - 1) * ss + dd * (kk - 1) + 1 for i, ss, dd, kk in zip(size, s, d, k))
-    out = tuple(f - 2 * pp + o for f, pp, o in zip(full, p, op))
-    big = tuple(max(f, pp + o) for f, pp, o in zip(full, p, out))
-    y = np.zeros((n, cout_g * groups) + big)
-    x, w = x.astype(np.float64), w.astype(np.float64)
-    for g in range(groups):
-        xg = x[:, g * cin_g:(g + 1) * cin_g]
-        for tap in itertools.product(*(range(kk) for kk in k)):
-            contrib = np.einsum("nc...,co->no...", xg,
-                                w[(slice(g * cin_g, (g + 1) * cin_g), slice(None)) + tap])
-            idx = tuple(slice(t * dd, t * dd + (i - 1) * ss + 1, ss)
-                        for t, dd, ss, i in zip(tap, d, s, size))
-            y[(slice(None), slice(g * cout_g, (g + 1) * cout_g)) + idx] += contrib
-    y = y[(slice(None), slice(None)) + tuple(slice(pp, pp + o) for pp, o in zip(p, out))]
-    if b is not None:
-        y = y + np.asarray(b, np.float64).reshape((-1,) + (1,) * nd)
-    return y
-
-
-def weight_grad_reference(x, gy, wshape, stride, pads, dilation, groups):
-    """sum_n gy[n, co, o] * x_padded[n, ci, o*s + k*d] per group, batched."""
-    nd = x.ndim - 2
-    s, d = _tup(stride, nd), _tup(dilation, nd)
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0)) + tuple(pads))
-    k = wshape[2:]
-    win = sliding_window_view(xp, tuple((kk - 1) * dd + 1 for kk, dd in zip(k, d)),
-                              axis=tuple(range(2, 2 + nd)))
-    win = win[(Ellipsis,) + tuple(slice(None, None, dd) for dd in d)]
-    win = win[(slice(None), slice(None)) + tuple(slice(0, (o - 1) * ss + 1, ss)
-                                                  for o, ss in zip(gy.shape[2:], s))]
-    cin_g, cout_g = x.shape[1] // groups, gy.shape[1] // groups
-    res = np.zeros(wshape)
-    sp, kk = "abc"[:nd], "uvw"[:nd]
-    for g in range(groups):
-        res[g * cout_g:(g + 1) * cout_g] = np.einsum(
-            f"no{sp},ni{sp}{kk}->oi{kk}", gy[:, g * cout_g:(g + 1) * cout_g].astype(np.float64),
-            win[:, g * cin_g:(g + 1) * cin_g])
-    return res
 
 
 def unfold_reference(x, k, stride=1, padding=0, dilation=1):
@@ -220,18 +174,6 @@ def test_paths_and_cublas_limits():
 # --------------------------------------------------------------------------
 # on a GPU
 # --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def cp():
-    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install '.[cuda]')")
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # no driver, driver too old, no device
-        pytest.skip(f"CuPy cannot use a GPU here: {type(exc).__name__}: {exc}")
-    if count == 0:
-        pytest.skip("CuPy sees no CUDA device")
-    return cupy
-
-
 CASES = [
     # nd, N, size, k, stride, padding, output_padding, dilation, groups
     (1, 2, 7, 3, 2, 1, 1, 1, 1),
@@ -268,7 +210,7 @@ def _dev(cp, *arrays):
 def test_conv_transpose_matches_scatter(cp, nd, n, size, k, stride, padding, op, dilation,
                                         groups, bias, dtype, algorithm):
     x, w, b = _transpose_case(nd, n, size, k, groups, dtype, bias, seed=size * 10 + nd)
-    expected = scatter_transpose(x, w, b, stride, padding, op, groups, dilation)
+    expected = scatter_reference(x, w, b, stride, padding, op, groups, dilation)
     got = CT[nd](*_dev(cp, x, w, b), stride, padding, op, groups, dilation,
                  algorithm=algorithm)
     bound = FFT_NORMWISE_BOUND[np.dtype(dtype)] if algorithm == "fft" else None
@@ -286,7 +228,7 @@ def test_auto_runs_gemm_for_many_channels(cp, monkeypatch, dtype):
     x, w, b = _transpose_case(2, 2, 9, 4, 2, dtype, True, cin_g=16, cout_g=8, seed=1)
     got = fastconv.conv_transpose2d(*_dev(cp, x, w, b), stride=2, padding=1, groups=2)
     assert calls == [1]
-    _assert_close(got, scatter_transpose(x, w, b, 2, 1, 0, 2), dtype, "auto gemm")
+    _assert_close(got, scatter_reference(x, w, b, 2, 1, 0, 2), dtype, "auto gemm")
 
 
 @pytest.mark.parametrize("nd, n, size, k, stride, padding, op, dilation, groups", [
@@ -307,7 +249,7 @@ def test_gemm_small_tiles(cp, monkeypatch, nd, n, size, k, stride, padding, op, 
                               seed=size)
     got = CT[nd](*_dev(cp, x, w, b), stride, padding, op, groups, dilation,
                  algorithm="im2col")
-    _assert_close(got, scatter_transpose(x, w, b, stride, padding, op, groups, dilation),
+    _assert_close(got, scatter_reference(x, w, b, stride, padding, op, groups, dilation),
                   np.float64, f"tiles {budget}")
 
 
@@ -320,10 +262,10 @@ def test_conv_transpose_forms_out_and_inputs(cp):
     for alg in ("auto", "im2col", "direct"):
         # unbatched
         _assert_close(fastconv.conv_transpose2d(xd, wd, stride=2, padding=1, algorithm=alg),
-                      scatter_transpose(x[None], w, None, 2, 1)[0], np.float32, "unbatched")
+                      scatter_reference(x[None], w, None, 2, 1)[0], np.float32, "unbatched")
         # plain image and kernel
         _assert_close(fastconv.conv_transpose2d(xd[0], wd[0, 0], stride=2, algorithm=alg),
-                      scatter_transpose(x[None, :1], w[:1, :1], None, 2)[0, 0], np.float32,
+                      scatter_reference(x[None, :1], w[:1, :1], None, 2)[0, 0], np.float32,
                       "plain")
     # non-contiguous inputs; promotion float32 x float64
     xb = cp.asarray(np.repeat(x[None], 2, 0))[:, :, ::-1, ::2]
@@ -331,13 +273,13 @@ def test_conv_transpose_forms_out_and_inputs(cp):
     host_x, host_w = cp.asnumpy(xb), cp.asnumpy(wb)
     for alg in ("auto", "im2col"):
         _assert_close(fastconv.conv_transpose2d(xb, wb, stride=2, padding=1, algorithm=alg),
-                      scatter_transpose(host_x, host_w, None, 2, 1), np.float32, "strided")
+                      scatter_reference(host_x, host_w, None, 2, 1), np.float32, "strided")
     got = fastconv.conv_transpose2d(xb, wb.astype(cp.float64), stride=2, padding=1)
-    _assert_close(got, scatter_transpose(host_x, host_w, None, 2, 1), np.float64, "promoted")
+    _assert_close(got, scatter_reference(host_x, host_w, None, 2, 1), np.float64, "promoted")
     np.testing.assert_array_equal(cp.asnumpy(xd), keep[0])
     np.testing.assert_array_equal(cp.asnumpy(wd), keep[1])
     # out=: contiguous, then a strided view (the rest of its base untouched)
-    expected = scatter_transpose(host_x, host_w, None, 2, 1)
+    expected = scatter_reference(host_x, host_w, None, 2, 1)
     for alg in ("auto", "im2col", "direct"):
         out = cp.full(expected.shape, cp.nan, dtype=cp.float32)
         assert fastconv.conv_transpose2d(xb, wb, stride=2, padding=1, algorithm=alg,
@@ -419,7 +361,7 @@ def test_grads_match_oracles(cp, ref, nd, n, size, k, stride, padding, dilation,
     big = np.zeros((n, x.shape[1]) + tuple(
         max(xs + pb, (o - 1) * ss + dd * (kk - 1) + 1)
         for xs, (pb, _), o, ss, dd, kk in zip(x.shape[2:], pads, gy.shape[2:], s, d, ks)))
-    full = scatter_transpose(gy, w, None, stride, 0, 0, groups, dilation)
+    full = scatter_reference(gy, w, None, stride, 0, 0, groups, dilation)
     big[(slice(None), slice(None)) + tuple(slice(0, f) for f in full.shape[2:])] = full
     expected = big[(slice(None), slice(None)) + tuple(
         slice(pb, pb + xs) for (pb, _), xs in zip(pads, x.shape[2:]))]
@@ -531,13 +473,13 @@ def test_runs_on_the_current_stream(cp):
         cols = fastconv.im2col(xfd, 3, 2, 1)
         folded = fastconv.col2im(cols, (12, 12), 3, 1, 1, 2)
     stream.synchronize()
-    expected = scatter_transpose(x, w, b, 2, 1)
+    expected = scatter_reference(x, w, b, 2, 1)
     for alg, got in results.items():
         bound = FFT_NORMWISE_BOUND[np.dtype(np.float32)] if alg == "fft" else None
         _assert_close(got, expected, np.float32, f"stream {alg}", bound)
     _assert_close(gw, weight_grad_reference(xf, gy, wf.shape, 2, ((1, 1), (1, 1)), 1, 1),
                   np.float32, "stream weight grad")
-    gi_expected = scatter_transpose(gy, wf, None, 2, 1, 1)
+    gi_expected = scatter_reference(gy, wf, None, 2, 1, 1)
     _assert_close(gi, gi_expected, np.float32, "stream input grad")
     unfolded = unfold_reference(xf, 3, 2, 1)
     _assert_close(cols, unfolded, np.float32, "stream im2col")

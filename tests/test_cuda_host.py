@@ -21,9 +21,9 @@ check those on a GPU).  Skips where ``g++`` is missing.
 """
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 
+import cuda_host
 import numpy as np
 import pytest
 import scipy.sparse
@@ -34,10 +34,6 @@ import fastconv.grad as G
 from fastconv import _api, _cuda, _transpose
 
 CUDA_DIR = pathlib.Path(__file__).resolve().parents[1] / "fastconv" / "_kernels" / "cuda"
-_spec = importlib.util.spec_from_file_location(
-    "cuda_host", pathlib.Path(__file__).with_name("cuda_host.py"))
-cuda_host = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cuda_host)
 
 pytestmark = pytest.mark.skipif(cuda_host.GXX is None, reason="g++ is not on PATH")
 CONV = {1: fastconv.conv1d, 2: fastconv.conv2d, 3: fastconv.conv3d}

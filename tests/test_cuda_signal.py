@@ -85,18 +85,6 @@ def test_gpu_module_is_installed():
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def cp():
-    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install '.[cuda]')")
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # no driver, driver too old, no device
-        pytest.skip(f"CuPy cannot use a GPU here: {type(exc).__name__}: {exc}")
-    if count == 0:
-        pytest.skip("CuPy sees no CUDA device")
-    return cupy
-
-
 def rand(rng, shape, dtype, *, full_range=False):
     """Random array of `dtype`: small integers unless `full_range`."""
     dt = np.dtype(dtype)

@@ -21,10 +21,10 @@ Three kinds of test:
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import pathlib
 
+import cuda_host
 import numpy as np
 import pytest
 
@@ -146,10 +146,6 @@ def test_prepare_rejects_other_variants():
 # --------------------------------------------------------------------------
 # the kernels as host C++ (g++), NumPy standing in for CuPy
 # --------------------------------------------------------------------------
-_spec = importlib.util.spec_from_file_location(
-    "cuda_host", pathlib.Path(__file__).with_name("cuda_host.py"))
-cuda_host = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cuda_host)
 
 
 @pytest.mark.skipif(cuda_host.GXX is None, reason="g++ is not on PATH")
@@ -181,19 +177,6 @@ def test_kernels_on_the_host(monkeypatch, tmp_path, ref, m, dtype):
 # --------------------------------------------------------------------------
 # on a GPU
 # --------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def cp():
-    """CuPy with a usable GPU, else skip (as tests/test_cuda.py's fixture)."""
-    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install '.[cuda]')")
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # no driver, driver too old, no device
-        pytest.skip(f"CuPy cannot use a GPU here: {type(exc).__name__}: {exc}")
-    if count == 0:
-        pytest.skip("CuPy sees no CUDA device")
-    return cupy
-
-
 def _run_gpu(cp, x, w, b, padding, groups, m):
     """prepare + run as the backend calls them; the result on the host (4-D)."""
     p = _problem(x, w, b, padding, groups)

@@ -3,7 +3,7 @@ einsum over sliding windows, input gradient through the adjoint identity
 with fastconv.conv{1,2,3}d) and torch.nn.grad when PyTorch is installed."""
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import sliding_window_view
+from oracles import weight_grad_reference
 
 import fastconv
 import fastconv.grad as G
@@ -13,29 +13,6 @@ CONV = {1: fastconv.conv1d, 2: fastconv.conv2d, 3: fastconv.conv3d}
 
 def _tup(v, nd):
     return (v,) * nd if isinstance(v, int) else tuple(v)
-
-
-def weight_grad_reference(x, gy, wshape, stride, pads, dilation, groups):
-    """sum_n gy[n, co, o] * x_padded[n, ci, o*s + k*d], float64, batched."""
-    nd = x.ndim - 2
-    s, d = _tup(stride, nd), _tup(dilation, nd)
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0)) + tuple(pads))
-    k = wshape[2:]
-    win = sliding_window_view(xp, tuple((kk - 1) * dd + 1 for kk, dd in zip(k, d)),
-                              axis=tuple(range(2, 2 + nd)))
-    win = win[(Ellipsis,) + tuple(slice(None, None, dd) for dd in d)]
-    out = gy.shape[2:]
-    win = win[(slice(None), slice(None)) + tuple(slice(0, (o - 1) * ss + 1, ss)
-                                                  for o, ss in zip(out, s))]
-    cin_g, cout_g = x.shape[1] // groups, gy.shape[1] // groups
-    res = np.zeros(wshape)
-    sp = "abc"[:nd]
-    kk = "uvw"[:nd]
-    for g in range(groups):
-        res[g * cout_g:(g + 1) * cout_g] = np.einsum(
-            f"no{sp},ni{sp}{kk}->oi{kk}", gy[:, g * cout_g:(g + 1) * cout_g].astype(np.float64),
-            win[:, g * cin_g:(g + 1) * cin_g])
-    return res
 
 
 CASES = [

@@ -6,12 +6,12 @@
   fastconv.conv{1,2,3}d, which the other suites check against oracles;
 * torch.nn.functional.conv_transpose{1,2,3}d when PyTorch is installed.
 """
-import itertools
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from oracles import scatter_reference
 
 import fastconv
 
@@ -22,35 +22,6 @@ CONV = {1: fastconv.conv1d, 2: fastconv.conv2d, 3: fastconv.conv3d}
 
 def _tup(v, nd):
     return (v,) * nd if isinstance(v, int) else tuple(v)
-
-
-def scatter_reference(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
-                      dilation=1):
-    """Transposed convolution by explicit scatter (float64), batched x."""
-    nd = x.ndim - 2
-    s, p, op, d = (_tup(v, nd) for v in (stride, padding, output_padding, dilation))
-    n, cin = x.shape[:2]
-    cout_g, k = w.shape[1], w.shape[2:]
-    cin_g = cin // groups
-    size = x.shape[2:]
-    full = tuple((i - 1) * ss + dd * (kk - 1) + 1 for i, ss, dd, kk in zip(size, s, d, k))
-    out = tuple(f - 2 * pp + o for f, pp, o in zip(full, p, op))
-    big = tuple(max(f, pp + o) for f, pp, o in zip(full, p, out))
-    y = np.zeros((n, cout_g * groups) + big)
-    x = x.astype(np.float64)
-    w = w.astype(np.float64)
-    for g in range(groups):
-        xg = x[:, g * cin_g:(g + 1) * cin_g]
-        for tap in itertools.product(*(range(kk) for kk in k)):
-            contrib = np.einsum("nc...,co->no...", xg, w[(slice(g * cin_g, (g + 1) * cin_g),
-                                                          slice(None)) + tap])
-            idx = tuple(slice(t * dd, t * dd + (i - 1) * ss + 1, ss)
-                        for t, dd, ss, i in zip(tap, d, s, size))
-            y[(slice(None), slice(g * cout_g, (g + 1) * cout_g)) + idx] += contrib
-    y = y[(slice(None), slice(None)) + tuple(slice(pp, pp + o) for pp, o in zip(p, out))]
-    if b is not None:
-        y = y + np.asarray(b, np.float64).reshape((-1,) + (1,) * nd)
-    return y
 
 
 CASES = [
