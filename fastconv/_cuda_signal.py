@@ -530,7 +530,36 @@ def choose(in1, in2, mode):
 # --------------------------------------------------------------------------
 
 def convolve(in1, in2, mode, method, workers):
-    """signal.convolve for CuPy arrays."""
+    """:func:`fastconv.signal.convolve` for CuPy arrays.
+
+    Parameters
+    ----------
+    in1, in2 : cupy.ndarray
+        N-D arrays of one dimensionality (any dtype SciPy takes), on one
+        device.
+    mode : {"full", "valid", "same"}
+    method : {"auto", "direct", "fft"}
+    workers : int or None
+        Checked as on the CPU; the GPU takes no thread count.
+
+    Returns
+    -------
+    out : cupy.ndarray
+        The convolution, of SciPy's result shape and dtype for `mode`.
+
+    Raises
+    ------
+    ValueError
+        For a bad `mode` or `method`, arrays of different dimensionality,
+        or "valid" with neither array at least as large as the other
+        (SciPy's messages).
+
+    Notes
+    -----
+    "auto" follows :func:`choose` (never "fft" on data holding NaN or Inf);
+    the paths are described in the module docstring.  Example: see
+    :func:`fastconv.signal.convolve`.
+    """
     if in1.ndim == in2.ndim == 0:
         return in1 * in2
     if in1.ndim != in2.ndim:
@@ -550,7 +579,28 @@ def convolve(in1, in2, mode, method, workers):
 
 
 def correlate(in1, in2, mode, method, workers):
-    """signal.correlate for CuPy arrays: convolve with the reversed conjugate."""
+    """:func:`fastconv.signal.correlate` for CuPy arrays: :func:`convolve`
+    with the reversed conjugate of `in2`.
+
+    Parameters
+    ----------
+    in1, in2 : cupy.ndarray
+        N-D arrays of one dimensionality, on one device.
+    mode : {"full", "valid", "same"}
+    method : {"auto", "direct", "fft"}
+    workers : int or None
+        Checked as on the CPU; not used on the GPU.
+
+    Returns
+    -------
+    out : cupy.ndarray
+        The cross-correlation, of SciPy's result shape and dtype.
+
+    Raises
+    ------
+    ValueError
+        As :func:`convolve` (SciPy's messages).
+    """
     if in1.ndim == in2.ndim == 0:
         return in1 * (in2.conj() if in2.dtype.kind == "c" else in2)
     if in1.ndim != in2.ndim:
@@ -563,12 +613,58 @@ def correlate(in1, in2, mode, method, workers):
 
 
 def fftconvolve(in1, in2, mode, axes, workers):
-    """signal.fftconvolve for CuPy arrays."""
+    """:func:`fastconv.signal.fftconvolve` for CuPy arrays (cuFFT).
+
+    Parameters
+    ----------
+    in1, in2 : cupy.ndarray
+        N-D arrays of one dimensionality, on one device; the axes not in
+        `axes` broadcast.
+    mode : {"full", "valid", "same"}
+    axes : int, sequence of int or None
+        The convolved axes (all when None).
+    workers : int or None
+        Checked as on the CPU; not used on the GPU.
+
+    Returns
+    -------
+    out : cupy.ndarray
+        float32/complex64 for single-precision input, else float64 or
+        complex128, of SciPy's result shape.
+
+    Raises
+    ------
+    ValueError
+        For a bad `mode` or `axes`, or shapes that do not broadcast
+        (SciPy's messages).
+    """
     return _fft_family(in1, in2, mode, axes, workers, blocked=False)
 
 
 def oaconvolve(in1, in2, mode, axes, workers):
-    """signal.oaconvolve for CuPy arrays (overlap-add where it pays)."""
+    """:func:`fastconv.signal.oaconvolve` for CuPy arrays: overlap-add
+    along one axis where :func:`oa_block` estimates it cheaper, else the
+    whole transform of :func:`fftconvolve`.
+
+    Parameters
+    ----------
+    in1, in2 : cupy.ndarray
+        As for :func:`fftconvolve`.
+    mode : {"full", "valid", "same"}
+    axes : int, sequence of int or None
+    workers : int or None
+        Checked as on the CPU; not used on the GPU.
+
+    Returns
+    -------
+    out : cupy.ndarray
+        As :func:`fftconvolve`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`fftconvolve`.
+    """
     return _fft_family(in1, in2, mode, axes, workers, blocked=True)
 
 
@@ -635,18 +731,83 @@ def _two_d(in1, in2, mode, boundary, fillvalue, workers, correlation, name):
 
 
 def convolve2d(in1, in2, mode, boundary, fillvalue, workers):
-    """signal.convolve2d for CuPy arrays."""
+    """:func:`fastconv.signal.convolve2d` for CuPy arrays.
+
+    Parameters
+    ----------
+    in1, in2 : cupy.ndarray
+        2-D arrays on one device.
+    mode : {"full", "valid", "same"}
+    boundary : {"fill", "wrap", "symm"}
+        Padding by ``cupy.pad`` for "wrap" and "symm".
+    fillvalue : scalar or 0-d array
+    workers : int or None
+        Checked as on the CPU; not used on the GPU.
+
+    Returns
+    -------
+    out : cupy.ndarray
+        SciPy's result dtype and shape for `mode`.
+
+    Raises
+    ------
+    ValueError
+        For a bad `mode`, `boundary` or `fillvalue`, arrays that are not
+        2-D, or dtypes SciPy's 2-D loop refuses (SciPy's messages).
+    """
     return _two_d(in1, in2, mode, boundary, fillvalue, workers, False, "convolve2d")
 
 
 def correlate2d(in1, in2, mode, boundary, fillvalue, workers):
-    """signal.correlate2d for CuPy arrays."""
+    """:func:`fastconv.signal.correlate2d` for CuPy arrays.
+
+    Parameters
+    ----------
+    in1, in2 : cupy.ndarray
+        2-D arrays on one device.
+    mode : {"full", "valid", "same"}
+    boundary : {"fill", "wrap", "symm"}
+        Padding by ``cupy.pad`` for "wrap" and "symm".
+    fillvalue : scalar or 0-d array
+    workers : int or None
+        Checked as on the CPU; not used on the GPU.
+
+    Returns
+    -------
+    out : cupy.ndarray
+        SciPy's result dtype and shape for `mode`.
+
+    Raises
+    ------
+    ValueError
+        For a bad `mode`, `boundary` or `fillvalue`, arrays that are not
+        2-D, or dtypes SciPy's 2-D loop refuses (SciPy's messages).
+    """
     return _two_d(in1, in2, mode, boundary, fillvalue, workers, True, "correlate2d")
 
 
 def choose_conv_method(in1, in2, mode, measure):
-    """signal.choose_conv_method for CuPy arrays; ``measure=True`` times
-    finished work (each call waits for CuPy's current stream)."""
+    """:func:`fastconv.signal.choose_conv_method` for CuPy arrays.
+
+    Parameters
+    ----------
+    in1, in2 : cupy.ndarray
+        N-D arrays of one dimensionality, on one device.
+    mode : {"full", "valid", "same"}
+    measure : bool
+        Time both methods (each call waits for CuPy's current stream)
+        instead of the cost rule of :func:`choose`.
+
+    Returns
+    -------
+    method : {"direct", "fft"}
+        With `measure`, ``(method, {"direct": s, "fft": s})`` as SciPy.
+
+    Raises
+    ------
+    ValueError
+        As :func:`convolve`.
+    """
     cp = _cp()
     if measure:
         def run(method):
