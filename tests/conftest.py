@@ -277,6 +277,41 @@ def cp():
 
 
 @pytest.fixture(scope="session")
+def host_kernels(tmp_path_factory):
+    """CUDA kernels built as host C++ (tests/cuda_host.py), shared by the
+    tests of a session (each instantiation is compiled once)."""
+    import cuda_host
+
+    if cuda_host.GXX is None:
+        pytest.skip("g++ is not on PATH (the host build of the CUDA kernels)")
+    cuda = pathlib.Path(__file__).resolve().parents[1] / "fastconv" / "_kernels" / "cuda"
+    return cuda_host.HostKernels(cuda, tmp_path_factory.mktemp("cuda_host"))
+
+
+@pytest.fixture(params=["numpy", "cupy-host", "cupy"])
+def xp(request, monkeypatch):
+    """The array namespace a test runs in: ``asarray`` puts its NumPy
+    inputs there, ``to_numpy`` brings results back for the oracle.
+
+    - "numpy": the CPU backend;
+    - "cupy-host": the CuPy backend with NumPy standing in for CuPy and the
+      CUDA kernels run as host C++ (tests/cuda_host.py): the GPU side's code
+      without a GPU;
+    - "cupy": CuPy on a GPU (skips without CuPy or a device).
+    """
+    name = request.param
+    if name == "numpy":
+        return types.SimpleNamespace(name=name, asarray=np.asarray, to_numpy=np.asarray)
+    if name == "cupy-host":
+        import cuda_host
+
+        cuda_host.install(monkeypatch, request.getfixturevalue("host_kernels"))
+        return types.SimpleNamespace(name=name, asarray=cuda_host.host, to_numpy=np.asarray)
+    cupy = request.getfixturevalue("cp")
+    return types.SimpleNamespace(name=name, asarray=cupy.asarray, to_numpy=cupy.asnumpy)
+
+
+@pytest.fixture(scope="session")
 def ref():
     """Namespace of oracle helpers (see module docstring)."""
     return types.SimpleNamespace(

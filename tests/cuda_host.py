@@ -125,7 +125,8 @@ def _on_device(make):
 NAMESPACE = types.SimpleNamespace(
     asarray=_on_device(np.asarray), ascontiguousarray=_on_device(np.ascontiguousarray),
     empty=_on_device(np.empty), zeros=_on_device(np.zeros),
-    pad=np.pad, matmul=np.matmul, multiply=np.multiply, stack=np.stack,
+    pad=np.pad, matmul=np.matmul, multiply=np.multiply, stack=np.stack, fft=np.fft,
+    isfinite=np.isfinite,
     tensordot=np.tensordot, may_share_memory=np.may_share_memory, float64=np.float64,
     ndarray=np.ndarray,
     cuda=types.SimpleNamespace(Device=HostDevice,
@@ -193,3 +194,39 @@ class HostKernels:
             lib.fc_host_run((ctypes.c_uint * 6)(*grid3, *block3),
                             (ctypes.c_void_p * len(pointers))(*pointers))
         return launch
+
+
+def install(monkeypatch, kernels):
+    """Make fastconv's CuPy backend serve every call, on NumPy and `kernels`.
+
+    The backend's CuPy becomes NAMESPACE, cupyx.scipy.sparse becomes
+    scipy.sparse and cuFFT's fast lengths scipy.fft's; blocks and grids are
+    made small so that the kernels' grid-stride loops run; the front ends'
+    backend lookup returns the backend whatever the arrays.  Undone by
+    `monkeypatch`.
+
+    Returns
+    -------
+    fastconv._cuda.CuPyBackend
+    """
+    import scipy.fft
+    import scipy.sparse
+
+    from fastconv import _api, _cuda, _transpose
+
+    monkeypatch.setattr(_cuda, "_cupy", lambda: NAMESPACE)
+    monkeypatch.setattr(_cuda, "_sparse_module", lambda: scipy.sparse)
+    monkeypatch.setattr(_cuda, "_fast_len", lambda n: int(scipy.fft.next_fast_len(max(1, n))))
+    monkeypatch.setattr(_cuda, "kernel_function", kernels)
+    # sequential host threads cannot share a filter staged in shared memory
+    monkeypatch.setattr(_cuda, "DIRECT_SHARED_BYTES", 0)
+    monkeypatch.setattr(_cuda, "BLOCK", 32)
+    monkeypatch.setattr(_cuda, "MAX_GRID_X", 5)
+    monkeypatch.setattr(_cuda, "MAX_GRID_Y", 3)
+    backend = _cuda.CuPyBackend()
+    for module in (_api, _transpose):
+        monkeypatch.setattr(module, "backend_for", lambda *arrays: backend)
+    # host arrays reach the backend as they are, as CuPy arrays do
+    monkeypatch.setattr(_transpose, "_plain", lambda a: a)
+    kernels.launches.clear()
+    return backend

@@ -52,9 +52,10 @@ def _grid(nd):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("padding_mode", MODES)
 @pytest.mark.parametrize("nd", [1, 2, 3])
-def test_argument_grid(nd, padding_mode, dtype, ref):
+def test_argument_grid(nd, padding_mode, dtype, ref, xp):
     """Every stride x padding x dilation x groups combination, bias on/off,
-    all three algorithms, against the oracle."""
+    all three algorithms, against the oracle, in each array namespace
+    (conftest's ``xp``: NumPy, the CuPy backend on host kernels, CuPy)."""
     conv = _func(nd)
     geom = GEOM[nd]
     rng = np.random.default_rng(1000 * nd + MODES.index(padding_mode))
@@ -73,8 +74,10 @@ def test_argument_grid(nd, padding_mode, dtype, ref):
             ncalls += 1
             desc = f"algorithm={algo!r} bias={b is not None} {kw}"
             try:
-                got = conv(x, w, b, stride=stride, padding=pad, dilation=dil,
-                           groups=groups, padding_mode=padding_mode, algorithm=algo)
+                got = xp.to_numpy(conv(xp.asarray(x), xp.asarray(w),
+                                       None if b is None else xp.asarray(b),
+                                       stride=stride, padding=pad, dilation=dil, groups=groups,
+                                       padding_mode=padding_mode, algorithm=algo))
             except Exception as e:  # report every failing combination
                 failures.append(f"{desc}: raised {type(e).__name__}: {e}")
                 continue
@@ -113,7 +116,7 @@ def _expand(kw, nd):
 @pytest.mark.parametrize("algorithm", ALGOS)
 @pytest.mark.parametrize("form", ["batched", "unbatched", "plain"])
 @pytest.mark.parametrize("nd", [1, 2, 3])
-def test_input_forms_and_out(nd, form, algorithm, dtype, use_out, ref):
+def test_input_forms_and_out(nd, form, algorithm, dtype, use_out, ref, xp):
     conv = _func(nd)
     rng = np.random.default_rng(7 * nd + len(form))
     spatial = (10, 9, 8)[:nd]
@@ -131,15 +134,17 @@ def test_input_forms_and_out(nd, form, algorithm, dtype, use_out, ref):
                                       dtype=dtype)
         exp = ref.expect(x, w, b, nd=nd, **kw)
         desc = f"{form} {kw}"
+        args = (xp.asarray(x), xp.asarray(w), None if b is None else xp.asarray(b))
         try:
             if use_out:
-                out = np.full(exp.value.shape, np.nan, dtype=dtype)
-                got = conv(x, w, b, algorithm=algorithm, out=out, **kw)
+                out = xp.asarray(np.full(exp.value.shape, np.nan, dtype=dtype))
+                got = conv(*args, algorithm=algorithm, out=out, **kw)
                 if got is not out:
                     failures.append(f"{desc}: returned array is not out")
                     continue
             else:
-                got = conv(x, w, b, algorithm=algorithm, **kw)
+                got = conv(*args, algorithm=algorithm, **kw)
+            got = xp.to_numpy(got)
         except Exception as e:
             failures.append(f"{desc}: raised {type(e).__name__}: {e}")
             continue

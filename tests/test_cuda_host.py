@@ -26,12 +26,11 @@ import pathlib
 import cuda_host
 import numpy as np
 import pytest
-import scipy.sparse
 from numpy.lib.stride_tricks import sliding_window_view
 
 import fastconv
 import fastconv.grad as G
-from fastconv import _api, _cuda, _transpose
+from fastconv import _cuda
 
 CUDA_DIR = pathlib.Path(__file__).resolve().parents[1] / "fastconv" / "_kernels" / "cuda"
 
@@ -48,22 +47,7 @@ def kernels(tmp_path_factory):
 @pytest.fixture
 def backend(kernels, monkeypatch):
     """The CuPy backend on NumPy and host kernels, serving every call."""
-    monkeypatch.setattr(_cuda, "_cupy", lambda: cuda_host.NAMESPACE)
-    monkeypatch.setattr(_cuda, "_sparse_module", lambda: scipy.sparse)
-    monkeypatch.setattr(_cuda, "kernel_function", kernels)
-    # sequential host threads cannot share a filter staged in shared memory
-    monkeypatch.setattr(_cuda, "DIRECT_SHARED_BYTES", 0)
-    # small blocks and grids, so that the grid-stride loops run
-    monkeypatch.setattr(_cuda, "BLOCK", 32)
-    monkeypatch.setattr(_cuda, "MAX_GRID_X", 5)
-    monkeypatch.setattr(_cuda, "MAX_GRID_Y", 3)
-    instance = _cuda.CuPyBackend()
-    for module in (_api, _transpose):
-        monkeypatch.setattr(module, "backend_for", lambda *arrays: instance)
-    # host arrays reach the backend as they are, as CuPy arrays do
-    monkeypatch.setattr(_transpose, "_plain", lambda a: a)
-    kernels.launches.clear()
-    return instance
+    return cuda_host.install(monkeypatch, kernels)
 
 
 def _arrays(shape, dtype, seed, bias=True):

@@ -43,14 +43,17 @@ CASES = [
 
 @pytest.mark.parametrize("nd, size, k, stride, padding, op, dilation, groups", CASES)
 @pytest.mark.parametrize("algorithm", ["auto", "im2col", "direct"])
-def test_scatter_reference(nd, size, k, stride, padding, op, dilation, groups, algorithm):
+def test_scatter_reference(nd, size, k, stride, padding, op, dilation, groups, algorithm, xp):
+    """Every path against the scatter oracle, in each array namespace
+    (conftest's ``xp``: NumPy, the CuPy backend on host kernels, CuPy)."""
     rng = np.random.default_rng(nd * 100 + size)
     cin, cout_g = 2 * groups, 3
     x = rng.standard_normal((2, cin) + (size,) * nd)
     w = rng.standard_normal((cin, cout_g) + _tup(k, nd))
     b = rng.standard_normal(cout_g * groups)
     ref = scatter_reference(x, w, b, stride, padding, op, groups, dilation)
-    y = CT[nd](x, w, b, stride, padding, op, groups, dilation, algorithm=algorithm)
+    y = xp.to_numpy(CT[nd](xp.asarray(x), xp.asarray(w), xp.asarray(b), stride, padding, op,
+                           groups, dilation, algorithm=algorithm))
     assert y.shape == ref.shape and y.dtype == np.float64
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
 
