@@ -572,8 +572,9 @@ _TRANSPOSE_DOC = r"""{nd}-D transposed convolution, like ``torch.nn.functional.c
     accepted with the same semantics and errors: the result is a CuPy
     array computed on the device of `x`, on CuPy's current stream.  The
     phases run on the CuPy backend's convolutions ("direct", "im2col",
-    "fft"; "winograd" and "separable" raise ValueError), GEMM + col2im on
-    cuBLAS (``cupy.matmul``) and a deterministic CUDA col2im kernel.
+    "fft", and "winograd" where every phase is a 3x3 stride-1 convolution;
+    "separable" raises ValueError), GEMM + col2im on cuBLAS
+    (``cupy.matmul``) and a deterministic CUDA col2im kernel.
 
     Examples
     --------
