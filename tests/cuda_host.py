@@ -121,16 +121,33 @@ def _on_device(make):
     return lambda *args, **kwargs: make(*args, **kwargs).view(HostArray)
 
 
-#: The CuPy functions the backend's code paths under test call.
-NAMESPACE = types.SimpleNamespace(
-    asarray=_on_device(np.asarray), ascontiguousarray=_on_device(np.ascontiguousarray),
-    empty=_on_device(np.empty), zeros=_on_device(np.zeros),
-    pad=np.pad, matmul=np.matmul, multiply=np.multiply, stack=np.stack, fft=np.fft,
-    isfinite=np.isfinite,
-    tensordot=np.tensordot, may_share_memory=np.may_share_memory, float64=np.float64,
-    ndarray=np.ndarray,
-    cuda=types.SimpleNamespace(Device=HostDevice,
-                               runtime=types.SimpleNamespace(getDevice=lambda: 0)))
+class _Namespace:
+    """CuPy's functions as NumPy's, for the code paths under test: array
+    creation gives HostArrays, ``asnumpy`` a NumPy array, ``cuda`` the
+    device and stream calls (no-ops); everything else is NumPy's."""
+
+    asarray = staticmethod(_on_device(np.asarray))
+    ascontiguousarray = staticmethod(_on_device(np.ascontiguousarray))
+    empty = staticmethod(_on_device(np.empty))
+    zeros = staticmethod(_on_device(np.zeros))
+    asnumpy = staticmethod(np.asarray)
+    cuda = types.SimpleNamespace(
+        Device=HostDevice, runtime=types.SimpleNamespace(getDevice=lambda: 0),
+        get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None))
+
+    def __getattr__(self, name):
+        attr = getattr(np, name)
+        if not callable(attr) or isinstance(attr, type):
+            return attr
+
+        def on_device(*args, **kwargs):  # NumPy's results as HostArrays
+            result = attr(*args, **kwargs)
+            return result.view(HostArray) if type(result) is np.ndarray else result
+        return on_device
+
+
+#: Stands in for the ``cupy`` module.
+NAMESPACE = _Namespace()
 
 
 class HostKernels:
@@ -199,11 +216,12 @@ class HostKernels:
 def install(monkeypatch, kernels):
     """Make fastconv's CuPy backend serve every call, on NumPy and `kernels`.
 
-    The backend's CuPy becomes NAMESPACE, cupyx.scipy.sparse becomes
-    scipy.sparse and cuFFT's fast lengths scipy.fft's; blocks and grids are
-    made small so that the kernels' grid-stride loops run; the front ends'
-    backend lookup returns the backend whatever the arrays.  Undone by
-    `monkeypatch`.
+    The backend's CuPy (and fastconv._cuda_signal's) becomes NAMESPACE,
+    cupyx.scipy.sparse becomes scipy.sparse and cuFFT's fast lengths
+    scipy.fft's; blocks and grids are made small so that the kernels'
+    grid-stride loops run; the front ends' backend lookup returns the
+    backend whatever the arrays, and fastconv.signal takes HostArrays for
+    CuPy arrays.  Undone by `monkeypatch`.
 
     Returns
     -------
@@ -212,7 +230,7 @@ def install(monkeypatch, kernels):
     import scipy.fft
     import scipy.sparse
 
-    from fastconv import _api, _cuda, _transpose
+    from fastconv import _api, _cuda, _cuda_signal, _transpose, signal
 
     monkeypatch.setattr(_cuda, "_cupy", lambda: NAMESPACE)
     monkeypatch.setattr(_cuda, "_sparse_module", lambda: scipy.sparse)
@@ -228,5 +246,10 @@ def install(monkeypatch, kernels):
         monkeypatch.setattr(module, "backend_for", lambda *arrays: backend)
     # host arrays reach the backend as they are, as CuPy arrays do
     monkeypatch.setattr(_transpose, "_plain", lambda a: a)
+    # fastconv.signal: HostArrays take its CuPy path
+    monkeypatch.setattr(signal, "is_cupy_array", lambda a: isinstance(a, HostArray))
+    monkeypatch.setattr(_cuda_signal, "_cp", lambda: NAMESPACE)
+    monkeypatch.setattr(_cuda_signal, "_fast_len",
+                        lambda n: int(scipy.fft.next_fast_len(max(1, n))))
     kernels.launches.clear()
     return backend

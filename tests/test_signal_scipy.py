@@ -179,27 +179,35 @@ def check(got, ref, kind="direct", context="", single_input=False):
             f"({kind}, {ref_a.dtype})")
 
 
-def compare(name, args, kw, kind, *, mirror_errors=False, context=""):
+def compare(name, args, kw, kind, *, mirror_errors=False, context="", xp=None):
     """Call scipy.signal.<name> and fastconv.signal.<name> alike and compare.
 
     With `mirror_errors`, a ValueError / TypeError from SciPy must be matched
     by an exception of the same type from fastconv; otherwise SciPy must
-    succeed (a failure there is a bug in the test).
+    succeed (a failure there is a bug in the test).  `xp` (conftest's array
+    namespace fixture) puts fastconv's two array arguments in its namespace
+    and brings the result back; None: NumPy.
     """
+    def ours():
+        if xp is None:
+            return getattr(fcs, name)(*args, **kw)
+        arrays = [xp.asarray(a) for a in args[:2]]
+        return xp.to_numpy(getattr(fcs, name)(*arrays, *args[2:], **kw))
+
     try:
         ref = scipy_call(name, *args, **kw)
     except (ValueError, TypeError) as exc:
         if not mirror_errors:
             raise
         with pytest.raises(type(exc)):
-            getattr(fcs, name)(*args, **kw)
+            ours()
         return None
     if (name in ("convolve", "correlate") and kw.get("method") == "fft"
             and np.asarray(ref).dtype == np.bool_):
         # SciPy casts the unrounded FFT output to bool (noise reads as True)
         x, h = (np.asarray(a, dtype=np.float64) for a in args[:2])
         ref = np.round(scipy_call(name, x, h, *args[2:], **kw)).astype(np.bool_)
-    got = getattr(fcs, name)(*args, **kw)
+    got = ours()
     check(got, ref, kind, context or f"{name}{kw}", single_input=has_single(*args[:2]))
     return got
 
@@ -211,13 +219,15 @@ def compare(name, args, kw, kind, *, mirror_errors=False, context=""):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("variant", ND_VARIANTS, ids=_ids)
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=dt_id)
-def test_nd_modes_shapes(variant, mode, shapes, dtype):
+def test_nd_modes_shapes(variant, mode, shapes, dtype, xp):
+    """In each array namespace (conftest's ``xp``: NumPy, the CuPy paths on
+    host-built kernels, CuPy)."""
     _, name, kw, kind = variant
     rng = np.random.default_rng(zlib.crc32(repr((name, mode, shapes)).encode()))
     x, h = rand(rng, shapes[0], dtype), rand(rng, shapes[1], dtype)
-    compare(name, (x, h), dict(mode=mode, **kw), kind)
+    compare(name, (x, h), dict(mode=mode, **kw), kind, xp=xp)
     # the swapped order too (kernel first, larger second)
-    compare(name, (h, x), dict(mode=mode, **kw), kind)
+    compare(name, (h, x), dict(mode=mode, **kw), kind, xp=xp)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -298,7 +308,7 @@ def _variant_ndims(ndims):
 
 @pytest.mark.parametrize("variant,ndim", _variant_ndims([1, 2]))
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
-def test_dtypes(dtype, variant, ndim):
+def test_dtypes(dtype, variant, ndim, xp):
     _, name, kw, kind = variant
     rng = np.random.default_rng(11)
     s1, s2 = ((13,), (4,)) if ndim == 1 else ((6, 7), (3, 2))
@@ -308,7 +318,7 @@ def test_dtypes(dtype, variant, ndim):
     for mode in MODES:
         # bool convolve2d raises ValueError in SciPy: mirrored
         compare(name, (x, h), dict(mode=mode, **kw), kind, mirror_errors=True,
-                context=f"{name}{kw} {mode}")
+                context=f"{name}{kw} {mode}", xp=xp)
 
 
 @pytest.mark.parametrize("method", ["direct", "auto"])
