@@ -42,30 +42,37 @@ def _pairs(padding, k, d, nd):
 
 @pytest.mark.parametrize("nd, size, k, stride, padding, dilation, groups", CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_numpy_oracles(nd, size, k, stride, padding, dilation, groups, dtype):
+def test_numpy_oracles(nd, size, k, stride, padding, dilation, groups, dtype, ref, xp):
+    """Both gradients against NumPy oracles, in each array namespace
+    (conftest's ``xp``): the weight gradient against the sliding-window
+    einsum, the input gradient (and the weight gradient once more) through
+    the adjoint identities with conftest's convolution oracle."""
     rng = np.random.default_rng(size * 10 + nd)
     x = rng.standard_normal((2, 2 * groups) + (size,) * nd).astype(dtype)
     w = rng.standard_normal((3 * groups, 2) + _tup(k, nd)).astype(dtype)
-    y = CONV[nd](x, w, None, stride, padding, dilation, groups)
+    conv_kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = ref.conv(x, w, None, nd=nd, **conv_kw)
     gy = rng.standard_normal(y.shape).astype(dtype)
     tol = 1e-4 if dtype == np.float32 else 1e-11
     # weight gradient vs the sliding-window einsum
-    gw = getattr(G, f"conv{nd}d_weight")(x, w.shape, gy, stride, padding, dilation, groups)
-    ref = weight_grad_reference(x, gy, w.shape, stride, _pairs(padding, k, dilation, nd),
-                                dilation, groups)
+    gw = xp.to_numpy(getattr(G, f"conv{nd}d_weight")(
+        xp.asarray(x), w.shape, xp.asarray(gy), stride, padding, dilation, groups))
+    expected = weight_grad_reference(x, gy, w.shape, stride,
+                                     _pairs(padding, k, dilation, nd), dilation, groups)
     assert gw.shape == w.shape and gw.dtype == dtype
-    np.testing.assert_allclose(gw, ref, rtol=tol, atol=tol * np.abs(ref).max())
+    np.testing.assert_allclose(gw, expected, rtol=tol, atol=tol * np.abs(expected).max())
     # input gradient: <conv(x'), gy> == <x', grad_input> for random x'
-    gi = getattr(G, f"conv{nd}d_input")(x.shape, w, gy, stride, padding, dilation, groups)
+    gi = xp.to_numpy(getattr(G, f"conv{nd}d_input")(
+        x.shape, xp.asarray(w), xp.asarray(gy), stride, padding, dilation, groups))
     assert gi.shape == x.shape and gi.dtype == dtype
     x2 = rng.standard_normal(x.shape)
-    lhs = np.vdot(CONV[nd](x2, w.astype(np.float64), None, stride, padding, dilation, groups),
+    lhs = np.vdot(ref.conv(x2, w.astype(np.float64), None, nd=nd, **conv_kw),
                   gy.astype(np.float64))
     rhs = np.vdot(x2, gi.astype(np.float64))
     assert abs(lhs - rhs) <= tol * max(1.0, np.abs(x2).sum() * np.abs(gi).max())
     # the gradient of the weight is linear in x: check the adjoint the other way too
     w2 = rng.standard_normal(w.shape)
-    lhs = np.vdot(CONV[nd](x.astype(np.float64), w2, None, stride, padding, dilation, groups),
+    lhs = np.vdot(ref.conv(x.astype(np.float64), w2, None, nd=nd, **conv_kw),
                   gy.astype(np.float64))
     assert abs(lhs - np.vdot(w2, gw.astype(np.float64))) <= tol * max(1.0, abs(lhs)) * 10
 
