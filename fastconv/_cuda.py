@@ -1,9 +1,12 @@
 """CuPy backend: CuPy arrays, CUDA kernels of ``fastconv/_kernels/cuda``.
 
 Status: run on an NVIDIA H100 (CuPy 14.2, CUDA 13) in the session of
-2026-11-23, where the CuPy test files passed (tests/test_cuda*.py); without
-a GPU those tests skip and the test suite compiles every CUDA source with
-nvcc for sm_80 and sm_90 and runs the Winograd kernels as host C++.
+2026-11-23, where the CuPy test files (tests/test_cuda*.py) passed; the
+"sparse" algorithm, the one-row launch of the tiled kernel and Winograd's
+filter transform as two GEMMs came later and have not run on a GPU.
+Without a GPU the CuPy tests skip; the test suite compiles every CUDA
+source with nvcc for sm_80 and sm_90 and runs this backend with its
+kernels built as host C++ (tests/cuda_host.py).
 
 It serves conv1d/conv2d/conv3d (the neural-network family) for CuPy arrays
 in float32 and float64, and float16 (computed in float32: the inputs
