@@ -759,18 +759,13 @@ def convolve2d(in1, in2, mode, boundary, fillvalue, workers):
 
 
 def correlate2d(in1, in2, mode, boundary, fillvalue, workers):
-    """:func:`fastconv.signal.correlate2d` for CuPy arrays.
+    """:func:`fastconv.signal.correlate2d` for CuPy arrays: the
+    cross-correlation counterpart of :func:`convolve2d` (`in2` not flipped).
 
     Parameters
     ----------
-    in1, in2 : cupy.ndarray
-        2-D arrays on one device.
-    mode : {"full", "valid", "same"}
-    boundary : {"fill", "wrap", "symm"}
-        Padding by ``cupy.pad`` for "wrap" and "symm".
-    fillvalue : scalar or 0-d array
-    workers : int or None
-        Checked as on the CPU; not used on the GPU.
+    in1, in2, mode, boundary, fillvalue, workers
+        As for :func:`convolve2d`.
 
     Returns
     -------
@@ -780,8 +775,7 @@ def correlate2d(in1, in2, mode, boundary, fillvalue, workers):
     Raises
     ------
     ValueError
-        For a bad `mode`, `boundary` or `fillvalue`, arrays that are not
-        2-D, or dtypes SciPy's 2-D loop refuses (SciPy's messages).
+        As :func:`convolve2d`.
     """
     return _two_d(in1, in2, mode, boundary, fillvalue, workers, True, "correlate2d")
 
