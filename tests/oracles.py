@@ -14,6 +14,18 @@ def _tup(v, nd):
     return (v,) * nd if isinstance(v, int) else tuple(v)
 
 
+def padding_pairs(padding, k, d, nd):
+    """(before, after) zero padding per axis of a forward convolution's
+    `padding` (int, tuple, "valid" or "same": the extra one after)."""
+    k, d = _tup(k, nd), _tup(d, nd)
+    if padding == "valid":
+        return ((0, 0),) * nd
+    if padding == "same":
+        return tuple((dd * (kk - 1) // 2, dd * (kk - 1) - dd * (kk - 1) // 2)
+                     for kk, dd in zip(k, d))
+    return tuple((pp, pp) for pp in _tup(padding, nd))
+
+
 def scatter_reference(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
                       dilation=1):
     """Transposed convolution by explicit scatter (float64), batched x."""

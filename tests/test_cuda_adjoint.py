@@ -22,7 +22,7 @@ import itertools
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
-from oracles import scatter_reference, weight_grad_reference
+from oracles import padding_pairs, scatter_reference, weight_grad_reference
 
 import fastconv
 import fastconv.grad as G
@@ -323,16 +323,6 @@ GRAD_CASES = [
 ]
 
 
-def _pairs(padding, k, d, nd):
-    k, d = _tup(k, nd), _tup(d, nd)
-    if padding == "valid":
-        return ((0, 0),) * nd
-    if padding == "same":
-        return tuple((dd * (kk - 1) // 2, dd * (kk - 1) - dd * (kk - 1) // 2)
-                     for kk, dd in zip(k, d))
-    return tuple((pp, pp) for pp in _tup(padding, nd))
-
-
 def _grad_case(nd, n, size, k, stride, padding, dilation, groups, dtype, ref, seed,
                cin_g=2, cout_g=3):
     rng = np.random.default_rng(seed)
@@ -350,7 +340,7 @@ def test_grads_match_oracles(cp, ref, nd, n, size, k, stride, padding, dilation,
     x, w, gy = _grad_case(nd, n, size, k, stride, padding, dilation, groups, dtype, ref,
                           seed=size * 10 + nd)
     xd, wd, gyd = _dev(cp, x, w, gy)
-    pads = _pairs(padding, k, dilation, nd)
+    pads = padding_pairs(padding, k, dilation, nd)
     # weight gradient vs the sliding-window einsum
     gw = WEIGHT_GRAD[nd](xd, w.shape, gyd, stride, padding, dilation, groups)
     _assert_close(gw, weight_grad_reference(x, gy, w.shape, stride, pads, dilation, groups),

@@ -3,7 +3,7 @@ einsum over sliding windows, input gradient through the adjoint identity
 with fastconv.conv{1,2,3}d) and torch.nn.grad when PyTorch is installed."""
 import numpy as np
 import pytest
-from oracles import weight_grad_reference
+from oracles import padding_pairs, weight_grad_reference
 
 import fastconv
 import fastconv.grad as G
@@ -30,16 +30,6 @@ CASES = [
 ]
 
 
-def _pairs(padding, k, d, nd):
-    k, d = _tup(k, nd), _tup(d, nd)
-    if padding == "valid":
-        return ((0, 0),) * nd
-    if padding == "same":
-        return tuple((dd * (kk - 1) // 2, dd * (kk - 1) - dd * (kk - 1) // 2)
-                     for kk, dd in zip(k, d))
-    return tuple((pp, pp) for pp in _tup(padding, nd))
-
-
 @pytest.mark.parametrize("nd, size, k, stride, padding, dilation, groups", CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_numpy_oracles(nd, size, k, stride, padding, dilation, groups, dtype, ref, xp):
@@ -58,7 +48,7 @@ def test_numpy_oracles(nd, size, k, stride, padding, dilation, groups, dtype, re
     gw = xp.to_numpy(getattr(G, f"conv{nd}d_weight")(
         xp.asarray(x), w.shape, xp.asarray(gy), stride, padding, dilation, groups))
     expected = weight_grad_reference(x, gy, w.shape, stride,
-                                     _pairs(padding, k, dilation, nd), dilation, groups)
+                                     padding_pairs(padding, k, dilation, nd), dilation, groups)
     assert gw.shape == w.shape and gw.dtype == dtype
     np.testing.assert_allclose(gw, expected, rtol=tol, atol=tol * np.abs(expected).max())
     # input gradient: <conv(x'), gy> == <x', grad_input> for random x'
@@ -228,7 +218,7 @@ def test_winograd_weight_grad(monkeypatch, n, cin, cout, h, w, padding, groups, 
     with fastconv.threads(workers):
         gw = G.conv2d_weight(x, wshape, gy, 1, padding, 1, groups)
     assert calls, "the Winograd weight gradient did not run"
-    ref = weight_grad_reference(x, gy, wshape, 1, _pairs(padding, 3, 1, 2), 1, groups)
+    ref = weight_grad_reference(x, gy, wshape, 1, padding_pairs(padding, 3, 1, 2), 1, groups)
     assert gw.shape == wshape and gw.dtype == dtype
     err = np.abs(gw - ref).max() / np.abs(ref).max()
     assert err <= _winograd.ERROR_BOUND[np.dtype(dtype)], f"normwise error {err:.3g}"
@@ -311,7 +301,7 @@ def test_gemm_weight_grad_schedules(monkeypatch, nd, n, cin, cout, size, k, stri
     gy = rng.standard_normal(y.shape).astype(dtype)
     with fastconv.threads(2):
         gw = getattr(G, f"conv{nd}d_weight")(x, wshape, gy, stride, padding, dilation, groups)
-    ref = weight_grad_reference(x, gy, wshape, stride, _pairs(padding, k, dilation, nd),
+    ref = weight_grad_reference(x, gy, wshape, stride, padding_pairs(padding, k, dilation, nd),
                                 dilation, groups)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert gw.shape == wshape and gw.dtype == dtype

@@ -100,30 +100,20 @@ __global__ void fc_col2im(
 }
 
 #ifdef FASTCONV_INSTANTIATE
-template __global__ void fc_col2im<float>(
-    const float* __restrict__, float* __restrict__,
-    long long, long long, long long, long long,
-    long long, long long, long long, long long, long long,
-    long long, long long, long long,
-    long long, long long, long long,
-    long long, long long, long long,
-    long long, long long, long long,
-    long long, long long, long long, long long, long long,
-    long long, long long,
-    long long, long long, long long, long long,
-    long long, long long, long long, long long,
-    int);
-template __global__ void fc_col2im<double>(
-    const double* __restrict__, double* __restrict__,
-    long long, long long, long long, long long,
-    long long, long long, long long, long long, long long,
-    long long, long long, long long,
-    long long, long long, long long,
-    long long, long long, long long,
-    long long, long long, long long,
-    long long, long long, long long, long long, long long,
-    long long, long long,
-    long long, long long, long long, long long,
-    long long, long long, long long, long long,
-    int);
+#define FC_COL2IM_INSTANTIATE(T)                                                         \
+    template __global__ void fc_col2im<T>(                                               \
+        const T* __restrict__, T* __restrict__,                                          \
+        long long, long long, long long, long long,                                      \
+        long long, long long, long long, long long, long long,                           \
+        long long, long long, long long,                                                 \
+        long long, long long, long long,                                                 \
+        long long, long long, long long,                                                 \
+        long long, long long, long long,                                                 \
+        long long, long long, long long, long long, long long,                           \
+        long long, long long,                                                            \
+        long long, long long, long long, long long,                                      \
+        long long, long long, long long, long long,                                      \
+        int);
+FC_COL2IM_INSTANTIATE(float)
+FC_COL2IM_INSTANTIATE(double)
 #endif
