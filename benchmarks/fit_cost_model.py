@@ -21,6 +21,7 @@ Usage::
     python benchmarks/fit_cost_model.py --only sparse --write   # refit one path, keep the rest
     python benchmarks/fit_cost_model.py --only winograd --write
     python benchmarks/fit_cost_model.py --only nndirect --write
+    python benchmarks/fit_cost_model.py --only nnfft --write
 
 The grid takes about a minute on the 2-core development machine.  The
 printed table gives, per group, the median and range of predicted over
@@ -115,6 +116,18 @@ def winograd_samples(rng, dt, others=None):
     return samples
 
 
+def nnfft_samples(rng, dt):
+    """(features, seconds) of algorithm="fft" on the problems of CNN_GRID."""
+    samples = []
+    for n, cin, cout, h, k in CNN_GRID:
+        x = rng.standard_normal((n, cin, h, h)).astype(dt)
+        w = rng.standard_normal((cout, cin, k, k)).astype(dt)
+        problem = _problem(x, w, k // 2)
+        samples.append((_cost.nn_fft_features(problem), best_time(
+            lambda: fastconv.conv2d(x, w, padding=k // 2, algorithm="fft"))))
+    return samples
+
+
 def nndirect_samples(rng, dt):
     """(features, seconds) of algorithm="direct" on the problems of CNN_GRID,
     STRIDED_GRID and WINOGRAD_GRID that run the channel-blocked kernel."""
@@ -169,13 +182,13 @@ def report(name, samples, coef):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite _cost_model.json")
-    parser.add_argument("--only", choices=("sparse", "winograd", "nndirect"),
+    parser.add_argument("--only", choices=("sparse", "winograd", "nndirect", "nnfft"),
                         help="refit only this path; the others keep their coefficients")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.only is not None:
         sampler = {"sparse": sparse_samples, "winograd": winograd_samples,
-                   "nndirect": nndirect_samples}[args.only]
+                   "nndirect": nndirect_samples, "nnfft": nnfft_samples}[args.only]
         model = json.loads(MODEL_PATH.read_text())
         model[args.only] = {}
         for dt in (np.float32, np.float64):

@@ -250,6 +250,11 @@ def oaconvolve(a, b, axes, mode, workers):
     return _crop(y, s1, s2, axes, mode)
 
 
+#: Filters (C_out * C_in/g) from which nn_filters transforms the spatial axes
+#: in front of the channel axes rather than behind them (see there).
+LEADING_AXES_PAIRS = 16
+
+
 class NNFilters(NamedTuple):
     """Filter spectra of the FFT path of conv1d/2d/3d (kept by plans).
 
@@ -261,14 +266,16 @@ class NNFilters(NamedTuple):
         ``(k - 1) * dilation + 1`` per spatial axis.
     extent : tuple of int
         Padded input extent the outputs read, per axis.
-    wf : (C_out, C_in/groups, F0, F1, F2) complex ndarray
-        ``rfftn`` of the dilated, flipped filters.
+    wf : (F0*F1*F2, C_out, C_in/groups) complex ndarray
+        ``rfftn`` of the dilated, flipped filters, frequency-major: each
+        frequency's (C_out, C_in/g) matrix is contiguous, so conv_nn's
+        per-frequency products go to BLAS.
     """
 
     lengths: tuple  # transform length per spatial axis
     reach: tuple    # (k - 1) * dilation + 1 per spatial axis
     extent: tuple   # padded input extent the outputs read, per axis
-    wf: np.ndarray  # rfftn of the dilated, flipped filters: (C_out, C_in/g, *F)
+    wf: np.ndarray  # rfftn of the dilated, flipped filters: (F, C_out, C_in/g)
 
 
 def nn_filters(w5, out_size, stride, dilation, nthreads) -> NNFilters:
@@ -280,9 +287,20 @@ def nn_filters(w5, out_size, stride, dilation, nthreads) -> NNFilters:
     wd = np.zeros(w5.shape[:2] + reach, dtype=w5.dtype)
     wd[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dilation)] = w5
     wd = wd[:, :, ::-1, ::-1, ::-1]
+    pairs = w5.shape[0] * w5.shape[1]
     with _threads.blas_limit(nthreads):
-        wf = sfft.rfftn(wd, lengths, axes=(2, 3, 4), workers=nthreads)
-    return NNFilters(lengths, reach, extent, wf)
+        if pairs >= LEADING_AXES_PAIRS:
+            # Spatial axes first: the transform comes out frequency-major
+            # (256 -> 128 channels of 2x2 filters for 18x18 transforms: 46
+            # ms, against 82 ms plus 38 ms to transpose the spectra).
+            wd = np.ascontiguousarray(wd.transpose(2, 3, 4, 0, 1))
+            wf = sfft.rfftn(wd, lengths, axes=(0, 1, 2), workers=nthreads)
+        else:
+            # Few filters: pocketfft runs strided axes line by line (a
+            # 63x63 filter for 574x574 transforms took 1.5x as long).
+            wf = sfft.rfftn(wd, lengths, axes=(2, 3, 4), workers=nthreads)
+            wf = np.ascontiguousarray(wf.reshape(pairs, -1).T)
+    return NNFilters(lengths, reach, extent, wf.reshape((-1,) + w5.shape[:2]))
 
 
 def conv_nn(x5, filters: NNFilters, bias, out5, stride, pad_before, groups, nthreads):
@@ -296,7 +314,7 @@ def conv_nn(x5, filters: NNFilters, bias, out5, stride, pad_before, groups, nthr
     """
     n = x5.shape[0]
     wf = filters.wf
-    c_out, cin_g = wf.shape[:2]
+    c_out, cin_g = wf.shape[1:]
     cout_g = c_out // groups
     osz = out5.shape[2:]
     # x cropped/zero-padded to the padded extent the outputs read.
@@ -315,12 +333,17 @@ def conv_nn(x5, filters: NNFilters, bias, out5, stride, pad_before, groups, nthr
         yf = np.empty((n, c_out) + fshape, dtype=xf.dtype)
         for g in range(groups):
             xg = xf[:, g * cin_g:(g + 1) * cin_g].reshape(n, cin_g, nfreq)
-            wg = wf[g * cout_g:(g + 1) * cout_g].reshape(cout_g, cin_g, nfreq)
+            wg = wf[:, g * cout_g:(g + 1) * cout_g]  # (F, O, C)
             if cin_g == 1:
-                yg = xg * wg.transpose(1, 0, 2)
+                yg = xg * wg[:, :, 0].T
             else:
-                # (F, N, C) @ (F, C, O) -> (F, N, O): one small GEMM per frequency.
-                yg = np.matmul(xg.transpose(2, 0, 1), wg.transpose(2, 1, 0)).transpose(1, 2, 0)
+                # (F, N, C) @ (F, C, O) -> (F, N, O): one small GEMM per
+                # frequency.  Every matrix is contiguous in one of its axes,
+                # so NumPy hands each to BLAS; with the spectra
+                # channel-major it ran its own loop, 30x slower (0.26
+                # against 0.008 s for 256 -> 128 channels of 2x2 filters).
+                xt = np.ascontiguousarray(xg.transpose(2, 0, 1))
+                yg = np.matmul(xt, wg.transpose(0, 2, 1)).transpose(1, 2, 0)
             yf[:, g * cout_g:(g + 1) * cout_g] = yg.reshape((n, cout_g) + fshape)
         y = sfft.irfftn(yf, lengths, axes=axes, workers=nthreads)
     sample = tuple(slice(r - 1, r - 1 + (o - 1) * s + 1, s)
