@@ -33,8 +33,10 @@ import numpy as np
 from libc.string cimport memcpy, memset
 
 from ._fc cimport (real, fc_geometry, make_geometry, fc_im2col_tile_f32, fc_im2col_tile_f64,
-                   fc_col2im_tile_f32, fc_col2im_tile_f64, fc_transpose_f32, fc_transpose_f64,
-                   borrow_scratch, return_scratch)
+                   fc_col2im_tile_f32, fc_col2im_tile_f64, fc_col2im_tile_split_f32,
+                   fc_col2im_tile_split_f64, fc_unsplit_rows_f32, fc_unsplit_rows_f64,
+                   fc_split_run_f32,
+                   fc_transpose_f32, fc_transpose_f64, borrow_scratch, return_scratch)
 from ._gemm cimport _gemm_abt_acc, _gemm_rowmajor
 
 
@@ -56,6 +58,25 @@ cdef inline void _col2im(real *x, const real *col, const fc_geometry *g,
         fc_col2im_tile_f32(x, col, g, p0, P, k0, k1)
     else:
         fc_col2im_tile_f64(x, col, g, p0, P, k0, k1)
+
+
+cdef inline void _col2im_split(real *x, const real *col, const fc_geometry *g,
+                               Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0,
+                               Py_ssize_t k1) noexcept nogil:
+    """col2im into phase-split rows (fc_kernels.h): unit-stride adds for
+    any horizontal stride."""
+    if real is float:
+        fc_col2im_tile_split_f32(x, col, g, p0, P, k0, k1)
+    else:
+        fc_col2im_tile_split_f64(x, col, g, p0, P, k0, k1)
+
+
+cdef inline void _unsplit(real *out, const real *xs, Py_ssize_t rows,
+                          const fc_geometry *g) noexcept nogil:
+    if real is float:
+        fc_unsplit_rows_f32(out, xs, rows, g)
+    else:
+        fc_unsplit_rows_f64(out, xs, rows, g)
 
 
 cdef inline void _transpose(real *dst, Py_ssize_t ldd, const real *src, Py_ssize_t lds,
@@ -136,7 +157,10 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, :, ::1] w,
     Tasks are (group, block of output channels, image), statically
     scheduled, and each thread first transposes the W^T rows of its own
     blocks: no thread reads what another wrote in the call (see
-    fastconv._winograd.schedule on why that matters here).
+    fastconv._winograd.schedule on why that matters here).  With a
+    horizontal stride above 1 a task accumulates its planes phase-split
+    (``fc_col2im_tile_split``: every add unit-stride) in the thread's
+    buffer and interleaves them into ``out`` at the end.
     """
     cdef Py_ssize_t N = x.shape[0], Cin = x.shape[1], Cout = out.shape[1]
     cdef Py_ssize_t cin_g = Cin // groups, cout_g = Cout // groups
@@ -148,11 +172,17 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, :, ::1] w,
     cdef Py_ssize_t plane = g.D * g.H * g.W
     cdef Py_ssize_t nblocks = (cout_g + cblock - 1) // cblock
     cdef Py_ssize_t ntasks = N * groups * nblocks
-    cdef Py_ssize_t bufsize = cblock * kv * tile
+    cdef bint split = g.sw > 1
+    # a plane phase-split: D*H rows of sw runs (the run length depends on
+    # the geometry only, not the dtype)
+    cdef Py_ssize_t splane = g.D * g.H * g.sw * fc_split_run_f32(&g) if split else 0
+    cdef Py_ssize_t tplane = splane if split else plane
+    cdef Py_ssize_t bufsize = cblock * kv * tile + (cblock * splane if split else 0)
     cdef bint has_bias = bias.shape[0] > 0
     cdef real *buf_all
     cdef real *buf
     cdef real *planes
+    cdef real *acc
     cdef const real *xg
     cdef const real *xbase = &x[0, 0, 0, 0, 0]
     cdef real *wbase = &wt[0, 0]
@@ -182,12 +212,18 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, :, ::1] w,
                 co0 = blk * cblock
                 cb = cout_g - co0 if cout_g - co0 < cblock else cblock
                 planes = obase + (n * Cout + gi * cout_g + co0) * plane
+                if P == 0 or cin_g == 0:
+                    for i in range(cb):
+                        b = bias[gi * cout_g + co0 + i] if has_bias else 0
+                        for j in range(plane):
+                            planes[i * plane + j] = b
+                    continue
+                # the planes the tiles accumulate into
+                acc = buf + cblock * kv * tile if split else planes
                 for i in range(cb):
                     b = bias[gi * cout_g + co0 + i] if has_bias else 0
-                    for j in range(plane):
-                        planes[i * plane + j] = b
-                if P == 0 or cin_g == 0:
-                    continue
+                    for j in range(tplane):
+                        acc[i * tplane + j] = b
                 xg = xbase + (n * Cin + gi * cin_g) * P
                 p0 = 0
                 while p0 < P:
@@ -198,8 +234,13 @@ def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, :, ::1] w,
                     _gemm_rowmajor(<int> (cb * kv), <int> ptile, <int> cin_g,
                                    wbase + (gi * cout_g * kv + co0 * kv) * cin_g,
                                    <int> cin_g, xg + p0, <int> P, buf, <int> ptile)
-                    _col2im(planes, buf, &g, p0, ptile, 0, cb * kv)
+                    if split:
+                        _col2im_split(acc, buf, &g, p0, ptile, 0, cb * kv)
+                    else:
+                        _col2im(planes, buf, &g, p0, ptile, 0, cb * kv)
                     p0 = p0 + ptile
+                if split:
+                    _unsplit(planes, acc, cb * g.D * g.H, &g)
     finally:
         return_scratch(buf_all, keep)
 

@@ -46,6 +46,15 @@ cdef extern from "fc_kernels.h" nogil:
                             Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
     void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
                             Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
+    void fc_col2im_tile_split_f32(float *x, const float *col, const fc_geometry *g,
+                                  Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
+    void fc_col2im_tile_split_f64(double *x, const double *col, const fc_geometry *g,
+                                  Py_ssize_t p0, Py_ssize_t P, Py_ssize_t k0, Py_ssize_t k1)
+    void fc_unsplit_rows_f32(float *out, const float *xs, Py_ssize_t rows,
+                             const fc_geometry *g)
+    void fc_unsplit_rows_f64(double *out, const double *xs, Py_ssize_t rows,
+                             const fc_geometry *g)
+    Py_ssize_t fc_split_run_f32(const fc_geometry *g)
     const char *fc_simd_level()
     int fc_all_finite_f32(const float *a, Py_ssize_t n)
     int fc_all_finite_f64(const double *a, Py_ssize_t n)

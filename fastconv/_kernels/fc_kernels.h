@@ -155,6 +155,19 @@ void fc_col2im_tile_f32(float *x, const float *col, const fc_geometry *g,
                         ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
 void fc_col2im_tile_f64(double *x, const double *col, const fc_geometry *g,
                         ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
+/* The same into a phase-split image (sw > 1): each row (c, d, h) stored
+ * as sw runs of fc_split_run(g) elements, run q holding the columns
+ * q, q + sw, q + 2 sw, ... from ceil(pw / sw) elements in, with room on
+ * both sides for the taps that fall into the padding; fc_unsplit_rows
+ * writes `rows` such rows back as plain rows of W. */
+ptrdiff_t fc_split_run_f32(const fc_geometry *g);
+ptrdiff_t fc_split_run_f64(const fc_geometry *g);
+void fc_col2im_tile_split_f32(float *x, const float *col, const fc_geometry *g,
+                              ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
+void fc_col2im_tile_split_f64(double *x, const double *col, const fc_geometry *g,
+                              ptrdiff_t p0, ptrdiff_t P, ptrdiff_t k0, ptrdiff_t k1);
+void fc_unsplit_rows_f32(float *out, const float *xs, ptrdiff_t rows, const fc_geometry *g);
+void fc_unsplit_rows_f64(double *out, const double *xs, ptrdiff_t rows, const fc_geometry *g);
 
 /*
  * Winograd F(m x m, r x r) tile transforms for nty rows of tW tiles of one
