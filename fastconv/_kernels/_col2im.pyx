@@ -116,6 +116,9 @@ def col2im(const real[:, :, ::1] cols, real[:, :, :, :, ::1] out, tuple kernel,
 
     ``blocks`` is (OD, OH, OW), the sliding-window grid of the columns.
     Tasks are (image, channel) pairs: a channel's rows only touch its plane.
+    With a horizontal stride above 1 a task sums its plane phase-split in
+    the thread's buffer (unit-stride adds, see conv_transpose_gemm) and
+    interleaves it into ``out``.
     """
     cdef Py_ssize_t N = out.shape[0], C = out.shape[1]
     cdef fc_geometry g = make_geometry((C, out.shape[2], out.shape[3], out.shape[4]), kernel,
@@ -123,17 +126,37 @@ def col2im(const real[:, :, ::1] cols, real[:, :, :, :, ::1] out, tuple kernel,
     cdef Py_ssize_t kv = g.KD * g.KH * g.KW
     cdef Py_ssize_t P = cols.shape[2]
     cdef Py_ssize_t plane = g.D * g.H * g.W
+    cdef bint split = g.sw > 1 and P > 0
+    cdef Py_ssize_t splane = g.D * g.H * g.sw * fc_split_run_f32(&g) if split else 0
     cdef Py_ssize_t t, n, c
     cdef Py_ssize_t ntasks = N * C
+    cdef real *acc_all = NULL
+    cdef real *acc
     if ntasks == 0 or plane == 0:
         return
-    with nogil:
-        for t in prange(ntasks, num_threads=nthreads, schedule='static'):
-            n = t // C
-            c = t % C
-            memset(&out[n, c, 0, 0, 0], 0, plane * sizeof(real))
-            if P > 0:
-                _col2im(&out[n, 0, 0, 0, 0], &cols[n, 0, 0], &g, 0, P, c * kv, (c + 1) * kv)
+    cdef list keep = []
+    if split:
+        acc_all = <real *> borrow_scratch(None, nthreads * splane * sizeof(real),
+                                          "col2im-split", keep)
+    try:
+        with nogil, parallel(num_threads=nthreads):
+            acc = acc_all + threadid() * splane
+            for t in prange(ntasks, schedule='static'):
+                n = t // C
+                c = t % C
+                if split:
+                    # channel c's rows of cols as those of a channel 0
+                    memset(acc, 0, splane * sizeof(real))
+                    _col2im_split(acc, &cols[n, c * kv, 0], &g, 0, P, 0, kv)
+                    _unsplit(&out[n, c, 0, 0, 0], acc, g.D * g.H, &g)
+                else:
+                    memset(&out[n, c, 0, 0, 0], 0, plane * sizeof(real))
+                    if P > 0:
+                        _col2im(&out[n, 0, 0, 0, 0], &cols[n, 0, 0], &g, 0, P, c * kv,
+                                (c + 1) * kv)
+    finally:
+        if split:
+            return_scratch(acc_all, keep)
 
 
 def conv_transpose_gemm(const real[:, :, :, :, ::1] x, const real[:, :, ::1] w,
