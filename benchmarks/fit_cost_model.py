@@ -100,32 +100,32 @@ def sparse_samples(rng, dt):
     return samples
 
 
-def winograd_samples(rng, dt, others=None):
-    """(features, seconds) of algorithm="winograd" on WINOGRAD_GRID; with
-    `others` (a callable taking the problem, x, w and padding) the same
-    problems also feed the other paths' samples."""
+def _layer_samples(rng, dt, grid, algorithm, features, others=None):
+    """(features, seconds) of `algorithm` on the stride-1 layers (N, C_in,
+    C_out, H, k) of `grid`, padding k // 2; with `others` (a callable taking
+    the problem, x, w and padding) the same problems also feed the other
+    paths' samples."""
     samples = []
-    for n, cin, cout, h, k in WINOGRAD_GRID:
+    for n, cin, cout, h, k in grid:
         x = rng.standard_normal((n, cin, h, h)).astype(dt)
         w = rng.standard_normal((cout, cin, k, k)).astype(dt)
         problem = _problem(x, w, k // 2)
-        samples.append((_cost.winograd_features(problem), best_time(
-            lambda: fastconv.conv2d(x, w, padding=k // 2, algorithm="winograd"))))
+        samples.append((features(problem), best_time(
+            lambda: fastconv.conv2d(x, w, padding=k // 2, algorithm=algorithm))))
         if others is not None:
             others(problem, x, w, k // 2)
     return samples
 
 
+def winograd_samples(rng, dt, others=None):
+    """(features, seconds) of algorithm="winograd" on WINOGRAD_GRID (see
+    _layer_samples for `others`)."""
+    return _layer_samples(rng, dt, WINOGRAD_GRID, "winograd", _cost.winograd_features, others)
+
+
 def nnfft_samples(rng, dt):
     """(features, seconds) of algorithm="fft" on the problems of CNN_GRID."""
-    samples = []
-    for n, cin, cout, h, k in CNN_GRID:
-        x = rng.standard_normal((n, cin, h, h)).astype(dt)
-        w = rng.standard_normal((cout, cin, k, k)).astype(dt)
-        problem = _problem(x, w, k // 2)
-        samples.append((_cost.nn_fft_features(problem), best_time(
-            lambda: fastconv.conv2d(x, w, padding=k // 2, algorithm="fft"))))
-    return samples
+    return _layer_samples(rng, dt, CNN_GRID, "fft", _cost.nn_fft_features)
 
 
 def nndirect_samples(rng, dt):
