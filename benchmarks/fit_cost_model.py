@@ -21,6 +21,7 @@ Usage::
     python benchmarks/fit_cost_model.py --only sparse --write   # refit one path, keep the rest
     python benchmarks/fit_cost_model.py --only winograd --write
     python benchmarks/fit_cost_model.py --only nndirect --write
+    python benchmarks/fit_cost_model.py --only nnrows --write
     python benchmarks/fit_cost_model.py --only nnfft --write
 
 The grid takes about a minute on the 2-core development machine.  The
@@ -65,6 +66,10 @@ CNN_GRID = [  # N, C_in, C_out, H, k: large layers and small calls (fixed costs)
 STRIDED_GRID = [  # N, C_in, C_out, H, k, stride: the direct kernel's scalar rows
     (1, 6, 2, 56, 11, 2), (1, 16, 16, 56, 3, 2), (2, 8, 8, 64, 5, 2), (1, 3, 16, 96, 7, 2),
 ]
+ROWS_GRID = [  # N, C_in, C_out, H, k, stride: one output channel per group, large maps,
+    # where the row kernel's vectorised multiply-adds dominate its time
+    (3, 43, 1, 128, 5, 1), (2, 64, 1, 96, 3, 1), (1, 24, 2, 160, 7, 1), (4, 16, 1, 128, 3, 1),
+]
 WINOGRAD_GRID = [  # N, C_in, C_out, H, k
     (1, 16, 16, 56, 3), (1, 64, 64, 56, 3), (1, 128, 128, 28, 3), (1, 256, 256, 14, 3),
     (1, 512, 512, 7, 3), (4, 64, 64, 56, 3), (2, 128, 128, 28, 3), (4, 256, 256, 14, 3),
@@ -84,6 +89,10 @@ SPARSE_GRID = [  # N, C_in, C_out, H, k, stride, density of the weights
     (4, 8, 8, 24, 3, 1, 0.9), (1, 1, 1, 64, 7, 1, 0.3), (1, 128, 128, 28, 3, 1, 0.02),
     (1, 64, 128, 28, 3, 2, 0.1), (8, 64, 64, 14, 3, 1, 0.1), (1, 4, 4, 16, 3, 1, 0.5),
     (1, 256, 256, 14, 3, 1, 0.2), (1, 64, 64, 56, 3, 1, 0.05),
+    # dense weights on one output channel, where the sparse kernel competes
+    # with the direct row kernel
+    (3, 43, 1, 64, 5, 1, 1.0), (1, 128, 1, 56, 3, 1, 1.0), (2, 16, 1, 40, 3, 1, 1.0),
+    (3, 9, 1, 57, 5, 1, 1.0),
 ]
 
 
@@ -128,20 +137,36 @@ def nnfft_samples(rng, dt):
     return _layer_samples(rng, dt, CNN_GRID, "fft", _cost.nn_fft_features)
 
 
+def nnrows_samples(rng, dt):
+    """(features, seconds) of algorithm="direct" on the problems of CNN_GRID,
+    STRIDED_GRID, ROWS_GRID and WINOGRAD_GRID that run the row kernel on
+    several input channels."""
+    return _direct_samples(rng, dt, blocked=False)
+
+
 def nndirect_samples(rng, dt):
     """(features, seconds) of algorithm="direct" on the problems of CNN_GRID,
-    STRIDED_GRID and WINOGRAD_GRID that run the channel-blocked kernel."""
+    STRIDED_GRID, ROWS_GRID and WINOGRAD_GRID that run the channel-blocked
+    kernel."""
+    return _direct_samples(rng, dt, blocked=True)
+
+
+def _direct_samples(rng, dt, blocked):
+    """Direct-kernel samples of the grids' problems that run the
+    channel-blocked kernel (`blocked`) or the row kernel on several input
+    channels (not `blocked`)."""
     from fastconv._schedule import channel_blocked
     samples = []
-    grid = ([p + (1,) for p in CNN_GRID] + STRIDED_GRID
+    grid = ([p + (1,) for p in CNN_GRID] + STRIDED_GRID + ROWS_GRID
             + [p + (1,) for p in WINOGRAD_GRID])
+    features = _cost.nndirect_features if blocked else _cost.nnrows_features
     for n, cin, cout, h, k, stride in grid:
         x = rng.standard_normal((n, cin, h, h)).astype(dt)
         w = rng.standard_normal((cout, cin, k, k)).astype(dt)
         problem = _problem(x, w, k // 2, stride)
-        if not channel_blocked(problem):
-            continue
-        samples.append((_cost.nndirect_features(problem), best_time(
+        if channel_blocked(problem) != blocked or (not blocked and cin < 2):
+            continue  # (one input channel runs the plane kernel)
+        samples.append((features(problem), best_time(
             lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="direct"))))
     return samples
 
@@ -182,13 +207,15 @@ def report(name, samples, coef):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite _cost_model.json")
-    parser.add_argument("--only", choices=("sparse", "winograd", "nndirect", "nnfft"),
+    parser.add_argument("--only", choices=("sparse", "winograd", "nndirect", "nnrows",
+                                           "nnfft"),
                         help="refit only this path; the others keep their coefficients")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.only is not None:
         sampler = {"sparse": sparse_samples, "winograd": winograd_samples,
-                   "nndirect": nndirect_samples, "nnfft": nnfft_samples}[args.only]
+                   "nndirect": nndirect_samples, "nnrows": nnrows_samples,
+                   "nnfft": nnfft_samples}[args.only]
         model = json.loads(MODEL_PATH.read_text())
         model[args.only] = {}
         for dt in (np.float32, np.float64):
@@ -235,7 +262,7 @@ def main(argv=None):
                     lambda: fastconv.conv2d(x, w, padding=pad, algorithm="direct")))
             nnfft.append((_cost.nn_fft_features(problem), best_time(
                 lambda: fastconv.conv2d(x, w, padding=pad, algorithm="fft"))))
-        for n, cin, cout, h, k, stride in STRIDED_GRID:
+        for n, cin, cout, h, k, stride in STRIDED_GRID + ROWS_GRID:
             x = rng.standard_normal((n, cin, h, h)).astype(dt)
             w = rng.standard_normal((cout, cin, k, k)).astype(dt)
             problem = _problem(x, w, k // 2, stride)
