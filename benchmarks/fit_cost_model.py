@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import platform
 import time
 from pathlib import Path

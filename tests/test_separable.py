@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import fastconv
 from fastconv import _separable as S
 DTYPES = (np.float32, np.float64)
 NP_PAD = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
