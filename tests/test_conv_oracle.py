@@ -171,6 +171,8 @@ def test_plain_2d_image_keywords(ref):
 SPECIAL = [
     # nd, N, cin, cout, groups, spatial, ksize, kwargs
     (2, 2, 5, 7, 1, (6, 6), (1, 1), {}),
+    (2, 3, 8, 6, 2, (5, 7), (1, 1), {}),  # grouped pointwise (one GEMM per group)
+    (1, 2, 6, 9, 3, (11,), (1,), {}),
     (2, 1, 3, 2, 1, (5, 4), (5, 4), {}),  # kernel == input -> 1x1 output
     (2, 1, 3, 2, 1, (5, 4), (5, 4), dict(padding="same")),
     (2, 2, 2, 3, 1, (9, 9), (2, 2), dict(stride=4)),  # stride > kernel
