@@ -408,8 +408,6 @@ class CPUBackend:
                 with _threads.blas_limit(1):
                     _im2col.conv_im2col_banded(x5, band, b, target, *args, geo.w5[3],
                                                geo.w5[4], rows, cols, nthreads, workspace)
-            elif _identity_gemm(p):
-                _pointwise(x5, w5, b, target, p, nthreads)
             else:
                 tile, parallel_tiles = im2col_tile(p, nthreads)
                 with _threads.blas_limit(1):
@@ -511,26 +509,6 @@ def _identity_gemm(problem) -> bool:
     and the layer is one GEMM per image and group."""
     return (all(k == 1 for k in problem.kernel_size) and all(st == 1 for st in problem.stride)
             and all(pad == (0, 0) for pad in problem.padding))
-
-
-def _pointwise(x5, w5, b, target, problem, nthreads):
-    """A 1x1 unit-stride unpadded layer (``_identity_gemm``) into `target`:
-    ``W_g @ x_{n,g}`` for every image n and group g by ``numpy.matmul``, one
-    BLAS GEMM each on `nthreads` BLAS threads (no OpenMP team runs), then
-    the bias.  NumPy's OpenBLAS threading of each GEMM beat the im2col
-    kernel's OpenMP tasks of single-threaded GEMMs (scipy's OpenBLAS, via
-    cython_blas) on 1x1 layers here: 256->64 at 56x56 0.64 against 0.83 ms
-    (N=1), 10.1 against 11.3 (N=8), 64->256 at 56x56 0.59 against 0.72,
-    2048->512 at 7x7 0.75 against 0.82; 512->2048 at 7x7 (N=8) and
-    1024->256 at 14x14 (N=8) within 5% either way."""
-    n, g = problem.batch, problem.groups
-    cin_g, cout_g = problem.in_channels_per_group, problem.out_channels_per_group
-    pixels = math.prod(problem.out_size)
-    result = target.reshape(n, g, cout_g, pixels)
-    with _threads.blas_limit(nthreads):
-        np.matmul(w5.reshape(g, cout_g, cin_g), x5.reshape(n, g, cin_g, pixels), out=result)
-    if b.size:
-        result += b.reshape(g, cout_g, 1)
 
 
 def _separable_shape_reason(problem):
