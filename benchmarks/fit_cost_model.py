@@ -9,6 +9,8 @@ dimensionality and precision (fastconv/_cost.py defines the features):
 * ``im2col``: fastconv.conv2d(algorithm="im2col") on CNN-like layers;
 * ``nndirect`` / ``nnrows``: fastconv.conv2d(algorithm="direct") on the
   multi-channel ones (channel-blocked kernel / row kernel);
+* ``nnpointwise``: fastconv.conv2d(algorithm="direct") on 1x1 layers that
+  run the pointwise kernel;
 * ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers;
 * ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3, 5x5 and 2x2 layers;
 * ``sparse``: fastconv.conv2d(algorithm="sparse") on layers with random
@@ -23,6 +25,7 @@ Usage::
     python benchmarks/fit_cost_model.py --only nndirect --write
     python benchmarks/fit_cost_model.py --only nnrows --write
     python benchmarks/fit_cost_model.py --only nnfft --write
+    python benchmarks/fit_cost_model.py --only nnpointwise --write
 
 The grid takes about a minute on the 2-core development machine.  The
 printed table gives, per group, the median and range of predicted over
@@ -42,6 +45,7 @@ from scipy.optimize import nnls
 
 import fastconv
 from fastconv import _cost, _sparse
+from fastconv._schedule import channel_blocked, pointwise
 from fastconv import signal as fsignal
 
 MODEL_PATH = Path(fastconv.__file__).with_name("_cost_model.json")
@@ -80,6 +84,13 @@ WINOGRAD_GRID = [  # N, C_in, C_out, H, k
     # 2x2: the sub-pixel form of k4/2 transposed convolutions, and others
     (1, 256, 512, 16, 2), (4, 256, 512, 16, 2), (8, 256, 512, 16, 2), (1, 64, 128, 32, 2),
     (2, 32, 32, 64, 2), (1, 16, 8, 40, 2),
+]
+POINTWISE_GRID = [  # N, C_in, C_out, H: 1x1 layers, from ResNet bottlenecks to small calls
+    (1, 256, 64, 56), (8, 256, 64, 56), (1, 64, 256, 56), (2, 64, 256, 56),
+    (1, 128, 512, 28), (4, 512, 128, 28), (1, 256, 256, 14), (8, 256, 256, 14),
+    (1, 128, 128, 28), (2, 32, 16, 32), (1, 16, 32, 64), (3, 6, 111, 17),
+    (1, 64, 64, 56), (4, 128, 32, 28), (1, 512, 64, 7), (8, 128, 128, 7),
+    (2, 24, 48, 40), (1, 1024, 32, 14), (1, 16, 16, 20), (2, 96, 24, 33),
 ]
 SPARSE_GRID = [  # N, C_in, C_out, H, k, stride, density of the weights
     (1, 64, 64, 56, 3, 1, 0.1), (1, 128, 128, 28, 3, 1, 0.1), (1, 256, 256, 14, 3, 1, 0.1),
@@ -136,6 +147,21 @@ def nnfft_samples(rng, dt):
     return _layer_samples(rng, dt, CNN_GRID, "fft", _cost.nn_fft_features)
 
 
+def nnpointwise_samples(rng, dt):
+    """(features, seconds) of algorithm="direct" on POINTWISE_GRID (1x1
+    layers, all on the pointwise kernel)."""
+    samples = []
+    for n, cin, cout, h in POINTWISE_GRID:
+        x = rng.standard_normal((n, cin, h, h)).astype(dt)
+        w = rng.standard_normal((cout, cin, 1, 1)).astype(dt)
+        problem = _problem(x, w, 0)
+        if not pointwise(problem):
+            continue  # weights too large for the kernel in this precision
+        samples.append((_cost.nnpointwise_features(problem), best_time(
+            lambda: fastconv.conv2d(x, w, algorithm="direct"))))
+    return samples
+
+
 def nnrows_samples(rng, dt):
     """(features, seconds) of algorithm="direct" on the problems of CNN_GRID,
     STRIDED_GRID, ROWS_GRID and WINOGRAD_GRID that run the row kernel on
@@ -154,7 +180,6 @@ def _direct_samples(rng, dt, blocked):
     """Direct-kernel samples of the grids' problems that run the
     channel-blocked kernel (`blocked`) or the row kernel on several input
     channels (not `blocked`)."""
-    from fastconv._schedule import channel_blocked
     samples = []
     grid = ([p + (1,) for p in CNN_GRID] + STRIDED_GRID + ROWS_GRID
             + [p + (1,) for p in WINOGRAD_GRID])
@@ -163,8 +188,9 @@ def _direct_samples(rng, dt, blocked):
         x = rng.standard_normal((n, cin, h, h)).astype(dt)
         w = rng.standard_normal((cout, cin, k, k)).astype(dt)
         problem = _problem(x, w, k // 2, stride)
-        if channel_blocked(problem) != blocked or (not blocked and cin < 2):
-            continue  # (one input channel runs the plane kernel)
+        if (channel_blocked(problem) != blocked or (not blocked and cin < 2)
+                or pointwise(problem)):
+            continue  # (one input channel runs the plane kernel, 1x1 layers pointwise)
         samples.append((features(problem), best_time(
             lambda: fastconv.conv2d(x, w, stride=stride, padding=k // 2, algorithm="direct"))))
     return samples
@@ -207,14 +233,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite _cost_model.json")
     parser.add_argument("--only", choices=("sparse", "winograd", "nndirect", "nnrows",
-                                           "nnfft"),
+                                           "nnfft", "nnpointwise"),
                         help="refit only this path; the others keep their coefficients")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.only is not None:
         sampler = {"sparse": sparse_samples, "winograd": winograd_samples,
                    "nndirect": nndirect_samples, "nnrows": nnrows_samples,
-                   "nnfft": nnfft_samples}[args.only]
+                   "nnfft": nnfft_samples, "nnpointwise": nnpointwise_samples}[args.only]
         model = json.loads(MODEL_PATH.read_text())
         model[args.only] = {}
         for dt in (np.float32, np.float64):
@@ -230,7 +256,7 @@ def main(argv=None):
             print(f"wrote {MODEL_PATH}")
         return
     model = {"direct": {}, "fft": {}, "im2col": {}, "nndirect": {}, "nnrows": {}, "nnfft": {},
-             "winograd": {}, "sparse": {}}
+             "nnpointwise": {}, "winograd": {}, "sparse": {}}
     for dt in (np.float32, np.float64):
         dtn = np.dtype(dt).name
         for nd, grid in SIGNAL_GRID.items():
@@ -279,6 +305,7 @@ def main(argv=None):
         key = f"2d-{dtn}"
         for path, samples in (("im2col", gemm), ("nndirect", nndirect), ("nnrows", nnrows),
                               ("nnfft", nnfft), ("winograd", wino),
+                              ("nnpointwise", nnpointwise_samples(rng, dt)),
                               ("sparse", sparse_samples(rng, dt))):
             model[path][key] = fit(samples)
             report(f"{path} {key}", samples, model[path][key])
@@ -292,8 +319,10 @@ def main(argv=None):
 
 
 def direct_sample(problem, blocked, rows, seconds):
-    """File a direct-kernel timing under the kernel the problem runs on."""
-    from fastconv._schedule import channel_blocked
+    """File a direct-kernel timing under the kernel the problem runs on
+    (1x1 layers on the pointwise kernel have their own grid)."""
+    if pointwise(problem):
+        return
     if channel_blocked(problem):
         blocked.append((_cost.nndirect_features(problem), seconds))
     else:

@@ -14,6 +14,9 @@ Each path's time is estimated as a linear function of a few work counts,
 * ``nndirect`` (the channel-blocked direct kernel, several input and output
   channels per group): multiply-adds computed (lanes and pixel blocks
   rounded up), weight-vector loads, weights packed, 1;
+* ``nnpointwise`` (the channel-blocked kernel on 1x1 layers, read in
+  place pixel chunk by chunk): multiply-adds computed, outputs written,
+  inputs read, 1;
 * ``nnrows`` (the direct row kernel on several input channels: one output
   channel per group, or 3-D kernels): vectorised and scalar (border,
   strided) multiply-adds, input-row visits, 1;
@@ -43,7 +46,7 @@ from importlib import resources
 import scipy.fft as sfft
 
 from . import _fft
-from ._schedule import channel_blocked
+from ._schedule import channel_blocked, pointwise
 
 #: Row block of BLAS's GEMM kernel: a GEMM with fewer rows (output channels
 #: per group) costs about as much as one with this many.
@@ -356,6 +359,26 @@ def nndirect_features(problem) -> tuple:
             blocks_oc * lanes * taps, 1)
 
 
+def nnpointwise_features(problem) -> tuple:
+    """(multiply-adds computed, outputs written, inputs read, 1) of the
+    pointwise kernel (fastconv._schedule.pointwise): output channels are
+    rounded up to the vector lanes and each plane's pixels to the kernel's
+    blocks, as in :func:`nndirect_features`; the outputs are stored as
+    transposed register blocks, and every input is read once from memory,
+    which layers with few input or output channels per output cannot
+    amortise."""
+    from ._kernels import _direct
+
+    lanes = _direct.blocked_lanes(problem.dtype.itemsize)
+    cout_g, cin_g = problem.out_channels_per_group, problem.in_channels_per_group
+    blocks_oc = problem.groups * -(-cout_g // lanes)
+    plane = math.prod(problem.out_size)
+    pixels, _ = _blocked_row(plane, lanes * problem.dtype.itemsize)
+    outputs = problem.batch * problem.out_channels * plane
+    inputs = problem.batch * problem.in_channels * plane
+    return (blocks_oc * lanes * problem.batch * pixels * cin_g, outputs, inputs, 1)
+
+
 @functools.lru_cache(maxsize=512)
 def nn_estimates(problem, candidates: tuple) -> dict:
     """Estimated seconds of each of `candidates` (names among "direct",
@@ -375,6 +398,8 @@ def nn_estimates(problem, candidates: tuple) -> dict:
             if problem.in_channels_per_group == 1:
                 est[name] = _predict("direct", _key(problem.nd, problem.dtype),
                                      (macs, outputs, 1))
+            elif pointwise(problem):
+                est[name] = _predict("nnpointwise", key, nnpointwise_features(problem))
             elif channel_blocked(problem):
                 est[name] = _predict("nndirect", key, nndirect_features(problem))
             else:

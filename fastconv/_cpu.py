@@ -27,8 +27,8 @@ import numpy as np
 
 from . import _cost, _fft, _separable, _sparse, _threads, _winograd
 from ._backends import deliver, output_target
-from ._schedule import (MIN_WORK_PER_THREAD, PLANE_SCRATCH_BYTES, channel_blocked,
-                        direct_schedule, workspace)
+from ._schedule import (MIN_WORK_PER_THREAD, PLANE_SCRATCH_BYTES, POINTWISE_CHUNK,
+                        channel_blocked, direct_schedule, pointwise, workspace)
 from ._validation import all_finite
 from ._kernels import _direct, _im2col
 
@@ -260,7 +260,8 @@ class CPUBackend:
         if (self.unsupported_reason(problem, "im2col") is None
                 and problem.out_channels_per_group > 1):
             names.append("im2col")
-            if _identity_gemm(problem) and problem.in_channels_per_group > 1:
+            if (_identity_gemm(problem) and problem.in_channels_per_group > 1
+                    and not pointwise(problem)):
                 names.remove("direct")  # a 1x1 unit-stride layer is one plain GEMM
         if transforms:
             names.append("fft")
@@ -376,7 +377,13 @@ class CPUBackend:
         else:
             x5 = self._layout_input(x, p, geo)
             args = (geo.stride, geo.pad_before, geo.dilation)
-            if algorithm == "direct" and state is not None:
+            if algorithm == "direct" and state is not None and pointwise(p, state[0]):
+                wp, bp = state
+                n, c = x5.shape[:2]
+                _direct.conv_pointwise(x5.reshape(n, c, -1), wp, bp,
+                                       target.reshape(target.shape[0], target.shape[1], -1),
+                                       p.groups, POINTWISE_CHUNK, nthreads)
+            elif algorithm == "direct" and state is not None:
                 wp, bp = state
                 n, c, _, h, w = x5.shape
                 xp, hp, wpad, by_image = _blocked_buffers(x5, geo, wp, nthreads)

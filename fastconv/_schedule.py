@@ -7,7 +7,8 @@ import threading
 import numpy as np
 
 __all__ = ["MIN_COLUMN_CHUNK", "MIN_WORK_PER_THREAD", "PLANE_SCRATCH_BYTES",
-           "TASKS_PER_THREAD", "channel_blocked", "direct_schedule", "workspace"]
+           "POINTWISE_BLOCK_BYTES", "POINTWISE_CHUNK", "POINTWISE_WEIGHT_BYTES", "TASKS_PER_THREAD", "channel_blocked",
+           "direct_schedule", "pointwise", "workspace"]
 
 #: Narrowest column chunk when the direct kernel splits rows across threads.
 MIN_COLUMN_CHUNK = 2048
@@ -83,3 +84,44 @@ def channel_blocked(problem) -> bool:
     return (problem.in_channels_per_group > 1 and 2 * problem.out_channels_per_group >= lanes
             and (problem.nd < 3 or (problem.kernel_size[0] == 1 and problem.in_size[0] == 1
                                     and problem.padding[0] == (0, 0))))
+
+
+#: Pixels per task of the pointwise kernel (_direct.conv_pointwise): one
+#: block of the channel-blocked kernel (28 float32 pixels on AVX-512).
+#: Chunks of 28, 56, 112, 224 and 448 pixels measured within noise of each
+#: other on 256 -> 64 channels at 56x56 (N=1 and 8).
+POINTWISE_CHUNK = 28
+
+#: Packed-weight bytes up to which a 1x1 layer runs the pointwise kernel:
+#: in all (every task streams all the weights past its pixels, so they
+#: must stay in the L2 cache; 2048 -> 512 channels at 7x7, 4 MB of weights,
+#: ran at 0.7x the speed of im2col's GEMM, which blocks them for the
+#: cache) and per block of output channels (read again for every block of
+#: pixels, from the L1 cache; 512 -> 128 channels, 32 KB a block, ran at
+#: 0.9x im2col's speed).
+POINTWISE_WEIGHT_BYTES = 256 << 10
+POINTWISE_BLOCK_BYTES = 16 << 10
+
+
+def pointwise(problem, packed=None) -> bool:
+    """Whether "direct" runs the pointwise kernel: a 1x1 unit-stride layer
+    without padding on the channel-blocked kernel, whose packed weights
+    (`packed`, or their size for `problem`) fit POINTWISE_WEIGHT_BYTES in
+    all and POINTWISE_BLOCK_BYTES per block of output channels.
+
+    The kernel reads the input in place (no padded copy), pixel chunk by
+    chunk, and runs every output-channel block over each chunk while it is
+    in the cache.
+    """
+    if not (all(k == 1 for k in problem.kernel_size) and all(s == 1 for s in problem.stride)
+            and all(pad == (0, 0) for pad in problem.padding) and channel_blocked(problem)):
+        return False
+    from ._kernels import _direct
+
+    lanes = _direct.blocked_lanes(problem.dtype.itemsize)
+    block = lanes * problem.in_channels_per_group * problem.dtype.itemsize
+    if packed is not None:
+        size = packed.nbytes
+    else:
+        size = problem.groups * -(-problem.out_channels_per_group // lanes) * block
+    return size <= POINTWISE_WEIGHT_BYTES and block <= POINTWISE_BLOCK_BYTES

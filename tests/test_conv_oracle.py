@@ -172,6 +172,15 @@ SPECIAL = [
     # nd, N, cin, cout, groups, spatial, ksize, kwargs
     (2, 2, 5, 7, 1, (6, 6), (1, 1), {}),
     (2, 3, 8, 6, 2, (5, 7), (1, 1), {}),  # grouped pointwise (one GEMM per group)
+    # 1x1 layers on the pointwise kernel ("direct"): ragged channel blocks,
+    # planes with and without a remainder past whole pixel blocks, more
+    # channel blocks than tasks, groups, 1-D and depth-1 3-D
+    (2, 2, 12, 20, 1, (9, 7), (1, 1), {}),
+    (2, 1, 24, 32, 1, (40, 30), (1, 1), {}),
+    (2, 1, 8, 64, 1, (5, 5), (1, 1), {}),
+    (2, 3, 8, 18, 2, (6, 10), (1, 1), {}),
+    (1, 2, 6, 16, 1, (75,), (1,), {}),
+    (3, 1, 4, 8, 1, (1, 5, 6), (1, 1, 1), {}),
     (1, 2, 6, 9, 3, (11,), (1,), {}),
     (2, 1, 3, 2, 1, (5, 4), (5, 4), {}),  # kernel == input -> 1x1 output
     (2, 1, 3, 2, 1, (5, 4), (5, 4), dict(padding="same")),

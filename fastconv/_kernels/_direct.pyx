@@ -345,3 +345,71 @@ def pad_volumes(const real[:, :, :, ::1] x, real[:, :, :, ::1] out, Py_ssize_t f
             k = t - q * Dp - front          # the input plane of output plane t
             _pad_plane(&x[q, k, 0, 0] if 0 <= k < deps else NULL, W,
                        &out[q, t - q * Dp, 0, 0], Hp, Wp, top, left, rows, cols)
+
+
+def conv_pointwise(const real[:, :, ::1] x, const real[:, :, :, :, :, ::1] wp,
+                   const real[:, :, ::1] bias, real[:, :, ::1] out, Py_ssize_t groups,
+                   Py_ssize_t chunk, int nthreads):
+    """out = weights @ x + bias for a 1x1 kernel with unit stride and no
+    padding, by the channel-blocked kernel read straight from the input.
+
+    ``x`` is the input (N, C_in, P) with P = the pixels of a plane; ``wp``
+    the packed weights (groups, blocks, C_in/groups, 1, 1, lanes) and
+    ``bias`` (groups, blocks, lanes) as in conv_blocked; ``out`` (N, C_out,
+    P).  No padded copy is made: with unit stride and no padding a plane is
+    one flat row, and the flat kernel never reads past its last pixel.
+
+    Tasks are (image, group, chunk of ``chunk`` pixels, part of the channel
+    blocks), statically scheduled; a task runs its part of the channel
+    blocks over its pixels, so its input chunk (C_in/groups x chunk values)
+    is read from the cache by every block after the first.  Channel blocks
+    are split into parts only when there are fewer pixel chunks than four
+    per thread.
+    """
+    cdef Py_ssize_t N = out.shape[0], Cout = out.shape[1], P = out.shape[2]
+    cdef Py_ssize_t nb = wp.shape[1], cin_g = wp.shape[2], lanes = wp.shape[5]
+    cdef Py_ssize_t C = groups * cin_g, cout_g = Cout // groups
+    cdef Py_ssize_t nchunk = (P + chunk - 1) // chunk
+    cdef Py_ssize_t tasks = N * groups * nchunk
+    cdef Py_ssize_t parts = min(nb, max(1, (4 * nthreads + tasks - 1) // tasks))
+    cdef Py_ssize_t per = (nb + parts - 1) // parts
+    cdef Py_ssize_t ur = fc_blocked_pixels()
+    cdef Py_ssize_t t, r, n, gi, j, part, b, q0, nq, q, oc0, nvalid
+    if tasks == 0 or nb == 0:
+        return
+    with nogil:
+        for t in prange(tasks * parts, schedule='static', num_threads=nthreads):
+            part = t % parts
+            r = t // parts
+            j = r % nchunk
+            r = r // nchunk
+            gi = r % groups
+            n = r // groups
+            q0 = j * chunk
+            nq = P - q0 if P - q0 < chunk else chunk
+            for b in range(part * per, min(nb, (part + 1) * per)):
+                oc0 = gi * cout_g + b * lanes
+                nvalid = cout_g - b * lanes if cout_g - b * lanes < lanes else lanes
+                # whole blocks of `ur` pixels by the row kernel, the rest by the
+                # flat one (the row kernel's blocks of 4 may read past the end)
+                q = nq - nq % ur
+                if real is float:
+                    if q > 0:
+                        fc_conv_blocked_f32(&out[n, oc0, q0], P, nvalid, &x[n, gi * cin_g, q0],
+                                            cin_g, P, 0, &wp[gi, b, 0, 0, 0, 0], 1, 1, 1, 1, 1,
+                                            q, &bias[gi, b, 0])
+                    if q < nq:
+                        fc_conv_blocked_flat_f32(&out[n, oc0, 0], P, nvalid,
+                                                 &x[n, gi * cin_g, 0], cin_g, P, 0,
+                                                 &wp[gi, b, 0, 0, 0, 0], 1, 1, 1, 1, 1, 1, P,
+                                                 q0 + q, nq - q, &bias[gi, b, 0])
+                else:
+                    if q > 0:
+                        fc_conv_blocked_f64(&out[n, oc0, q0], P, nvalid, &x[n, gi * cin_g, q0],
+                                            cin_g, P, 0, &wp[gi, b, 0, 0, 0, 0], 1, 1, 1, 1, 1,
+                                            q, &bias[gi, b, 0])
+                    if q < nq:
+                        fc_conv_blocked_flat_f64(&out[n, oc0, 0], P, nvalid,
+                                                 &x[n, gi * cin_g, 0], cin_g, P, 0,
+                                                 &wp[gi, b, 0, 0, 0, 0], 1, 1, 1, 1, 1, 1, P,
+                                                 q0 + q, nq - q, &bias[gi, b, 0])

@@ -447,6 +447,12 @@ FC_TARGET static inline void FC_CAT(FC_NAME, store_block)(FC_T *out, ptrdiff_t l
             for (ptrdiff_t ky = 0; ky < KH; ++ky) {                             \
                 const FC_T *r = x + c * ldc + ky * dy * ldr + ox0 * sx;         \
                 const FC_T *w = wp + (c * KH + ky) * KW * FC_VL;                \
+                if (KH * KW == 1) {                                             \
+                    /* the next block's input: one of C strided streams */    \
+                    __builtin_prefetch(r + UR * sx, 0, 3);                      \
+                    __builtin_prefetch(r + UR * sx + FC_VL, 0, 3);              \
+                    __builtin_prefetch(r + 2 * UR * sx - 1, 0, 3);              \
+                }                                                               \
                 for (ptrdiff_t kx = 0; kx < KW; ++kx) {                         \
                     FC_VEC wv;                                                  \
                     FC_LOAD(wv, w + kx * FC_VL);                                \
