@@ -211,20 +211,9 @@ class CPUBackend:
     def is_array(a) -> bool:
         return isinstance(a, np.ndarray)
 
-    def unsupported_reason(self, problem, algorithm):
-        if algorithm == "winograd":
-            return _winograd.supported(problem)
-        if algorithm == "separable":
-            return _separable_shape_reason(problem)
-        if algorithm == "im2col":
-            k = problem.in_channels_per_group * math.prod(problem.kernel_size)
-            p = math.prod(problem.out_size)
-            if max(k, p, problem.out_channels) > _INT_MAX:
-                return (
-                    f"im2col calls 32-bit BLAS, which cannot multiply matrices with "
-                    f"{max(k, p, problem.out_channels)} rows or columns"
-                )
-        return None
+    @staticmethod
+    def unsupported_reason(problem, algorithm):
+        return _unsupported_reason(problem, algorithm)
 
     def estimate(self, problem, weight=None) -> dict:
         """Estimated seconds of each candidate of "auto" (fastconv._cost).
@@ -235,7 +224,7 @@ class CPUBackend:
         large clearly dense weights sampled, on every call: no cache can
         tell that an array's values changed).
         """
-        est = dict(_cost.nn_estimates(problem, self._candidates(problem)))
+        est = dict(_cost.nn_estimates(problem, _auto_candidates(problem)))
         if weight is not None and min(est.values()) > SPARSE_MIN_SECONDS:
             est["sparse"] = _cost.sparse_time(problem, _sparse.nonzeros_for_estimate(weight))
         if (weight is not None and _separable_shape_reason(problem) is None
@@ -246,31 +235,6 @@ class CPUBackend:
                 est["separable"] = _cost.separable_time(problem, factors[0].shape[0])
         return est
 
-    def _candidates(self, problem, transforms=True) -> tuple:
-        """The algorithms "auto" weighs for `problem` (weights aside).
-
-        im2col is in when each group has several output channels, Winograd
-        when it has WINOGRAD_MIN_CHANNELS input and output channels or more:
-        with fewer, their GEMMs are (nearly) matrix-vector products and the
-        transforms dominate; they measured slower than the direct kernel,
-        which keeps a row of outputs in registers, or im2col.  Forcing
-        either still works.
-        """
-        names = ["direct"]
-        if (self.unsupported_reason(problem, "im2col") is None
-                and problem.out_channels_per_group > 1):
-            names.append("im2col")
-            if (_identity_gemm(problem) and problem.in_channels_per_group > 1
-                    and not pointwise(problem)):
-                names.remove("direct")  # a 1x1 unit-stride layer is one plain GEMM
-        if transforms:
-            names.append("fft")
-            if (_winograd.supported(problem) is None
-                    and problem.in_channels_per_group >= WINOGRAD_MIN_CHANNELS
-                    and problem.out_channels_per_group >= WINOGRAD_MIN_CHANNELS):
-                names.append("winograd")
-        return tuple(names)
-
     def choose_algorithm(self, problem, weight=None) -> str:
         """The "auto" choice for `problem` (before the finiteness check)."""
         est = self.estimate(problem, weight)
@@ -279,7 +243,7 @@ class CPUBackend:
     def fallback_algorithm(self, problem) -> str:
         """The faster of direct and im2col by the cost model: what "auto"
         runs when the transform methods are ruled out."""
-        est = _cost.nn_estimates(problem, self._candidates(problem, transforms=False))
+        est = _cost.nn_estimates(problem, _auto_candidates(problem, transforms=False))
         return min(est, key=est.get)
 
     def _layout_input(self, x, p, geo):
@@ -509,6 +473,51 @@ def _padded_input(x5, geo, nthreads=1):
     _direct.pad_volumes(x5.reshape(n * c, d, h, w), xp.reshape(n * c, dp, hp, wpad),
                         *geo.pad_before, nthreads)
     return xp
+
+
+def _unsupported_reason(problem, algorithm):
+    """Why `algorithm` cannot serve `problem` on the CPU, or None."""
+    if algorithm == "winograd":
+        return _winograd.supported(problem)
+    if algorithm == "separable":
+        return _separable_shape_reason(problem)
+    if algorithm == "im2col":
+        k = problem.in_channels_per_group * math.prod(problem.kernel_size)
+        p = math.prod(problem.out_size)
+        if max(k, p, problem.out_channels) > _INT_MAX:
+            return (
+                f"im2col calls 32-bit BLAS, which cannot multiply matrices with "
+                f"{max(k, p, problem.out_channels)} rows or columns"
+            )
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _auto_candidates(problem, transforms=True) -> tuple:
+    """The algorithms "auto" weighs for `problem` (weights aside), cached
+    per problem: they depend on its shapes only.
+
+    im2col is in when each group has several output channels, Winograd
+    when it has WINOGRAD_MIN_CHANNELS input and output channels or more:
+    with fewer, their GEMMs are (nearly) matrix-vector products and the
+    transforms dominate; they measured slower than the direct kernel,
+    which keeps a row of outputs in registers, or im2col.  Forcing
+    either still works.
+    """
+    names = ["direct"]
+    if (_unsupported_reason(problem, "im2col") is None
+            and problem.out_channels_per_group > 1):
+        names.append("im2col")
+        if (_identity_gemm(problem) and problem.in_channels_per_group > 1
+                and not pointwise(problem)):
+            names.remove("direct")  # a 1x1 unit-stride layer is one plain GEMM
+    if transforms:
+        names.append("fft")
+        if (_winograd.supported(problem) is None
+                and problem.in_channels_per_group >= WINOGRAD_MIN_CHANNELS
+                and problem.out_channels_per_group >= WINOGRAD_MIN_CHANNELS):
+            names.append("winograd")
+    return tuple(names)
 
 
 def _identity_gemm(problem) -> bool:

@@ -71,6 +71,8 @@ def is_sparse(a) -> bool:
     Never imports SciPy: an object can only be a sparse array when
     ``scipy.sparse`` is already loaded.
     """
+    if a is None or type(a) is np.ndarray:
+        return False
     sp = sys.modules.get("scipy.sparse")
     return sp is not None and bool(sp.issparse(a))
 
