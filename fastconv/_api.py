@@ -100,8 +100,10 @@ def _convnd(nd, x, weight, bias, stride, padding, dilation, groups, padding_mode
     x, weight, bias, backend, problem, nthreads = _setup(
         nd, x, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm,
         out, workers)
-    if algorithm == "auto":
-        algorithm = _auto(backend, problem, x, weight, bias, nthreads)
+    if algorithm == "auto" and _tuning.get_autotune() and backend.all_finite(x, weight):
+        algorithm = _tuned(backend, problem, x, weight, bias, nthreads)["algorithm"]
+    # otherwise the backend resolves "auto" itself (as _auto would, but it
+    # may fold the finiteness checks into the work, see CPUBackend.conv)
     return backend.conv(x, weight, bias, problem, algorithm, out, nthreads)
 
 

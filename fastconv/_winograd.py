@@ -165,14 +165,17 @@ def supported(problem) -> str | None:
 
 
 def filter_transform(w4, groups: int, m: int, dtype, nthreads: int = 1,
-                     out=None) -> np.ndarray:
+                     out=None, return_finite: bool = False):
     """U = G g G^T of every filter, laid out (a*a, groups, C_out/g, C_in/g).
 
-    `w4` is (C_out, C_in/groups, r, r), r = 3 or 5, and a = m + r - 1.
+    `w4` is (C_out, C_in/groups, r, r), r = 2, 3 or 5, and a = m + r - 1.
     Computed by the compiled ``fc_wino_filter`` in `dtype` (for float32 that
     rounds G's entries such as 1/6 once more, an error far below
     ERROR_BOUND) on `nthreads` threads, into `out` (a 1-D buffer of at least
-    a*a*C_out*C_in/g values) if given.
+    a*a*C_out*C_in/g values) if given.  With `return_finite`, returns
+    ``(U, finite)``, `finite` telling whether every weight (in `dtype`) is
+    finite: the transform reads each once, so "auto" need not scan them
+    again.
     """
     r = w4.shape[-1]
     a = m + r - 1
@@ -180,8 +183,9 @@ def filter_transform(w4, groups: int, m: int, dtype, nthreads: int = 1,
     flat = np.ascontiguousarray(w4, dtype=dtype).reshape(cout * cin_g, r * r)
     size = a * a * cout * cin_g
     u = (np.empty(size, dtype=dtype) if out is None else out[:size]).reshape(a * a, -1)
-    _winograd.filter_transform(flat, u, m, r, nthreads)
-    return u.reshape(a * a, groups, cout // groups, cin_g)
+    finite = _winograd.filter_transform(flat, u, m, r, nthreads)
+    u = u.reshape(a * a, groups, cout // groups, cin_g)
+    return (u, finite) if return_finite else u
 
 
 def transform_size(problem, m: int) -> int:

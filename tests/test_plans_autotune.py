@@ -351,6 +351,32 @@ def test_plan_nan_weights_at_planning(ref, rng, prefer, ran):
     assert np.all(np.isnan(y[:, 1])) and np.all(np.isfinite(y[:, [0, 2]]))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_auto_call_nonfinite_weights_fall_back_after_transform(ref, rng, prefer, ran, bad,
+                                                               dtype):
+    """A plain "auto" call that chose Winograd learns from the filter
+    transform (not a separate scan) that a weight is NaN or Inf, and runs a
+    dense algorithm instead: only that output channel's windows change."""
+    prefer("winograd")
+    x, w, b = case(rng, dtype, n=2, cin=8, cout=8, size=(9, 10))
+    check(ref, fastconv.conv2d(x, w, b, padding=1), "winograd", x, w, b, padding=1)
+    assert ran[-1] == "winograd"
+    w[5, 2, 1, 2] = bad
+    before = len(ran)
+    y = fastconv.conv2d(x, w, b, padding=1)
+    assert len(ran) == before + 1 and ran[-1] in ("direct", "im2col")  # Winograd never ran
+    with np.errstate(invalid="ignore"):  # inf * 0 in the oracle
+        want = ref.conv(x, w, b, padding=1, nd=2)
+    np.testing.assert_array_equal(np.isfinite(y), np.isfinite(want))
+    assert not np.isfinite(y[:, 5]).any() and np.isfinite(np.delete(y, 5, axis=1)).all()
+    ok = np.isfinite(want)
+    np.testing.assert_allclose(y[ok], want[ok], rtol=1e-4, atol=1e-4 * np.abs(want[ok]).max())
+    # forced Winograd still runs Winograd on these weights
+    fastconv.conv2d(x, w, b, padding=1, algorithm="winograd")
+    assert ran[-1] == "winograd"
+
+
 def test_plan_forced_transform_does_not_fall_back(rng, ran):
     """Forcing Winograd keeps Winograd even for a NaN input (no silent switch)."""
     x, w, b = case(rng, np.float32, size=(8, 8))

@@ -180,6 +180,24 @@ def test_filter_transform_layout(m, dtype, groups, rng):
     assert np.all(np.isnan(buf[a * a * cout * cin_g:]))
 
 
+@pytest.mark.parametrize("k, m", [(3, 2), (3, 4), (5, 2), (2, 3)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_filter_transform_reports_nonfinite_taps(k, m, dtype, rng):
+    """return_finite is np.isfinite(w).all(), for every tap position, NaN
+    and both infinities, in blocks of filters past the first."""
+    w4 = rng.standard_normal((7, 40, k, k)).astype(dtype)
+    u, finite = W.filter_transform(w4, 1, m, dtype, 2, return_finite=True)
+    assert finite is True
+    for f, i, j, bad in ((0, 0, 0, np.nan), (3, 0, 39, np.inf), (6, k - 1, 17, -np.inf),
+                         (2, k // 2, 5, np.nan)):
+        wb = w4.copy()
+        wb[f, j, i, (i + j) % k] = bad
+        assert W.filter_transform(wb, 1, m, dtype, 2, return_finite=True)[1] is False
+    # large finite taps stay finite
+    big = np.full_like(w4, np.finfo(dtype).max / 64)
+    assert W.filter_transform(big, 1, m, dtype, 1, return_finite=True)[1] is True
+
+
 def test_filter_transform_empty():
     u = W.filter_transform(np.empty((0, 4, 3, 3)), 1, 2, np.float64)
     assert u.shape == (16, 1, 0, 4)

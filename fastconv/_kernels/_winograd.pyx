@@ -231,29 +231,32 @@ cdef inline Py_ssize_t _output_scratch(Py_ssize_t m, Py_ssize_t r, Py_ssize_t tW
 def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, Py_ssize_t r,
                      int nthreads):
     """U[xi*a + nu, f] = (G g_f G^T)[xi, nu] for the (n, r*r) filters g of
-    F(m x m, r x r), on `nthreads` OpenMP threads; U is (a*a, n)."""
+    F(m x m, r x r), on `nthreads` OpenMP threads; U is (a*a, n).  Returns
+    whether every tap of g is finite."""
     cdef Py_ssize_t n = g.shape[0]
+    cdef int finite = 1
     if n == 0:
-        return
+        return True
     with nogil:
         if real is float:
             if r == 5:
-                fc_wino_filter_f32_m2r5(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f32_m2r5(&g[0, 0], n, &U[0, 0], nthreads)
             elif r == 2:
-                fc_wino_filter_f32_m3r2(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f32_m3r2(&g[0, 0], n, &U[0, 0], nthreads)
             elif m == 2:
-                fc_wino_filter_f32_m2(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f32_m2(&g[0, 0], n, &U[0, 0], nthreads)
             else:
-                fc_wino_filter_f32_m4(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f32_m4(&g[0, 0], n, &U[0, 0], nthreads)
         else:
             if r == 5:
-                fc_wino_filter_f64_m2r5(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f64_m2r5(&g[0, 0], n, &U[0, 0], nthreads)
             elif r == 2:
-                fc_wino_filter_f64_m3r2(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f64_m3r2(&g[0, 0], n, &U[0, 0], nthreads)
             elif m == 2:
-                fc_wino_filter_f64_m2(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f64_m2(&g[0, 0], n, &U[0, 0], nthreads)
             else:
-                fc_wino_filter_f64_m4(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f64_m4(&g[0, 0], n, &U[0, 0], nthreads)
+    return finite != 0
 
 
 def grad_filter_transform(const real[:, :, ::1] acc, real[:, ::1] g, Py_ssize_t m,

@@ -232,7 +232,8 @@ const char *fc_simd_level(void)
 /* Whether a[0 .. n) holds no NaN or Inf: an OR over "exponent bits all
  * set" of the raw bits, an integer reduction the compiler vectorises (a
  * float sum would need reassociation, and numpy's pairwise sum runs 3-4x
- * slower).  "auto" scans the weights and the input on every call. */
+ * slower).  "auto" scans the input on every call, and the weights but
+ * for Winograd (whose filter transform reports non-finite taps). */
 FC_MULTIVERSION int fc_all_finite_f32(const float *a, ptrdiff_t n)
 {
     const uint32_t *restrict u = (const uint32_t *)(const void *)a;

@@ -471,12 +471,15 @@ FC_MULTIVERSION void FC_WFN(fc_wino_grad_filter)(const FC_T *M, ptrdiff_t n, ptr
 /* Filter transform U = G g G^T of n r x r filters g (n x r*r, row-major
  * each): U[(xi*a + nu)*n + f] for filter f.  Filters go in blocks of
  * FC_WF_BLOCK, gathered so that every step is a unit-stride loop over the
- * block, and blocks are spread over `nthreads` OpenMP threads. */
+ * block, and blocks are spread over `nthreads` OpenMP threads.  Returns
+ * whether every tap is finite (v - v == 0 fails for NaN and Inf only),
+ * so "auto" need not scan the weights for the transform's sake. */
 #define FC_WF_BLOCK 128
-FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, int nthreads)
+FC_MULTIVERSION int FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, int nthreads)
 {
     const ptrdiff_t nblocks = (n + FC_WF_BLOCK - 1) / FC_WF_BLOCK;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
+    int bad = 0;
+#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(|:bad)
     for (ptrdiff_t blk = 0; blk < nblocks; ++blk) {
         const ptrdiff_t f0 = blk * FC_WF_BLOCK;
         const ptrdiff_t nb = n - f0 < FC_WF_BLOCK ? n - f0 : FC_WF_BLOCK;
@@ -505,6 +508,9 @@ FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U,
             for (int i = 0; i < FC_R * FC_R; ++i)
                 gin[i][q] = g[(f0 + q) * FC_R * FC_R + i];
 #endif
+        for (int i = 0; i < FC_R * FC_R; ++i)
+            for (ptrdiff_t q = 0; q < nb; ++q)
+                bad |= !(gin[i][q] - gin[i][q] == 0);
         /* t = G g (along the rows of each filter), then U = t G^T, as
          * straight-line sums of FC_R terms so that every q loop vectorises */
 #if FC_R == 2
@@ -534,6 +540,7 @@ FC_MULTIVERSION void FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U,
             }
 #undef FC_GSUM
     }
+    return !bad;
 }
 #undef FC_WF_BLOCK
 
