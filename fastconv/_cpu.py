@@ -336,7 +336,10 @@ class CPUBackend:
         non-finite weights fall back after it: on 256-channel 3x3 layers
         the separate scan of the weights cost about 40 us per call, and on
         512 channels at N=8 about 0.3 ms (its reads also evict the caches
-        the transform then refills).
+        the transform then refills).  "sparse" needs finite inputs only,
+        and its padded copy of the input reports them: the prepared call
+        carries the fallback that execute runs when they are not (a
+        separate scan of a 7.3 MB input cost about 0.14 ms).
         """
         algorithm = self.choose_algorithm(problem, weight)
         if algorithm == "winograd" and all_finite(x):
@@ -344,14 +347,17 @@ class CPUBackend:
             if prepared.state is None or prepared.state[2]:
                 return prepared
             algorithm = self.fallback_algorithm(problem)
-        elif algorithm in self.finite_only and not all_finite(
-                x, None if algorithm == "sparse" else weight):
+        elif algorithm == "sparse":
+            # the input's padded copy reports NaN/Inf; execute then falls back
+            prepared = self.prepare(problem, algorithm, weight, bias, nthreads, transient=True)
+            return prepared._replace(fallback=self.fallback_algorithm(problem))
+        elif algorithm in self.finite_only and not all_finite(x, weight):
             algorithm = self.fallback_algorithm(problem)
         return self.prepare(problem, algorithm, weight, bias, nthreads, transient=True)
 
     def execute(self, prepared: "Prepared", x, out, nthreads):
         """Run a prepared convolution on `x` (validated against its problem)."""
-        algorithm, p, geo, w5, b, state = prepared
+        algorithm, p, geo, w5, b, state, fallback = prepared
         # Small problems run on fewer threads: a tiny call should not wake
         # (or wait for) a whole team.
         nthreads = max(1, min(nthreads, p.flops // (2 * MIN_WORK_PER_THREAD)))
@@ -385,8 +391,11 @@ class CPUBackend:
                 _direct.conv_direct(x5, w5, b, target, *args, p.groups, nthreads, run,
                                     scratch, colw)
             elif algorithm == "sparse":
-                _sparse.conv(_padded_input(x5, geo, nthreads), state,
-                             b, target, p, geo, nthreads, workspace)
+                xp, finite = _padded_input(x5, geo, nthreads)
+                if not finite and fallback is not None:
+                    return self.execute(self.prepare(p, fallback, w5, b, nthreads, True), x,
+                                        out, nthreads)
+                _sparse.conv(xp, state, b, target, p, geo, nthreads, workspace)
             elif algorithm == "separable":
                 cols, rows = state
                 _separable.conv_separable(x5, cols, rows, b, target, geo.stride, geo.pad_before,
@@ -483,8 +492,9 @@ def _blocked_buffers(x5, geo, wp, nthreads):
 
 
 def _padded_input(x5, geo, nthreads=1):
-    """x5 zero-padded to the extent the outputs read, (N, C, Dp, Hp, Wp) in
-    reused scratch with slack after the last row, for the sparse kernel."""
+    """``(xp, finite)``: x5 zero-padded to the extent the outputs read, (N,
+    C, Dp, Hp, Wp) in reused scratch with slack after the last row, for the
+    sparse kernel, and whether every value it copied is finite."""
     n, c, d, h, w = x5.shape
     dp, hp, wpad = _padded_extent(geo)
     size = n * c * dp * hp * wpad
@@ -493,9 +503,9 @@ def _padded_input(x5, geo, nthreads=1):
     buf[size:] = 0
     xp = buf[:size].reshape(n, c, dp, hp, wpad)
     # one compiled pass, the output planes over the threads
-    _direct.pad_volumes(x5.reshape(n * c, d, h, w), xp.reshape(n * c, dp, hp, wpad),
-                        *geo.pad_before, nthreads)
-    return xp
+    finite = _direct.pad_volumes(x5.reshape(n * c, d, h, w), xp.reshape(n * c, dp, hp, wpad),
+                                 *geo.pad_before, nthreads)
+    return xp, finite
 
 
 def _unsupported_reason(problem, algorithm):
@@ -581,6 +591,10 @@ class Prepared(NamedTuple):
         Per algorithm: Winograd ``(m, U, finite)`` (`finite`: every weight
         is), FFT ``NNFilters``, banded im2col
         ``(rows, cols, band)``, separable ``(cols, rows)`` factors, or None.
+    fallback : str or None
+        For "sparse" chosen by "auto" without scanning the input: the
+        algorithm to run instead when the input turns out to hold NaN or
+        Inf (its padded copy reports them); else None.
     """
 
     algorithm: str
@@ -589,3 +603,4 @@ class Prepared(NamedTuple):
     w5: np.ndarray
     bias: np.ndarray
     state: object
+    fallback: object = None

@@ -28,7 +28,7 @@ from ._fc cimport (real, fc_geometry, make_geometry, fc_conv_rows_f32, fc_conv_r
                    fc_conv_plane_f32, fc_conv_plane_f64, FC_PLANE_MAX_KH, fc_conv_blocked_f32,
                    fc_conv_blocked_f64, fc_blocked_lanes, fc_blocked_pixels,
                    fc_conv_blocked_flat_f32, fc_conv_blocked_flat_f64,
-                   fc_pack_lanes_f32, fc_pack_lanes_f64)
+                   fc_pack_lanes_f32, fc_pack_lanes_f64, fc_all_finite_f32, fc_all_finite_f64)
 
 
 cdef inline void _rows(real *out0, real *out1, const real **rows, const real **w0,
@@ -310,12 +310,15 @@ def pack_blocked(const real[:, ::1] w, real[:, :, :, ::1] out, Py_ssize_t cout_g
                                   w.shape[1], nvalid, T, lanes)
 
 
-cdef inline void _pad_plane(const real *x, Py_ssize_t ldx, real *o, Py_ssize_t Hp,
-                            Py_ssize_t Wp, Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows,
-                            Py_ssize_t cols) noexcept nogil:
+cdef inline int _pad_plane(const real *x, Py_ssize_t ldx, real *o, Py_ssize_t Hp,
+                           Py_ssize_t Wp, Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows,
+                           Py_ssize_t cols, bint check=False) noexcept nogil:
     """One (Hp, Wp) plane o = the (rows, cols) of plane x (rows ldx apart,
-    or x NULL for a plane of zeros) placed at (top, left), zeros around."""
+    or x NULL for a plane of zeros) placed at (top, left), zeros around.
+    With `check`, returns 1 if a copied value is NaN or Inf (each row
+    checked in the cache right after its copy), else 0."""
     cdef Py_ssize_t i, src
+    cdef int bad = 0
     for i in range(Hp):
         src = i - top
         if x == NULL or src < 0 or src >= rows or cols <= 0:
@@ -324,6 +327,13 @@ cdef inline void _pad_plane(const real *x, Py_ssize_t ldx, real *o, Py_ssize_t H
         memset(o + i * Wp, 0, left * sizeof(real))
         memcpy(o + i * Wp + left, x + src * ldx, cols * sizeof(real))
         memset(o + i * Wp + left + cols, 0, (Wp - left - cols) * sizeof(real))
+        if not check:
+            continue
+        if real is float:
+            bad |= not fc_all_finite_f32(o + i * Wp + left, cols)
+        else:
+            bad |= not fc_all_finite_f64(o + i * Wp + left, cols)
+    return bad
 
 
 def pad_volumes(const real[:, :, :, ::1] x, real[:, :, :, ::1] out, Py_ssize_t front,
@@ -331,20 +341,24 @@ def pad_volumes(const real[:, :, :, ::1] x, real[:, :, :, ::1] out, Py_ssize_t f
     """out[p, k, i, j] = x[p, k - front, i - top, j - left] where that is
     inside x, else 0: every (D, H, W) volume of x zero-padded (or cropped)
     into out in one pass, the output planes (p, k) spread over OpenMP
-    threads.  front, top and left are >= 0 (the caller's leading padding)."""
+    threads.  front, top and left are >= 0 (the caller's leading padding).
+    Returns whether every value copied is finite (what "auto" needs to know
+    before the sparse kernel, so it need not scan the input separately)."""
     cdef Py_ssize_t P = out.shape[0], Dp = out.shape[1], Hp = out.shape[2], Wp = out.shape[3]
     cdef Py_ssize_t D = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t deps = min(D, Dp - front), rows = min(H, Hp - top)
     cdef Py_ssize_t cols = max(0, min(W, Wp - left))
     cdef Py_ssize_t t, q, k
+    cdef int bad = 0
     if P == 0 or Dp == 0 or Hp == 0 or Wp == 0:
-        return
+        return True
     with nogil:
         for t in prange(P * Dp, schedule='static', num_threads=nthreads):
             q = t // Dp
             k = t - q * Dp - front          # the input plane of output plane t
-            _pad_plane(&x[q, k, 0, 0] if 0 <= k < deps else NULL, W,
-                       &out[q, t - q * Dp, 0, 0], Hp, Wp, top, left, rows, cols)
+            bad |= _pad_plane(&x[q, k, 0, 0] if 0 <= k < deps else NULL, W,
+                              &out[q, t - q * Dp, 0, 0], Hp, Wp, top, left, rows, cols, True)
+    return bad == 0
 
 
 def conv_pointwise(const real[:, :, ::1] x, const real[:, :, :, :, :, ::1] wp,
