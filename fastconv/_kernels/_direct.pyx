@@ -188,6 +188,32 @@ def blocked_lanes(Py_ssize_t itemsize):
     return fc_blocked_lanes(<int> itemsize)
 
 
+cdef inline void _blocked(real *out, Py_ssize_t ldo, Py_ssize_t nvalid, const real *x,
+                          Py_ssize_t C, Py_ssize_t ldc, Py_ssize_t ldr, const real *wp,
+                          Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sx, Py_ssize_t dy,
+                          Py_ssize_t dx, Py_ssize_t OW, const real *bias) noexcept nogil:
+    """fc_conv_blocked of the dtype: one output row, one block of channels."""
+    if real is float:
+        fc_conv_blocked_f32(out, ldo, nvalid, x, C, ldc, ldr, wp, KH, KW, sx, dy, dx, OW, bias)
+    else:
+        fc_conv_blocked_f64(out, ldo, nvalid, x, C, ldc, ldr, wp, KH, KW, sx, dy, dx, OW, bias)
+
+
+cdef inline void _blocked_flat(real *out, Py_ssize_t ldo, Py_ssize_t nvalid, const real *x,
+                               Py_ssize_t C, Py_ssize_t ldc, Py_ssize_t ldr, const real *wp,
+                               Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sy, Py_ssize_t sx,
+                               Py_ssize_t dy, Py_ssize_t dx, Py_ssize_t OW, Py_ssize_t q0,
+                               Py_ssize_t nq, const real *bias) noexcept nogil:
+    """fc_conv_blocked_flat of the dtype: pixels q0 .. q0+nq-1 of the
+    flattened plane, one block of channels."""
+    if real is float:
+        fc_conv_blocked_flat_f32(out, ldo, nvalid, x, C, ldc, ldr, wp, KH, KW, sy, sx, dy, dx,
+                                 OW, q0, nq, bias)
+    else:
+        fc_conv_blocked_flat_f64(out, ldo, nvalid, x, C, ldc, ldr, wp, KH, KW, sy, sx, dy, dx,
+                                 OW, q0, nq, bias)
+
+
 def conv_blocked(const real[:, :, ::1] x, real[:, ::1] xp, Py_ssize_t Hp, Py_ssize_t Wp,
                  Py_ssize_t top, Py_ssize_t left, const real[:, :, :, :, :, ::1] wp,
                  const real[:, :, ::1] bias, real[:, :, :, ::1] out, Py_ssize_t sy,
@@ -261,30 +287,14 @@ def conv_blocked(const real[:, :, ::1] x, real[:, ::1] xp, Py_ssize_t Hp, Py_ssi
             if flat:
                 q0 = j * ur
                 nq = OH * OW - q0 if OH * OW - q0 < ur else ur
-                if real is float:
-                    fc_conv_blocked_flat_f32(&out[n, oc0, 0, 0], OH * OW, nvalid,
-                                             &xp[tid, (n * C + gi * cin_g) * plane], cin_g,
-                                             plane, Wp,
-                                             &wp[gi, b, 0, 0, 0, 0], KH, KW, sy, sx, dy, dx,
-                                             OW, q0, nq, &bias[gi, b, 0])
-                else:
-                    fc_conv_blocked_flat_f64(&out[n, oc0, 0, 0], OH * OW, nvalid,
-                                             &xp[tid, (n * C + gi * cin_g) * plane], cin_g,
-                                             plane, Wp,
-                                             &wp[gi, b, 0, 0, 0, 0], KH, KW, sy, sx, dy, dx,
-                                             OW, q0, nq, &bias[gi, b, 0])
-            elif real is float:
-                fc_conv_blocked_f32(&out[n, oc0, j, 0], OH * OW, nvalid,
-                                    &xp[tid, (n * C + gi * cin_g) * plane + j * sy * Wp],
-                                    cin_g, plane, Wp,
-                                    &wp[gi, b, 0, 0, 0, 0], KH, KW, sx, dy, dx, OW,
-                                    &bias[gi, b, 0])
+                _blocked_flat(&out[n, oc0, 0, 0], OH * OW, nvalid,
+                              &xp[tid, (n * C + gi * cin_g) * plane], cin_g, plane, Wp,
+                              &wp[gi, b, 0, 0, 0, 0], KH, KW, sy, sx, dy, dx, OW, q0, nq,
+                              &bias[gi, b, 0])
             else:
-                fc_conv_blocked_f64(&out[n, oc0, j, 0], OH * OW, nvalid,
-                                    &xp[tid, (n * C + gi * cin_g) * plane + j * sy * Wp],
-                                    cin_g, plane, Wp,
-                                    &wp[gi, b, 0, 0, 0, 0], KH, KW, sx, dy, dx, OW,
-                                    &bias[gi, b, 0])
+                _blocked(&out[n, oc0, j, 0], OH * OW, nvalid,
+                         &xp[tid, (n * C + gi * cin_g) * plane + j * sy * Wp], cin_g, plane,
+                         Wp, &wp[gi, b, 0, 0, 0, 0], KH, KW, sx, dy, dx, OW, &bias[gi, b, 0])
 
 
 def pack_blocked(const real[:, ::1] w, real[:, :, :, ::1] out, Py_ssize_t cout_g,
@@ -407,23 +417,10 @@ def conv_pointwise(const real[:, :, ::1] x, const real[:, :, :, :, :, ::1] wp,
                 # whole blocks of `ur` pixels by the row kernel, the rest by the
                 # flat one (the row kernel's blocks of 4 may read past the end)
                 q = nq - nq % ur
-                if real is float:
-                    if q > 0:
-                        fc_conv_blocked_f32(&out[n, oc0, q0], P, nvalid, &x[n, gi * cin_g, q0],
-                                            cin_g, P, 0, &wp[gi, b, 0, 0, 0, 0], 1, 1, 1, 1, 1,
-                                            q, &bias[gi, b, 0])
-                    if q < nq:
-                        fc_conv_blocked_flat_f32(&out[n, oc0, 0], P, nvalid,
-                                                 &x[n, gi * cin_g, 0], cin_g, P, 0,
-                                                 &wp[gi, b, 0, 0, 0, 0], 1, 1, 1, 1, 1, 1, P,
-                                                 q0 + q, nq - q, &bias[gi, b, 0])
-                else:
-                    if q > 0:
-                        fc_conv_blocked_f64(&out[n, oc0, q0], P, nvalid, &x[n, gi * cin_g, q0],
-                                            cin_g, P, 0, &wp[gi, b, 0, 0, 0, 0], 1, 1, 1, 1, 1,
-                                            q, &bias[gi, b, 0])
-                    if q < nq:
-                        fc_conv_blocked_flat_f64(&out[n, oc0, 0], P, nvalid,
-                                                 &x[n, gi * cin_g, 0], cin_g, P, 0,
-                                                 &wp[gi, b, 0, 0, 0, 0], 1, 1, 1, 1, 1, 1, P,
-                                                 q0 + q, nq - q, &bias[gi, b, 0])
+                if q > 0:
+                    _blocked(&out[n, oc0, q0], P, nvalid, &x[n, gi * cin_g, q0], cin_g, P, 0,
+                             &wp[gi, b, 0, 0, 0, 0], 1, 1, 1, 1, 1, q, &bias[gi, b, 0])
+                if q < nq:
+                    _blocked_flat(&out[n, oc0, 0], P, nvalid, &x[n, gi * cin_g, 0], cin_g, P,
+                                  0, &wp[gi, b, 0, 0, 0, 0], 1, 1, 1, 1, 1, 1, P, q0 + q,
+                                  nq - q, &bias[gi, b, 0])
