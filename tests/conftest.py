@@ -331,3 +331,19 @@ def ref():
         PADDING_MODES=PADDING_MODES,
         CORE_ALGORITHMS=CORE_ALGORITHMS,
     )
+
+
+@pytest.fixture
+def ran(monkeypatch):
+    """The algorithms the CPU backend's execute runs, in call order."""
+    from fastconv import _cpu
+
+    seen = []
+    real = _cpu.CPUBackend.execute
+
+    def execute(self, prepared, x, out, nthreads):
+        seen.append(prepared.algorithm)
+        return real(self, prepared, x, out, nthreads)
+
+    monkeypatch.setattr(_cpu.CPUBackend, "execute", execute)
+    return seen

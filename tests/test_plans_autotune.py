@@ -97,19 +97,6 @@ def prefer(monkeypatch):
     return set_
 
 
-@pytest.fixture
-def ran(monkeypatch):
-    """The algorithms CPUBackend.execute runs, in call order."""
-    seen = []
-    real = _cpu.CPUBackend.execute
-
-    def execute(self, prepared, x, out, nthreads):
-        seen.append(prepared.algorithm)
-        return real(self, prepared, x, out, nthreads)
-
-    monkeypatch.setattr(_cpu.CPUBackend, "execute", execute)
-    return seen
-
 
 @pytest.fixture
 def tune_calls(monkeypatch):
