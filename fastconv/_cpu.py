@@ -342,10 +342,12 @@ class CPUBackend:
         separate scan of a 7.3 MB input cost about 0.14 ms).
         """
         algorithm = self.choose_algorithm(problem, weight)
-        if algorithm == "winograd" and all_finite(x):
-            prepared = self.prepare(problem, algorithm, weight, bias, nthreads, transient=True)
-            if prepared.state is None or prepared.state[2]:
-                return prepared
+        if algorithm == "winograd":
+            if all_finite(x):
+                prepared = self.prepare(problem, algorithm, weight, bias, nthreads,
+                                        transient=True)
+                if prepared.state is None or prepared.state[2]:
+                    return prepared
             algorithm = self.fallback_algorithm(problem)
         elif algorithm == "sparse":
             # the input's padded copy reports NaN/Inf; execute then falls back

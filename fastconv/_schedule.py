@@ -7,8 +7,8 @@ import threading
 import numpy as np
 
 __all__ = ["MIN_COLUMN_CHUNK", "MIN_WORK_PER_THREAD", "PLANE_SCRATCH_BYTES",
-           "POINTWISE_BLOCK_BYTES", "POINTWISE_CHUNK", "POINTWISE_WEIGHT_BYTES", "TASKS_PER_THREAD", "channel_blocked",
-           "direct_schedule", "pointwise", "workspace"]
+           "POINTWISE_BLOCK_BYTES", "POINTWISE_CHUNK", "POINTWISE_WEIGHT_BYTES",
+           "TASKS_PER_THREAD", "channel_blocked", "direct_schedule", "pointwise", "workspace"]
 
 #: Narrowest column chunk when the direct kernel splits rows across threads.
 MIN_COLUMN_CHUNK = 2048
@@ -93,12 +93,15 @@ def channel_blocked(problem) -> bool:
 POINTWISE_CHUNK = 28
 
 #: Packed-weight bytes up to which a 1x1 layer runs the pointwise kernel:
-#: in all (every task streams all the weights past its pixels, so they
-#: must stay in the L2 cache; 2048 -> 512 channels at 7x7, 4 MB of weights,
-#: ran at 0.7x the speed of im2col's GEMM, which blocks them for the
-#: cache) and per block of output channels (read again for every block of
-#: pixels, from the L1 cache; 512 -> 128 channels, 32 KB a block, ran at
-#: 0.9x im2col's speed).
+#: in all, and per block of output channels.  Every task streams all the
+#: weights past its pixels, so they must stay in the L2 cache: 2048 -> 512
+#: channels at 7x7 (4 MB of weights) ran at 0.7x the speed of im2col's
+#: GEMM, which blocks them for the cache.  A block is read again for every
+#: 28 pixels; beyond the L1 cache (512 or more input channels) the kernel's
+#: speed against im2col varied with the shape, 0.88x-1.36x of its time,
+#: and one linear cost model did not capture both regimes (fitted on all of
+#: them, its error range grew from 0.87-1.11 to 0.67-1.19 and it ranked the
+#: 256 -> 64 layer wrongly), so those layers stay on im2col.
 POINTWISE_WEIGHT_BYTES = 256 << 10
 POINTWISE_BLOCK_BYTES = 16 << 10
 
