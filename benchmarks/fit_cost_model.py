@@ -12,7 +12,8 @@ dimensionality and precision (fastconv/_cost.py defines the features):
 * ``nnpointwise``: fastconv.conv2d(algorithm="direct") on 1x1 layers that
   run the pointwise kernel;
 * ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers;
-* ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3, 5x5 and 2x2 layers;
+* ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3, 5x5 and 2x2 layers,
+  the 3x3 ones with each of F(2x2,3x3) and F(4x4,3x3);
 * ``sparse``: fastconv.conv2d(algorithm="sparse") on layers with random
   (unstructured) zero weights, densities 2-90%.
 
@@ -34,17 +35,19 @@ measured time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import platform
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from scipy.optimize import nnls
 
 import fastconv
-from fastconv import _cost, _sparse
+from fastconv import _cost, _sparse, _winograd
 from fastconv._schedule import channel_blocked, pointwise
 from fastconv import signal as fsignal
 
@@ -78,7 +81,7 @@ WINOGRAD_GRID = [  # N, C_in, C_out, H, k
     (1, 512, 512, 7, 3), (4, 64, 64, 56, 3), (2, 128, 128, 28, 3), (4, 256, 256, 14, 3),
     (1, 32, 64, 112, 3), (2, 8, 8, 128, 3), (2, 7, 7, 16, 3), (1, 4, 4, 12, 3),
     (3, 33, 5, 24, 3), (4, 118, 49, 17, 3), (2, 9, 6, 37, 3), (4, 2, 3, 51, 3),
-    (1, 3, 16, 96, 3), (2, 16, 4, 40, 3),
+    (1, 3, 16, 96, 3), (2, 16, 4, 40, 3), (8, 256, 256, 14, 3), (8, 512, 512, 7, 3),
     (1, 64, 64, 28, 5), (4, 64, 64, 28, 5), (1, 32, 32, 56, 5), (2, 16, 16, 32, 5),
     (1, 128, 128, 14, 5), (2, 9, 12, 24, 5),
     # 2x2: the sub-pixel form of k4/2 transposed convolutions, and others
@@ -138,8 +141,23 @@ def _layer_samples(rng, dt, grid, algorithm, features, others=None):
 
 def winograd_samples(rng, dt, others=None):
     """(features, seconds) of algorithm="winograd" on WINOGRAD_GRID (see
-    _layer_samples for `others`)."""
-    return _layer_samples(rng, dt, WINOGRAD_GRID, "winograd", _cost.winograd_features, others)
+    _layer_samples for `others`).  3x3 layers are timed with each variant,
+    F(2x2,3x3) and F(4x4,3x3), forced in turn: the model chooses between
+    them (fastconv._winograd.choose_variant), so it must know both."""
+    samples = []
+    for n, cin, cout, h, k in WINOGRAD_GRID:
+        x = rng.standard_normal((n, cin, h, h)).astype(dt)
+        w = rng.standard_normal((cout, cin, k, k)).astype(dt)
+        problem = _problem(x, w, k // 2)
+        for m in (_winograd.VARIANTS if k == 3 else (None,)):
+            forced = (mock.patch.object(_winograd, "choose_variant", lambda p, planned=False: m)
+                      if m is not None else contextlib.nullcontext())
+            with forced:
+                samples.append((_cost.winograd_features(problem, m), best_time(
+                    lambda: fastconv.conv2d(x, w, padding=k // 2, algorithm="winograd"))))
+        if others is not None:
+            others(problem, x, w, k // 2)
+    return samples
 
 
 def nnfft_samples(rng, dt):

@@ -318,8 +318,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     cache-sized tiles of the im2col matrix with BLAS GEMM (Chellapilla et
     al., 2006, "High Performance Convolutional Neural Networks for Document
     Processing"), never materialising the whole matrix.  Both accumulate in
-    the input dtype.  "winograd" computes 4x4 (or 2x2) output tiles with
-    Winograd's minimal filtering F(4x4,3x3) / F(2x2,3x3) (Lavin & Gray,
+    the input dtype.  "winograd" computes 4x4 or 2x2 output tiles (the
+    variant the cost model estimates faster; plans, which transform the
+    filters once, leave that cost out) with Winograd's minimal filtering
+    F(4x4,3x3) / F(2x2,3x3) (Lavin & Gray,
     2016, "Fast Algorithms for Convolutional Neural Networks"): 2.25 (or 4)
     multiplications per output instead of 9; for 5x5 kernels F(2x2,5x5), 9
     instead of 25; for 2x2 kernels F(3x3,2x2), 1.78 instead of 4; one BLAS

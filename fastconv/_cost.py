@@ -239,20 +239,21 @@ def nn_fft_features(problem) -> tuple:
 WINOGRAD_VECTOR_BYTES = 64
 
 
-def winograd_features(problem) -> tuple:
+def winograd_features(problem, m: int | None = None) -> tuple:
     """(GEMM multiply-adds, transformed tile points, filter-transform points,
-    transform calls, 1) of Winograd F(m x m, r x r) for `problem` (m as
-    fastconv._winograd picks).  A transform call handles one channel of one
-    row of tiles, or, where a row holds at most half a vector of tiles, of
-    up to ``_winograd.block_tiles`` tiles of several rows of one image; its tile
-    loops run to whole vectors, so the tile points count the padded tiles,
-    and layers with few channels pay the call's fixed cost per point.
-    F(2x2,5x5) and F(3x3,2x2) share these features (a = 6 and 4 points per
-    dimension)."""
+    transform calls, 1) of Winograd F(m x m, r x r) for `problem` (by
+    default m as fastconv._winograd picks for one call).  A transform call
+    handles one channel of one row of tiles, or, where a row holds at most
+    half a vector of tiles, of up to ``_winograd.block_tiles`` tiles of
+    several rows of one image; its tile loops run to whole vectors, so the
+    tile points count the padded tiles, and layers with few channels pay
+    the call's fixed cost per point.  F(2x2,5x5) and F(3x3,2x2) share
+    these features (a = 6 and 4 points per dimension)."""
     from ._kernels import _winograd
     from ._winograd import choose_variant, transform_size
 
-    m = choose_variant(problem)
+    if m is None:
+        m = choose_variant(problem)
     a2 = transform_size(problem, m) ** 2
     oh, ow = problem.out_size
     th, tw = -(-oh // m), -(-ow // m)
@@ -269,6 +270,15 @@ def winograd_features(problem) -> tuple:
     tiles = problem.batch * th * tw
     return (a2 * k * cin_g * tiles, a2 * channels * problem.batch * padded,
             a2 * k * cin_g, problem.batch * calls * channels, 1)
+
+
+def winograd_time(problem, m: int, filters: bool = True) -> float:
+    """Estimated seconds of Winograd F(m x m, r x r) on `problem`; without
+    `filters`, leaving out the filter transform (a plan's calls reuse it)."""
+    features = list(winograd_features(problem, m))
+    if not filters:
+        features[2] = 0
+    return _predict("winograd", _key(2, problem.dtype), features)
 
 
 def im2col_features(problem) -> tuple:

@@ -271,7 +271,7 @@ class CPUBackend:
         if p.in_channels_per_group == 0 or 0 in geo.out5:
             pass
         elif algorithm == "winograd":
-            m = _winograd.choose_variant(p)
+            m = _winograd.choose_variant(p, planned=not transient)
             r = p.kernel_size[0]
             buf = (workspace((m + r - 1) ** 2 * w5.size // r ** 2 * dt.itemsize, dt,
                              "winograd-filters")

@@ -81,7 +81,8 @@ SPLIT_FILTER_RATIO = 1
 #: input tiles, so the duplicated work grows with the threads (measured
 #: with two; more share each task as before).
 SPLIT_MAX_THREADS = 4
-#: Outputs (OH*OW) below which F(2x2,3x3) is used (see choose_variant).
+#: Outputs (OH*OW) below which the weight gradient uses F(3x3,2x2) (see
+#: choose_weight_grad_variant).
 SMALL_OUTPUT = 400
 
 
@@ -194,21 +195,27 @@ def transform_size(problem, m: int) -> int:
     return m + problem.kernel_size[0] - 1
 
 
-def choose_variant(problem) -> int:
-    """F(2x2,5x5) for 5x5 kernels, F(3x3,2x2) for 2x2 ones; for 3x3 ones
-    F(4x4,3x3) on large outputs and F(2x2,3x3) on small ones.
+@functools.lru_cache(maxsize=512)
+def choose_variant(problem, planned: bool = False) -> int:
+    """The variant m of F(m x m, r x r) for `problem`.
 
-    F(4,3) does 2.25 multiplications per output against F(2,3)'s 4, but its
-    filters take 36 values instead of 16 (transformed on every call without
-    a plan) and its 4x4 tiles waste more on ragged edges; on outputs of
-    fewer than SMALL_OUTPUT pixels F(2,3) measured faster here (3x3
-    256-channel layers at 14x14 and 512 channels at 7x7).
+    F(2x2,5x5) for 5x5 kernels and F(3x3,2x2) for 2x2 ones; for 3x3 ones
+    whichever of F(2x2,3x3) and F(4x4,3x3) the cost model (fastconv._cost,
+    ``winograd_time``) estimates faster.  F(4,3) does 2.25 multiplications
+    per output against F(2,3)'s 4, but its filters take 36 values instead
+    of 16 and its 4x4 tiles waste more on ragged edges: on one 512-channel
+    7x7 image F(2,3) wins by about 2x, at N=8 by about 10%, while 256
+    channels at 14x14 run about 20% faster with F(4,3) at N=1 and N=8
+    (this machine, float32, 2 threads).  A `planned` call (fastconv.plan)
+    transforms its filters once, so their cost does not count: plans take
+    F(4,3) on those layers too.
     """
     r = problem.kernel_size[0]
     if r != 3:
         return VARIANTS_BY_SIZE[r][0]
-    oh, ow = problem.out_size
-    return 2 if min(oh, ow) < 4 or oh * ow < SMALL_OUTPUT else 4
+    from ._cost import winograd_time
+
+    return min(VARIANTS, key=lambda m: winograd_time(problem, m, filters=not planned))
 
 
 def schedule(problem, m: int, nthreads: int):
@@ -433,6 +440,13 @@ def weight_grad_schedule(forward, m: int, nthreads: int):
 
 
 def choose_weight_grad_variant(forward) -> int:
-    """F(3x3, 4x4) for large outputs, F(3x3, 2x2) for small ones (see
-    choose_variant: the same tiles, ragged edges and transform costs)."""
-    return choose_variant(forward)
+    """F(3x3, 4x4) for large outputs, F(3x3, 2x2) for small ones: fewer than
+    SMALL_OUTPUT pixels, or a side under 4.
+
+    F(3x3, 4x4) needs 2.25x fewer multiplications per tile and output than
+    F(3x3, 2x2) but 36 accumulated transform points per filter instead of
+    16, and its 4x4 tiles waste more on ragged edges; on 256-channel 14x14
+    and 512-channel 7x7 layers F(3x3, 2x2) measured faster here.
+    """
+    oh, ow = forward.out_size
+    return 2 if min(oh, ow) < 4 or oh * ow < SMALL_OUTPUT else 4

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _cpu
+from fastconv import _cost, _cpu
 from fastconv import _winograd as W
 from fastconv._validation import plan_conv
 
@@ -88,7 +88,7 @@ def variant(request, monkeypatch):
         calls.append(kwargs.get("m"))
         return real_conv(*args, **kwargs)
 
-    monkeypatch.setattr(W, "choose_variant", lambda problem: m)
+    monkeypatch.setattr(W, "choose_variant", lambda problem, planned=False: m)
     monkeypatch.setattr(W, "conv", spy)
 
     class Variant:
@@ -216,12 +216,56 @@ def _problem(x, w, b=None, padding=0, groups=1, padding_mode="zeros"):
     ((7, 7), 2),
     ((14, 14), 2),
 ])
-def test_choose_variant(size, expected):
+def test_choose_weight_grad_variant(size, expected):
     x = np.zeros((1, 2, size[0] + 2, size[1] + 2))
     w = np.zeros((2, 2, 3, 3))
     p = _problem(x, w)
     assert p.out_size == size
-    assert W.choose_variant(p) == expected
+    assert W.choose_weight_grad_variant(p) == expected
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, c, size", [(1, 64, 56), (8, 64, 56), (1, 256, 14), (8, 256, 14),
+                                        (1, 512, 7), (8, 512, 7), (1, 5, 8), (2, 3, 100),
+                                        (1, 7, 3), (4, 33, 19)])
+def test_choose_variant_follows_the_cost_model(dtype, n, c, size):
+    """3x3: the variant with the smaller estimate, the filter transform
+    counted for a call and left out for a plan; a plan, paying no filter
+    transform, never takes F(2,3) where a call takes F(4,3)."""
+    x = np.zeros((n, c, size + 2, size + 2), dtype)
+    w = np.zeros((c, c, 3, 3), dtype)
+    p = _problem(x, w)
+    for planned in (False, True):
+        est = {m: _cost.winograd_time(p, m, filters=not planned) for m in W.VARIANTS}
+        assert W.choose_variant(p, planned) == min(est, key=est.get)
+    assert W.choose_variant(p, True) >= W.choose_variant(p, False)
+
+
+def test_choose_variant_filters_decide_small_maps():
+    """Transforming 512x512 filters to F(4,3)'s 36 points costs more than its
+    fewer multiplications save on one 7x7 image, but not once a plan holds
+    them; large maps take F(4,3) either way."""
+    x = np.zeros((1, 512, 9, 9), np.float32)
+    w = np.zeros((512, 512, 3, 3), np.float32)
+    p = _problem(x, w)
+    assert (W.choose_variant(p), W.choose_variant(p, True)) == (2, 4)
+    big = _problem(np.zeros((1, 64, 58, 58), np.float32), np.zeros((64, 64, 3, 3), np.float32))
+    assert (W.choose_variant(big), W.choose_variant(big, True)) == (4, 4)
+
+
+def test_plans_choose_the_planned_variant(rng, monkeypatch):
+    """fastconv.plan transforms the filters once (planned=True); a call
+    transforms them on every call (planned=False)."""
+    seen = []
+    real = W.choose_variant
+    monkeypatch.setattr(W, "choose_variant",
+                        lambda p, planned=False: seen.append(planned) or real(p, planned))
+    x, w, b = make_case(rng, np.float32, n=1, cin=4, cout=4, size=(12, 12))
+    pl = fastconv.plan(fastconv.conv2d, x, w, b, padding=1, algorithm="winograd")
+    assert seen == [True]
+    pl(x)
+    wino(x, w, b, padding=1)
+    assert seen == [True, False]
 
 
 @pytest.mark.parametrize("m", W.VARIANTS)
@@ -602,7 +646,8 @@ def test_module_conv_default_variant(ref, rng, monkeypatch):
     """m=None picks choose_variant's variant."""
     picked = []
     real = W.choose_variant
-    monkeypatch.setattr(W, "choose_variant", lambda p: picked.append(real(p)) or picked[-1])
+    monkeypatch.setattr(W, "choose_variant",
+                        lambda p, planned=False: picked.append(real(p, planned)) or picked[-1])
     x, w, b = make_case(rng, np.float64, n=1, cin=3, cout=3, size=(24, 24))
     p = _problem(x, w, b, 1)
     x5 = np.ascontiguousarray(x[:, :, None])
