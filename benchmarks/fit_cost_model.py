@@ -14,6 +14,8 @@ dimensionality and precision (fastconv/_cost.py defines the features):
 * ``nnfft``: fastconv.conv2d(algorithm="fft") on the same layers;
 * ``winograd``: fastconv.conv2d(algorithm="winograd") on 3x3, 5x5 and 2x2 layers,
   the 3x3 ones with each of F(2x2,3x3) and F(4x4,3x3);
+* ``winogradplan``: calls of a Winograd plan (filters transformed once) on
+  the 3x3 layers, each variant;
 * ``sparse``: fastconv.conv2d(algorithm="sparse") on layers with random
   (unstructured) zero weights, densities 2-90%.
 
@@ -23,6 +25,7 @@ Usage::
     python benchmarks/fit_cost_model.py --write    # also rewrite fastconv/_cost_model.json
     python benchmarks/fit_cost_model.py --only sparse --write   # refit one path, keep the rest
     python benchmarks/fit_cost_model.py --only winograd --write
+    python benchmarks/fit_cost_model.py --only winogradplan --write
     python benchmarks/fit_cost_model.py --only nndirect --write
     python benchmarks/fit_cost_model.py --only nnrows --write
     python benchmarks/fit_cost_model.py --only nnfft --write
@@ -160,6 +163,25 @@ def winograd_samples(rng, dt, others=None):
     return samples
 
 
+def winograd_plan_samples(rng, dt):
+    """(features, seconds) of calls of a Winograd plan (fastconv.plan) on
+    the 3x3 layers of WINOGRAD_GRID, each variant forced in turn: a plan
+    transforms its filters once, but its GEMMs still read them all, which
+    on narrow GEMMs (few tiles) is most of the call."""
+    samples = []
+    for n, cin, cout, h, k in WINOGRAD_GRID:
+        if k != 3:
+            continue
+        x = rng.standard_normal((n, cin, h, h)).astype(dt)
+        w = rng.standard_normal((cout, cin, k, k)).astype(dt)
+        problem = _problem(x, w, 1)
+        for m in _winograd.VARIANTS:
+            with mock.patch.object(_winograd, "choose_variant", lambda p, planned=False: m):
+                planned = fastconv.plan(fastconv.conv2d, x, w, padding=1, algorithm="winograd")
+            samples.append((_cost.winograd_features(problem, m), best_time(lambda: planned(x))))
+    return samples
+
+
 def nnfft_samples(rng, dt):
     """(features, seconds) of algorithm="fft" on the problems of CNN_GRID."""
     return _layer_samples(rng, dt, CNN_GRID, "fft", _cost.nn_fft_features)
@@ -250,13 +272,14 @@ def report(name, samples, coef):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite _cost_model.json")
-    parser.add_argument("--only", choices=("sparse", "winograd", "nndirect", "nnrows",
-                                           "nnfft", "nnpointwise"),
+    parser.add_argument("--only", choices=("sparse", "winograd", "winogradplan", "nndirect",
+                                           "nnrows", "nnfft", "nnpointwise"),
                         help="refit only this path; the others keep their coefficients")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if args.only is not None:
         sampler = {"sparse": sparse_samples, "winograd": winograd_samples,
+                   "winogradplan": winograd_plan_samples,
                    "nndirect": nndirect_samples, "nnrows": nnrows_samples,
                    "nnfft": nnfft_samples, "nnpointwise": nnpointwise_samples}[args.only]
         model = json.loads(MODEL_PATH.read_text())
@@ -274,7 +297,7 @@ def main(argv=None):
             print(f"wrote {MODEL_PATH}")
         return
     model = {"direct": {}, "fft": {}, "im2col": {}, "nndirect": {}, "nnrows": {}, "nnfft": {},
-             "nnpointwise": {}, "winograd": {}, "sparse": {}}
+             "nnpointwise": {}, "winograd": {}, "winogradplan": {}, "sparse": {}}
     for dt in (np.float32, np.float64):
         dtn = np.dtype(dt).name
         for nd, grid in SIGNAL_GRID.items():
@@ -323,6 +346,7 @@ def main(argv=None):
         key = f"2d-{dtn}"
         for path, samples in (("im2col", gemm), ("nndirect", nndirect), ("nnrows", nnrows),
                               ("nnfft", nnfft), ("winograd", wino),
+                              ("winogradplan", winograd_plan_samples(rng, dt)),
                               ("nnpointwise", nnpointwise_samples(rng, dt)),
                               ("sparse", sparse_samples(rng, dt))):
             model[path][key] = fit(samples)

@@ -24,7 +24,8 @@ Each path's time is estimated as a linear function of a few work counts,
   multiply-adds of the frequency-domain channel sum, 1;
 * ``winograd``: transform-domain GEMM multiply-adds, transformed tile
   points (input and output transforms), filter-transform points, transform
-  calls (one channel of one row of tiles each), 1;
+  calls (one channel of one row of tiles each), 1; ``winogradplan`` the
+  same features for a plan's calls (filters transformed once);
 * ``sparse`` (sparse weights): multiply-adds by the nonzero weights over
   the polyphase grid, grid positions, input elements laid out, weight taps
   packed, 1 (:func:`sparse_time`).
@@ -272,13 +273,14 @@ def winograd_features(problem, m: int | None = None) -> tuple:
             a2 * k * cin_g, problem.batch * calls * channels, 1)
 
 
-def winograd_time(problem, m: int, filters: bool = True) -> float:
-    """Estimated seconds of Winograd F(m x m, r x r) on `problem`; without
-    `filters`, leaving out the filter transform (a plan's calls reuse it)."""
-    features = list(winograd_features(problem, m))
-    if not filters:
-        features[2] = 0
-    return _predict("winograd", _key(2, problem.dtype), features)
+def winograd_time(problem, m: int, planned: bool = False) -> float:
+    """Estimated seconds of Winograd F(m x m, r x r) on `problem`: a call
+    (the ``winograd`` path), or with `planned` a call of a plan, which
+    reuses its transformed filters (``winogradplan``, fitted on plan calls
+    of 3x3 layers: its GEMMs still read all filters, so the
+    filter-transform points stay a feature)."""
+    return _predict("winogradplan" if planned else "winograd", _key(2, problem.dtype),
+                    winograd_features(problem, m))
 
 
 def im2col_features(problem) -> tuple:

@@ -232,8 +232,8 @@ def plan(conv, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     the banded im2col weights -- happen here once; each call of the plan
     then checks only the input's shape and dtype and runs the kernels.
     Since a plan's calls pay no filter transform, its Winograd variant is
-    chosen without that cost: F(4x4,3x3) on 512-channel 7x7 layers, where
-    a single call takes F(2x2,3x3).
+    chosen by a cost model fitted on plan calls: F(4x4,3x3) on 512-channel
+    7x7 layers at N=8, where a single call takes F(2x2,3x3).
 
     Parameters
     ----------

@@ -207,15 +207,16 @@ def choose_variant(problem, planned: bool = False) -> int:
     7x7 image F(2,3) wins by about 2x, at N=8 by about 10%, while 256
     channels at 14x14 run about 20% faster with F(4,3) at N=1 and N=8
     (this machine, float32, 2 threads).  A `planned` call (fastconv.plan)
-    transforms its filters once, so their cost does not count: plans take
-    F(4,3) on those layers too.
+    transforms its filters once and is estimated by the plan model, fitted
+    on plan calls: its GEMMs still read every transformed filter, which
+    on one 512-channel 7x7 image (4 tiles a GEMM) keeps F(2,3) ahead.
     """
     r = problem.kernel_size[0]
     if r != 3:
         return VARIANTS_BY_SIZE[r][0]
     from ._cost import winograd_time
 
-    return min(VARIANTS, key=lambda m: winograd_time(problem, m, filters=not planned))
+    return min(VARIANTS, key=lambda m: winograd_time(problem, m, planned))
 
 
 def schedule(problem, m: int, nthreads: int):
