@@ -276,8 +276,9 @@ class CPUBackend:
             buf = (workspace((m + r - 1) ** 2 * w5.size // r ** 2 * dt.itemsize, dt,
                              "winograd-filters")
                    if transient else None)
-            state = (m,) + _winograd.filter_transform(w5[:, :, 0], p.groups, m, dt, nthreads,
-                                                      buf, return_finite=True)
+            state = (m,) + _winograd.filter_transform(
+                w5[:, :, 0], p.groups, m, dt, nthreads, buf, return_finite=True,
+                stream=_winograd.stream_filters(p, m))
         elif algorithm == "fft":
             state = _fft.nn_filters(w5, geo.out5[2:], geo.stride, geo.dilation, nthreads)
         elif algorithm == "direct" and channel_blocked(p):  # packed weights

@@ -81,6 +81,11 @@ SPLIT_FILTER_RATIO = 1
 #: input tiles, so the duplicated work grows with the threads (measured
 #: with two; more share each task as before).
 SPLIT_MAX_THREADS = 4
+#: Transformed filters of more bytes than this, for problems of at least
+#: STREAM_MIN_TILES tiles, are written with non-temporal stores (see
+#: stream_filters).
+STREAM_FILTER_BYTES = 8 << 20
+STREAM_MIN_TILES = 64
 #: Outputs (OH*OW) below which the weight gradient uses F(3x3,2x2) (see
 #: choose_weight_grad_variant).
 SMALL_OUTPUT = 400
@@ -166,7 +171,7 @@ def supported(problem) -> str | None:
 
 
 def filter_transform(w4, groups: int, m: int, dtype, nthreads: int = 1,
-                     out=None, return_finite: bool = False):
+                     out=None, return_finite: bool = False, stream: bool = False):
     """U = G g G^T of every filter, laid out (a*a, groups, C_out/g, C_in/g).
 
     `w4` is (C_out, C_in/groups, r, r), r = 2, 3 or 5, and a = m + r - 1.
@@ -176,7 +181,8 @@ def filter_transform(w4, groups: int, m: int, dtype, nthreads: int = 1,
     a*a*C_out*C_in/g values) if given.  With `return_finite`, returns
     ``(U, finite)``, `finite` telling whether every weight (in `dtype`) is
     finite: the transform reads each once, so "auto" need not scan them
-    again.
+    again.  `stream` writes U with non-temporal stores (see
+    stream_filters).
     """
     r = w4.shape[-1]
     a = m + r - 1
@@ -184,9 +190,33 @@ def filter_transform(w4, groups: int, m: int, dtype, nthreads: int = 1,
     flat = np.ascontiguousarray(w4, dtype=dtype).reshape(cout * cin_g, r * r)
     size = a * a * cout * cin_g
     u = (np.empty(size, dtype=dtype) if out is None else out[:size]).reshape(a * a, -1)
-    finite = _winograd.filter_transform(flat, u, m, r, nthreads)
+    finite = _winograd.filter_transform(flat, u, m, r, nthreads, stream)
     u = u.reshape(a * a, groups, cout // groups, cin_g)
     return (u, finite) if return_finite else u
+
+
+def stream_filters(problem, m: int) -> bool:
+    """Whether the filter transform of `problem` (variant m) should write
+    its output with non-temporal stores.
+
+    Transformed filters beyond STREAM_FILTER_BYTES do not stay in the
+    caches until the GEMMs read them, and plain stores first read every
+    line they write: streaming them saves that read.  But the GEMMs then
+    read the filters from memory, which only wide GEMMs (at least
+    STREAM_MIN_TILES tiles) hide.  Measured here (float32, 2 threads,
+    alternating calls, plain -> streamed): 512 channels at 7x7 (16.8 MB of
+    F(2,3) filters) N=8 9.76 -> 9.03, 9.24 -> 8.92 and 8.64 -> 8.45 ms,
+    N=4 6.06 -> 5.85; 256 at 14x14 (9.4 MB, F(4,3)) N=4 5.00 -> 4.25 and N=8
+    6.19 -> 5.88; but 512 at 7x7 with N=1 (16 tiles) 2.49 -> 2.63 and
+    2.51 -> 2.67 ms, and 256 at 14x14 N=1 (4.2 MB, F(2,3), in the caches)
+    0.99 -> 1.21.
+    """
+    a2 = transform_size(problem, m) ** 2
+    oh, ow = problem.out_size
+    tiles = problem.batch * -(-oh // m) * -(-ow // m)
+    filter_bytes = a2 * problem.out_channels * problem.in_channels_per_group \
+        * problem.dtype.itemsize
+    return filter_bytes > STREAM_FILTER_BYTES and tiles >= STREAM_MIN_TILES
 
 
 def transform_size(problem, m: int) -> int:

@@ -198,6 +198,50 @@ def test_filter_transform_reports_nonfinite_taps(k, m, dtype, rng):
     assert W.filter_transform(big, 1, m, dtype, 1, return_finite=True)[1] is True
 
 
+@pytest.mark.parametrize("k, m", [(3, 2), (3, 4), (5, 2), (2, 3)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("n_filters", [1, 3, 130, 301])
+@pytest.mark.parametrize("offset", [0, 1, 2])
+def test_filter_transform_streamed(k, m, dtype, n_filters, offset, rng):
+    """Non-temporal stores write the same values as plain ones, into
+    aligned and unaligned rows (an odd filter count shifts each row; the
+    buffer offset the first), with ragged blocks, and touch nothing past
+    U; the finiteness flag is the same."""
+    _, g_mat, _ = W.transform_matrices(m, k)
+    a = m + k - 1
+    w4 = rng.standard_normal((n_filters, 1, k, k)).astype(dtype)
+    want = np.einsum("xi,ocij,nj->xnoc", g_mat, w4.astype(np.float64), g_mat)
+    size = a * a * n_filters
+    buf = np.full(size + offset + 7, np.nan, dtype=dtype)
+    u, finite = W.filter_transform(w4, 1, m, dtype, 2, out=buf[offset:], return_finite=True,
+                                   stream=True)
+    assert finite is True
+    assert np.shares_memory(u, buf)
+    plain = W.filter_transform(w4, 1, m, dtype, 2)
+    np.testing.assert_array_equal(u, plain)
+    tol = (1e-13 if dtype == np.float64 else 1e-5) * np.abs(want).max()
+    np.testing.assert_allclose(u, want.reshape(u.shape), rtol=0, atol=tol)
+    assert np.all(np.isnan(buf[:offset])) and np.all(np.isnan(buf[offset + size:]))
+    w4[n_filters // 2, 0, 0, k - 1] = np.inf
+    assert W.filter_transform(w4, 1, m, dtype, 1, return_finite=True, stream=True)[1] is False
+
+
+def test_stream_filters():
+    """Streamed: large transformed filters for wide GEMMs; plain: small
+    filters, or few tiles (the GEMMs would then wait on memory)."""
+    def problem(n, c, size, dtype=np.float32):
+        return _problem(np.zeros((n, c, size + 2, size + 2), dtype),
+                        np.zeros((c, c, 3, 3), dtype))
+
+    assert W.stream_filters(problem(8, 512, 7), 2)       # 16.8 MB, 128 tiles
+    assert W.stream_filters(problem(4, 256, 14), 4)      # 9.4 MB, 64 tiles
+    assert not W.stream_filters(problem(1, 512, 7), 2)   # 16 tiles
+    assert not W.stream_filters(problem(8, 256, 14), 2)  # 4.2 MB
+    assert not W.stream_filters(problem(8, 64, 56), 4)
+    assert not W.stream_filters(problem(8, 300, 14), 2)  # 5.8 MB in float32,
+    assert W.stream_filters(problem(8, 300, 14, np.float64), 2)  # 11.5 MB in float64
+
+
 def test_filter_transform_empty():
     u = W.filter_transform(np.empty((0, 4, 3, 3)), 1, 2, np.float64)
     assert u.shape == (16, 1, 0, 4)

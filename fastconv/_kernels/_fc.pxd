@@ -98,10 +98,10 @@ cdef extern from "fc_kernels.h" nogil:
     void fc_wino_input_f64_m4(const double *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t y0,
                               Py_ssize_t x0, Py_ssize_t tW, Py_ssize_t nty, double *V,
                               Py_ssize_t plane, double *scratch)
-    int fc_wino_filter_f32_m2(const float *g, Py_ssize_t n, float *U, int nthreads)
-    int fc_wino_filter_f64_m2(const double *g, Py_ssize_t n, double *U, int nthreads)
-    int fc_wino_filter_f32_m4(const float *g, Py_ssize_t n, float *U, int nthreads)
-    int fc_wino_filter_f64_m4(const double *g, Py_ssize_t n, double *U, int nthreads)
+    int fc_wino_filter_f32_m2(const float *g, Py_ssize_t n, float *U, int nthreads, int stream)
+    int fc_wino_filter_f64_m2(const double *g, Py_ssize_t n, double *U, int nthreads, int stream)
+    int fc_wino_filter_f32_m4(const float *g, Py_ssize_t n, float *U, int nthreads, int stream)
+    int fc_wino_filter_f64_m4(const double *g, Py_ssize_t n, double *U, int nthreads, int stream)
     void fc_wino_output_f32_m2(const float *Mt, Py_ssize_t plane, Py_ssize_t tW,
                                Py_ssize_t nty, float *y, Py_ssize_t ldy, Py_ssize_t rows,
                                Py_ssize_t cols, float bias, float *scratch)
@@ -117,28 +117,28 @@ cdef extern from "fc_kernels.h" nogil:
     void fc_wino_input_f32_m2r5(const float *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t y0,
                                 Py_ssize_t x0, Py_ssize_t tW, Py_ssize_t nty, float *V,
                                 Py_ssize_t plane, float *scratch)
-    int fc_wino_filter_f32_m2r5(const float *g, Py_ssize_t n, float *U, int nthreads)
+    int fc_wino_filter_f32_m2r5(const float *g, Py_ssize_t n, float *U, int nthreads, int stream)
     void fc_wino_output_f32_m2r5(const float *Mt, Py_ssize_t plane, Py_ssize_t tW,
                                  Py_ssize_t nty, float *y, Py_ssize_t ldy, Py_ssize_t rows,
                                  Py_ssize_t cols, float bias, float *scratch)
     void fc_wino_input_f64_m2r5(const double *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t y0,
                                 Py_ssize_t x0, Py_ssize_t tW, Py_ssize_t nty, double *V,
                                 Py_ssize_t plane, double *scratch)
-    int fc_wino_filter_f64_m2r5(const double *g, Py_ssize_t n, double *U, int nthreads)
+    int fc_wino_filter_f64_m2r5(const double *g, Py_ssize_t n, double *U, int nthreads, int stream)
     void fc_wino_output_f64_m2r5(const double *Mt, Py_ssize_t plane, Py_ssize_t tW,
                                  Py_ssize_t nty, double *y, Py_ssize_t ldy, Py_ssize_t rows,
                                  Py_ssize_t cols, double bias, double *scratch)
     void fc_wino_input_f32_m3r2(const float *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t y0,
                                 Py_ssize_t x0, Py_ssize_t tW, Py_ssize_t nty, float *V,
                                 Py_ssize_t plane, float *scratch)
-    int fc_wino_filter_f32_m3r2(const float *g, Py_ssize_t n, float *U, int nthreads)
+    int fc_wino_filter_f32_m3r2(const float *g, Py_ssize_t n, float *U, int nthreads, int stream)
     void fc_wino_output_f32_m3r2(const float *Mt, Py_ssize_t plane, Py_ssize_t tW,
                                  Py_ssize_t nty, float *y, Py_ssize_t ldy, Py_ssize_t rows,
                                  Py_ssize_t cols, float bias, float *scratch)
     void fc_wino_input_f64_m3r2(const double *x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t y0,
                                 Py_ssize_t x0, Py_ssize_t tW, Py_ssize_t nty, double *V,
                                 Py_ssize_t plane, double *scratch)
-    int fc_wino_filter_f64_m3r2(const double *g, Py_ssize_t n, double *U, int nthreads)
+    int fc_wino_filter_f64_m3r2(const double *g, Py_ssize_t n, double *U, int nthreads, int stream)
     void fc_wino_output_f64_m3r2(const double *Mt, Py_ssize_t plane, Py_ssize_t tW,
                                  Py_ssize_t nty, double *y, Py_ssize_t ldy, Py_ssize_t rows,
                                  Py_ssize_t cols, double bias, double *scratch)

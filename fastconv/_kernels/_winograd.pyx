@@ -229,10 +229,11 @@ cdef inline Py_ssize_t _output_scratch(Py_ssize_t m, Py_ssize_t r, Py_ssize_t tW
 
 
 def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, Py_ssize_t r,
-                     int nthreads):
+                     int nthreads, bint stream=False):
     """U[xi*a + nu, f] = (G g_f G^T)[xi, nu] for the (n, r*r) filters g of
-    F(m x m, r x r), on `nthreads` OpenMP threads; U is (a*a, n).  Returns
-    whether every tap of g is finite."""
+    F(m x m, r x r), on `nthreads` OpenMP threads; U is (a*a, n).  With
+    `stream`, U is written with non-temporal stores (past the caches).
+    Returns whether every tap of g is finite."""
     cdef Py_ssize_t n = g.shape[0]
     cdef int finite = 1
     if n == 0:
@@ -240,22 +241,22 @@ def filter_transform(const real[:, ::1] g, real[:, ::1] U, Py_ssize_t m, Py_ssiz
     with nogil:
         if real is float:
             if r == 5:
-                finite = fc_wino_filter_f32_m2r5(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f32_m2r5(&g[0, 0], n, &U[0, 0], nthreads, stream)
             elif r == 2:
-                finite = fc_wino_filter_f32_m3r2(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f32_m3r2(&g[0, 0], n, &U[0, 0], nthreads, stream)
             elif m == 2:
-                finite = fc_wino_filter_f32_m2(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f32_m2(&g[0, 0], n, &U[0, 0], nthreads, stream)
             else:
-                finite = fc_wino_filter_f32_m4(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f32_m4(&g[0, 0], n, &U[0, 0], nthreads, stream)
         else:
             if r == 5:
-                finite = fc_wino_filter_f64_m2r5(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f64_m2r5(&g[0, 0], n, &U[0, 0], nthreads, stream)
             elif r == 2:
-                finite = fc_wino_filter_f64_m3r2(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f64_m3r2(&g[0, 0], n, &U[0, 0], nthreads, stream)
             elif m == 2:
-                finite = fc_wino_filter_f64_m2(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f64_m2(&g[0, 0], n, &U[0, 0], nthreads, stream)
             else:
-                finite = fc_wino_filter_f64_m4(&g[0, 0], n, &U[0, 0], nthreads)
+                finite = fc_wino_filter_f64_m4(&g[0, 0], n, &U[0, 0], nthreads, stream)
     return finite != 0
 
 

@@ -15,6 +15,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define FC_CAT2(a, b) a##_##b
 #define FC_CAT(a, b) FC_CAT2(a, b)
@@ -280,6 +283,42 @@ static const double fc_g2r5[6][5] = {
     {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
     {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
     {0, 0, 0, 0, 1}};
+
+/* Copy n values from src to dst with non-temporal (streaming) stores where
+ * the CPU has them (SSE2: every x86-64) and dst is 16-byte aligned, the
+ * stores bypassing the caches; plain stores otherwise.  The filter
+ * transform writes large transformed filters this way (see
+ * fastconv._winograd.STREAM_FILTER_BYTES).  The caller fences. */
+static inline void fc_stream_f32(float *restrict dst, const float *restrict src, ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+#if defined(__SSE2__)
+    if (((uintptr_t)dst & 15) == 0)
+        for (; i + 4 <= n; i += 4)
+            _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+#endif
+    for (; i < n; ++i)
+        dst[i] = src[i];
+}
+
+static inline void fc_stream_f64(double *restrict dst, const double *restrict src, ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+#if defined(__SSE2__)
+    if (((uintptr_t)dst & 15) == 0)
+        for (; i + 2 <= n; i += 2)
+            _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
+#endif
+    for (; i < n; ++i)
+        dst[i] = src[i];
+}
+
+static inline void fc_stream_fence(void)
+{
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
+}
 
 #define FC_M 2
 #define FC_R 3

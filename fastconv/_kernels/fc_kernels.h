@@ -194,7 +194,8 @@ void fc_unsplit_rows_f64(double *out, const double *xs, ptrdiff_t rows, const fc
  *
  * fc_wino_filter: U[(xi*a + nu)*n + f] = (G g_f G^T)[xi][nu] for the n r x r
  * filters g_f stored one after another (r*r values each), on nthreads
- * threads; returns 1 if every tap is finite, else 0.
+ * threads, with non-temporal stores if `stream`; returns 1 if every tap is
+ * finite, else 0.
  *
  * fc_wino_grad_output (weight gradient, F(3 x 3, m x m), m2 and m4 only):
  * the m x m blocks of rows y0 .. y0+m-1 (y0 >= 0) and columns
@@ -212,7 +213,7 @@ void fc_unsplit_rows_f64(double *out, const double *xs, ptrdiff_t rows, const fc
     void fc_wino_output_##SFX(const T *Mt, ptrdiff_t plane, ptrdiff_t tW,       \
                               ptrdiff_t nty, T *y, ptrdiff_t ldy, ptrdiff_t rows, \
                               ptrdiff_t cols, T bias, T *scratch);              \
-    int fc_wino_filter_##SFX(const T *g, ptrdiff_t n, T *U, int nthreads);
+    int fc_wino_filter_##SFX(const T *g, ptrdiff_t n, T *U, int nthreads, int stream);
 #define FC_WINO_DECL(T, SFX)                                                    \
     FC_WINO_FWD_DECL(T, SFX)                                                    \
     void fc_wino_grad_output_##SFX(const T *gy, ptrdiff_t OH, ptrdiff_t OW,     \

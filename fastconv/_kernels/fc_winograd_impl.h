@@ -2,7 +2,8 @@
  * fc_winograd_impl.h -- Winograd F(m x m, r x r) input and output tile
  * transforms, one instantiation per (dtype, m, r): F(2x2,3x3), F(4x4,3x3),
  * F(2x2,5x5) and F(3x3,2x2).  Included by fc_kernels.c with FC_T (the C type), FC_SFX
- * (name suffix, e.g. f32_m4), FC_M (output tile size), FC_R (filter size)
+ * (name suffix, e.g. f32_m4), FC_STREAM (fc_stream_f32 or _f64: the
+ * non-temporal copy), FC_M (output tile size), FC_R (filter size)
  * and FC_BT, FC_AT, FC_G (the transform matrices, FC_A = FC_M + FC_R - 1
  * points) defined.  Do not include it anywhere else.
  *
@@ -473,9 +474,11 @@ FC_MULTIVERSION void FC_WFN(fc_wino_grad_filter)(const FC_T *M, ptrdiff_t n, ptr
  * FC_WF_BLOCK, gathered so that every step is a unit-stride loop over the
  * block, and blocks are spread over `nthreads` OpenMP threads.  Returns
  * whether every tap is finite (v - v == 0 fails for NaN and Inf only),
- * so "auto" need not scan the weights for the transform's sake. */
+ * so "auto" need not scan the weights for the transform's sake.  With
+ * `stream` the rows of U go out with non-temporal stores (fc_stream_*). */
 #define FC_WF_BLOCK 128
-FC_MULTIVERSION int FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, int nthreads)
+FC_MULTIVERSION int FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, int nthreads,
+                                           int stream)
 {
     const ptrdiff_t nblocks = (n + FC_WF_BLOCK - 1) / FC_WF_BLOCK;
     int bad = 0;
@@ -534,12 +537,21 @@ FC_MULTIVERSION int FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, 
             for (int nu = 0; nu < FC_A; ++nu) {
                 FC_T *restrict u = U + (xi * FC_A + nu) * n + f0;
 #define FC_X(j) t[xi][j][q]
-                for (ptrdiff_t q = 0; q < nb; ++q)
-                    u[q] = FC_GSUM(nu, FC_X);
+                if (stream) {
+                    FC_T ub[FC_WF_BLOCK];
+                    for (ptrdiff_t q = 0; q < nb; ++q)
+                        ub[q] = FC_GSUM(nu, FC_X);
+                    FC_STREAM(u, ub, nb);
+                } else {
+                    for (ptrdiff_t q = 0; q < nb; ++q)
+                        u[q] = FC_GSUM(nu, FC_X);
+                }
 #undef FC_X
             }
 #undef FC_GSUM
     }
+    if (stream)
+        fc_stream_fence();
     return !bad;
 }
 #undef FC_WF_BLOCK
