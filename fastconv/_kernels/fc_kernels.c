@@ -284,33 +284,26 @@ static const double fc_g2r5[6][5] = {
     {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
     {0, 0, 0, 0, 1}};
 
-/* Copy n values from src to dst with non-temporal (streaming) stores where
- * the CPU has them (SSE2: every x86-64) and dst is 16-byte aligned, the
- * stores bypassing the caches; plain stores otherwise.  The filter
- * transform writes large transformed filters this way (see
- * fastconv._winograd.STREAM_FILTER_BYTES).  The caller fences. */
-static inline void fc_stream_f32(float *restrict dst, const float *restrict src, ptrdiff_t n)
+/* Copy n bytes from src to dst with non-temporal (streaming) stores where
+ * the CPU has them (SSE2: every x86-64), the stores bypassing the caches:
+ * 16-byte stores from the first 16-byte boundary of dst on, plain copies
+ * around them.  The filter transform writes large transformed filters this
+ * way (see fastconv._winograd.stream_filters).  The caller fences. */
+static inline void fc_stream_copy(void *restrict dst, const void *restrict src, size_t n)
 {
-    ptrdiff_t i = 0;
+    unsigned char *d = (unsigned char *)dst;
+    const unsigned char *s = (const unsigned char *)src;
 #if defined(__SSE2__)
-    if (((uintptr_t)dst & 15) == 0)
-        for (; i + 4 <= n; i += 4)
-            _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+    size_t head = (size_t)(-(uintptr_t)d & 15);
+    if (head < n) {
+        memcpy(d, s, head);
+        d += head, s += head, n -= head;
+        for (; n >= 16; d += 16, s += 16, n -= 16)
+            _mm_stream_si128((__m128i *)(void *)d,
+                             _mm_loadu_si128((const __m128i *)(const void *)s));
+    }
 #endif
-    for (; i < n; ++i)
-        dst[i] = src[i];
-}
-
-static inline void fc_stream_f64(double *restrict dst, const double *restrict src, ptrdiff_t n)
-{
-    ptrdiff_t i = 0;
-#if defined(__SSE2__)
-    if (((uintptr_t)dst & 15) == 0)
-        for (; i + 2 <= n; i += 2)
-            _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
-#endif
-    for (; i < n; ++i)
-        dst[i] = src[i];
+    memcpy(d, s, n);
 }
 
 static inline void fc_stream_fence(void)

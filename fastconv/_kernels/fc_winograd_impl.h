@@ -2,8 +2,7 @@
  * fc_winograd_impl.h -- Winograd F(m x m, r x r) input and output tile
  * transforms, one instantiation per (dtype, m, r): F(2x2,3x3), F(4x4,3x3),
  * F(2x2,5x5) and F(3x3,2x2).  Included by fc_kernels.c with FC_T (the C type), FC_SFX
- * (name suffix, e.g. f32_m4), FC_STREAM (fc_stream_f32 or _f64: the
- * non-temporal copy), FC_M (output tile size), FC_R (filter size)
+ * (name suffix, e.g. f32_m4), FC_M (output tile size), FC_R (filter size)
  * and FC_BT, FC_AT, FC_G (the transform matrices, FC_A = FC_M + FC_R - 1
  * points) defined.  Do not include it anywhere else.
  *
@@ -475,7 +474,7 @@ FC_MULTIVERSION void FC_WFN(fc_wino_grad_filter)(const FC_T *M, ptrdiff_t n, ptr
  * block, and blocks are spread over `nthreads` OpenMP threads.  Returns
  * whether every tap is finite (v - v == 0 fails for NaN and Inf only),
  * so "auto" need not scan the weights for the transform's sake.  With
- * `stream` the rows of U go out with non-temporal stores (fc_stream_*). */
+ * `stream` the rows of U go out with non-temporal stores (fc_stream_copy). */
 #define FC_WF_BLOCK 128
 FC_MULTIVERSION int FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, int nthreads,
                                            int stream)
@@ -541,7 +540,7 @@ FC_MULTIVERSION int FC_WFN(fc_wino_filter)(const FC_T *g, ptrdiff_t n, FC_T *U, 
                     FC_T ub[FC_WF_BLOCK];
                     for (ptrdiff_t q = 0; q < nb; ++q)
                         ub[q] = FC_GSUM(nu, FC_X);
-                    FC_STREAM(u, ub, nb);
+                    fc_stream_copy(u, ub, (size_t)nb * sizeof(FC_T));
                 } else {
                     for (ptrdiff_t q = 0; q < nb; ++q)
                         u[q] = FC_GSUM(nu, FC_X);

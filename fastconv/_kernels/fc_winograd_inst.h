@@ -7,17 +7,13 @@
  */
 #define FC_T float
 #define FC_SFX FC_CAT(f32, FC_MNAME)
-#define FC_STREAM fc_stream_f32
 #include "fc_winograd_impl.h"
-#undef FC_STREAM
 #undef FC_SFX
 #undef FC_T
 
 #define FC_T double
 #define FC_SFX FC_CAT(f64, FC_MNAME)
-#define FC_STREAM fc_stream_f64
 #include "fc_winograd_impl.h"
-#undef FC_STREAM
 #undef FC_SFX
 #undef FC_T
 
