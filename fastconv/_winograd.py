@@ -214,8 +214,8 @@ def stream_filters(problem, m: int) -> bool:
     a2 = transform_size(problem, m) ** 2
     oh, ow = problem.out_size
     tiles = problem.batch * -(-oh // m) * -(-ow // m)
-    filter_bytes = a2 * problem.out_channels * problem.in_channels_per_group \
-        * problem.dtype.itemsize
+    filter_bytes = (a2 * problem.out_channels * problem.in_channels_per_group
+                    * problem.dtype.itemsize)
     return filter_bytes > STREAM_FILTER_BYTES and tiles >= STREAM_MIN_TILES
 
 
@@ -234,9 +234,10 @@ def choose_variant(problem, planned: bool = False) -> int:
     ``winograd_time``) estimates faster.  F(4,3) does 2.25 multiplications
     per output against F(2,3)'s 4, but its filters take 36 values instead
     of 16 and its 4x4 tiles waste more on ragged edges: on one 512-channel
-    7x7 image F(2,3) wins by about 2x, at N=8 by about 10%, while 256
-    channels at 14x14 run about 20% faster with F(4,3) at N=1 and N=8
-    (this machine, float32, 2 threads).  A `planned` call (fastconv.plan)
+    7x7 image F(2,3) took 3.9 ms against 6.9, at N=8 9.6 against 10.7,
+    while 256 channels at 14x14, N=8, took 5.8 ms with F(4,3) against 6.7
+    (this machine, float32, 2 threads, alternating calls; at N=1 the two
+    are within the machine's noise there).  A `planned` call (fastconv.plan)
     transforms its filters once and is estimated by the plan model, fitted
     on plan calls: its GEMMs still read every transformed filter, which
     on one 512-channel 7x7 image (4 tiles a GEMM) keeps F(2,3) ahead.
