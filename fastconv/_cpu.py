@@ -281,8 +281,11 @@ class CPUBackend:
                 stream=_winograd.stream_filters(p, m))
         elif algorithm == "fft":
             state = _fft.nn_filters(w5, geo.out5[2:], geo.stride, geo.dilation, nthreads)
-        elif algorithm == "direct" and channel_blocked(p):  # packed weights
-            state = _pack_blocked(w5, b, p, nthreads, transient)
+        elif algorithm == "direct" and channel_blocked(p):
+            # Packed weights; one call's (not the pointwise kernel's) are
+            # packed by the kernel's tasks instead (see execute).
+            state = _pack_blocked(w5, b, p, nthreads, transient,
+                                  weights=not transient or pointwise(p))
         elif algorithm == "im2col" and banded_im2col(p):
             state = band_matrix(w5, p)
         elif algorithm == "sparse":
@@ -382,11 +385,21 @@ class CPUBackend:
             elif algorithm == "direct" and state is not None:
                 wp, bp = state
                 n, c, _, h, w = x5.shape
-                xp, hp, wpad, by_image = _blocked_buffers(x5, geo, wp, nthreads)
+                packed_bytes = bp.size * w5[0].size * w5.itemsize  # wp's size, packed
+                xp, hp, wpad, by_image = _blocked_buffers(x5, geo, packed_bytes, nthreads)
+                raw = None
+                if wp is None and by_image:  # threads run whole images: pack once
+                    wp = _pack_blocked(w5, b, p, nthreads, True)[0]
+                elif wp is None:  # each thread packs its blocks as its tasks reach them
+                    raw = w5.reshape(w5.shape[0], -1)
+                    shape = (nthreads, 1, w5.shape[1], w5.shape[3], w5.shape[4], bp.shape[-1])
+                    size = math.prod(shape)
+                    wp = workspace(size * p.dtype.itemsize, p.dtype,
+                                   "blocked-weights")[:size].reshape(shape)
                 _direct.conv_blocked(x5.reshape(n * c, h, w), xp, hp, wpad, geo.pad_before[1],
                                      geo.pad_before[2], wp, bp, target[:, :, 0], geo.stride[1],
                                      geo.stride[2], geo.dilation[1], geo.dilation[2], p.groups,
-                                     nthreads, by_image)
+                                     nthreads, by_image, raw)
             elif algorithm == "direct":
                 plane = p.in_channels_per_group == 1
                 scratch = workspace(nthreads * PLANE_SCRATCH_BYTES if plane else 0, p.dtype)
@@ -423,14 +436,22 @@ class CPUBackend:
         return deliver(target, p.user_out_shape, out, np)
 
 
-def _pack_blocked(w5, b, problem, nthreads=1, transient=False):
+def _pack_blocked(w5, b, problem, nthreads=1, transient=False, weights=True):
     """Weights (groups, blocks, C_in/g, KH, KW, lanes) and bias (groups,
     blocks, lanes) of the channel-blocked kernel, zero past C_out/g; a
-    `transient` packing (one call's) lives in reused scratch memory."""
+    `transient` packing (one call's) lives in reused scratch memory.
+    Without `weights`, the weights are None (the kernel's tasks pack them:
+    see _direct.conv_blocked)."""
     lanes = _direct.blocked_lanes(problem.dtype.itemsize)
     groups, cout_g = problem.groups, problem.out_channels_per_group
     nb = -(-cout_g // lanes)
     cin_g, kh, kw = w5.shape[1], w5.shape[3], w5.shape[4]
+    bp = np.zeros((groups, nb * lanes), dtype=w5.dtype)
+    if b.size:
+        bp[:, :cout_g] = b.reshape(groups, cout_g)
+    bp = bp.reshape(groups, nb, lanes)
+    if not weights:
+        return None, bp
     shape = (groups, nb, cin_g * kh * kw, lanes)
     if transient:
         size = math.prod(shape)
@@ -439,10 +460,7 @@ def _pack_blocked(w5, b, problem, nthreads=1, transient=False):
     else:
         wp = np.empty(shape, dtype=w5.dtype)
     _direct.pack_blocked(w5.reshape(w5.shape[0], -1), wp, cout_g, nthreads)
-    bp = np.zeros((groups, nb * lanes), dtype=w5.dtype)
-    if b.size:
-        bp[:, :cout_g] = b.reshape(groups, cout_g)
-    return wp.reshape(groups, nb, cin_g, kh, kw, lanes), bp.reshape(groups, nb, lanes)
+    return wp.reshape(groups, nb, cin_g, kh, kw, lanes), bp
 
 
 #: Elements after the padded input that the channel-blocked kernel may read
@@ -477,7 +495,7 @@ def _padded_extent(geo):
                  for o, s, k, d in zip(geo.out5[2:], geo.stride, geo.w5[2:], geo.dilation))
 
 
-def _blocked_buffers(x5, geo, wp, nthreads):
+def _blocked_buffers(x5, geo, weight_bytes, nthreads):
     """The channel-blocked kernel's padded-input buffers: ``(buffers, Hp, Wp,
     by_image)``, buffers (copies, length) in reused scratch, each row
     holding the (N, C, Hp, Wp) padded input with zeroed slack after it
@@ -487,7 +505,7 @@ def _blocked_buffers(x5, geo, wp, nthreads):
     size = n * c * hp * wpad
     length = size + _BLOCKED_SLACK * geo.stride[2] + _BLOCKED_SLACK
     item = x5.dtype.itemsize
-    copies, by_image = _blocked_split(n, length * item, wp.nbytes, nthreads)
+    copies, by_image = _blocked_split(n, length * item, weight_bytes, nthreads)
     buf = workspace(copies * length * item, x5.dtype, "blocked-input")[:copies * length]
     bufs = buf.reshape(copies, length)
     bufs[:, size:] = 0

@@ -405,6 +405,7 @@ def test_blas_thread_setting_restored_after_concurrent_calls(tmp_path):
 # the channel-blocked kernel's splits: by image, or by channel block with a
 # padded input per thread or one shared
 # ---------------------------------------------------------------------------
+@pytest.mark.parametrize("planned", [False, True], ids=["call", "plan"])
 @pytest.mark.parametrize("split", [(0, True), (0, False), (1, False)],
                          ids=["by-image", "per-thread", "shared"])
 @pytest.mark.parametrize("workers", [1, 2, 3])
@@ -415,12 +416,15 @@ def test_blas_thread_setting_restored_after_concurrent_calls(tmp_path):
     (1, 12, 24, (17, 23), 3, 2, 0, 1),      # strided: the last row and column unread
     (5, 3, 33, (21, 20), 7, 2, 3, 1),       # 7x7/2 with padding on every side
 ])
-def test_blocked_kernel_splits(monkeypatch, ref, split, workers, dtype, n, cin, cout, size, k,
-                               stride, padding, groups):
+def test_blocked_kernel_splits(monkeypatch, ref, planned, split, workers, dtype, n, cin, cout,
+                               size, k, stride, padding, groups):
     """Every way the channel-blocked kernel's threads split a call (by image;
     by channel block, each thread padding its own copy of the input or
     all sharing one) gives the oracle's result for any thread count and
-    leaves the input alone (fastconv._cpu._blocked_split decides)."""
+    leaves the input alone (fastconv._cpu._blocked_split decides).  A call
+    split by channel block packs the weights in its tasks, block by block
+    into each thread's buffer; a plan (and a call by image) packs them all
+    first: both give the same bits."""
     from fastconv import _cpu
 
     shared, by_image = split
@@ -432,12 +436,36 @@ def test_blocked_kernel_splits(monkeypatch, ref, split, workers, dtype, n, cin, 
     w = rng.standard_normal((cout, cin // groups, k, k)).astype(dtype)
     b = rng.standard_normal(cout).astype(dtype)
     x_before = x.copy()
-    y = fastconv.conv2d(x, w, b, stride=stride, padding=padding, groups=groups,
-                        algorithm="direct", workers=workers)
+    kw = dict(stride=stride, padding=padding, groups=groups, algorithm="direct", workers=workers)
+    if planned:
+        y = fastconv.plan(fastconv.conv2d, x, w, b, **kw)(x)
+    else:
+        y = fastconv.conv2d(x, w, b, **kw)
     want = ref.conv(x, w, b, stride=stride, padding=padding, groups=groups, nd=2)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, want, rtol=tol, atol=tol * np.abs(want).max())
     np.testing.assert_array_equal(x, x_before)
+    other = (fastconv.conv2d(x, w, b, **kw) if planned
+             else fastconv.plan(fastconv.conv2d, x, w, b, **kw)(x))
+    np.testing.assert_array_equal(y, other)
+
+
+def test_blocked_kernel_fused_packing_needs_blocks_by_channel():
+    """The tasks pack the weights only when each thread runs a run of
+    channel blocks, into a buffer of its own: conv_blocked refuses others."""
+    from fastconv._kernels import _direct
+
+    x = np.zeros((2 * 4, 6, 6), np.float32)
+    xp = np.zeros((1, 2 * 4 * 36 + 64), np.float32)
+    w = np.zeros((16, 4 * 9), np.float32)
+    out = np.zeros((2, 16, 4, 4), np.float32)
+    bias = np.zeros((1, 1, 16), np.float32)
+    buffers = np.zeros((2, 1, 4, 3, 3, 16), np.float32)
+    with pytest.raises(ValueError, match="fused packing"):
+        _direct.conv_blocked(x, xp, 6, 6, 0, 0, buffers, bias, out, 1, 1, 1, 1, 1, 2, True, w)
+    with pytest.raises(ValueError, match="fused packing"):
+        _direct.conv_blocked(x, xp, 6, 6, 0, 0, buffers[:1], bias, out, 1, 1, 1, 1, 1, 2,
+                             False, w)
 
 
 @pytest.mark.parametrize("images, input_bytes, weight_bytes, nthreads, expect", [
