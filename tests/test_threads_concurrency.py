@@ -466,6 +466,9 @@ def test_blocked_kernel_fused_packing_needs_blocks_by_channel():
     with pytest.raises(ValueError, match="fused packing"):
         _direct.conv_blocked(x, xp, 6, 6, 0, 0, buffers[:1], bias, out, 1, 1, 1, 1, 1, 2,
                              False, w)
+    with pytest.raises(ValueError, match="fused packing"):
+        _direct.conv_blocked(x, xp, 6, 6, 0, 0, buffers, bias, out, 1, 1, 1, 1, 1, 2,
+                             False, w[:, :-1].copy())
 
 
 @pytest.mark.parametrize("images, input_bytes, weight_bytes, nthreads, expect", [

@@ -274,9 +274,10 @@ def conv_blocked(const real[:, :, ::1] x, real[:, ::1] xp, Py_ssize_t Hp, Py_ssi
     if total == 0 or OW == 0:
         return
     if fused:
-        if by_image or wp.shape[0] < nthreads or w.shape[0] != Cout:
+        if (by_image or wp.shape[0] < nthreads or w.shape[0] != Cout
+                or w.shape[1] != cin_g * KH * KW):
             raise ValueError("conv_blocked: fused packing needs one buffer per thread, "
-                             "tasks by channel block and C_out weight rows")
+                             "tasks by channel block and (C_out, C_in/groups*KH*KW) weights")
         packed = <Py_ssize_t *> malloc(nthreads * sizeof(Py_ssize_t))
         if packed == NULL:
             raise MemoryError()
